@@ -1,0 +1,176 @@
+"""An emulated low-precision attention implementation, used to size the tolerances.
+
+It mimics what a real kernel does rather than what the reference does: float32 arithmetic
+throughout, a fixed 1/l normalisation after the P.V product, and, for f16/bf16 inputs, the
+probabilities P and the score gradients dS rounded to the input dtype before their matrix
+products (as tensor-core GPU kernels do); outputs are rounded to their dtype. The backward
+reads the *rounded* forward output, like a real forward/backward pair.
+
+selfcheck.py runs it over every manifest case and requires its error to stay well inside the
+manifest tolerances, so a correct implementation has headroom and a wrong one does not pass.
+Also serves as an example manifest reader (load_tensor).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+import reference as ref
+
+
+def load_tensor(root: str, spec: dict, expected: bool = False) -> np.ndarray:
+    """Loads a manifest tensor into its *logical* shape (float64, bool or int64)."""
+    arr = np.load(os.path.join(root, spec["file"]))
+    file_dtype = "f32" if expected else spec["dtype"]
+    if file_dtype == "bf16":
+        arr = ref.bf16_to_f64(arr)
+    elif file_dtype == "bool":
+        arr = arr != 0
+    elif file_dtype == "i32":
+        arr = arr.astype(np.int64)
+    else:
+        arr = arr.astype(np.float64)
+    perm = spec["storage_order"]
+    inv = np.argsort(perm)
+    out = np.transpose(arr, inv)
+    assert list(out.shape) == spec["shape"], (spec["file"], out.shape, spec["shape"])
+    return out
+
+
+def _rnd(x: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "f32" or dtype is None:
+        return x.astype(np.float32)
+    if dtype == "f16":
+        return x.astype(np.float16).astype(np.float32)
+    return ref.round_bf16(x).astype(np.float32)
+
+
+def _dense32(q, k, v, do, o: ref.Options, alibi, dtype, out_dtype):
+    """dtype None = keep P and dS in float32 (CPU-style); else round them to dtype."""
+    f = np.float32
+    B, Nq, Hq, D = q.shape
+    Nk, Hkv = k.shape[1], k.shape[2]
+    g = Hq // Hkv
+    kx = np.repeat(k, g, axis=2).astype(f)
+    vx = np.repeat(v, g, axis=2).astype(f)
+    q = q.astype(f)
+    scale = f(ref.resolved_scale(o, D))
+    s_raw = np.einsum("bihd,bjhd->bhij", q, kx).astype(f) * scale
+    cap = f(o.softcap)
+    if o.softcap > 0:
+        t = np.tanh(s_raw / cap).astype(f)
+        s = cap * t
+    else:
+        t = None
+        s = s_raw
+    vis = np.broadcast_to(ref.visibility(o, Nq, Nk)[None, None], (B, Hq, Nq, Nk)).copy()
+    off = ref.diag_offset(o.mask_mode, Nq, Nk)
+    if alibi is not None:
+        dist = np.abs(np.arange(Nq)[:, None] + off - np.arange(Nk)[None, :]).astype(f)
+        s = s - alibi.astype(f)[:, :, None, None] * dist
+    if o.attn_mask is not None:
+        m = np.asarray(o.attn_mask)
+        m = np.broadcast_to(m.reshape((1,) * (4 - m.ndim) + m.shape), (B, Hq, Nq, Nk))
+        if m.dtype == np.bool_:
+            vis &= m
+        else:
+            s = s + m.astype(f)
+    vis &= s > -np.inf
+    s = np.where(vis, s, f(-np.inf)).astype(f)
+    any_ = vis.any(-1)
+    mx = np.where(any_, np.max(s, axis=-1, initial=-np.inf), 0).astype(f)
+    e = np.where(vis, np.exp(s - mx[..., None]), 0).astype(f)
+    l_ = e.sum(-1, dtype=f)
+    lse = np.where(any_, mx + np.log(np.where(any_, l_, 1)), -np.inf).astype(f)
+    e_lp = _rnd(e, dtype)
+    o_acc = np.einsum("bhij,bjhd->bihd", e_lp, vx).astype(f)
+    inv = np.where(any_, 1 / np.where(any_, l_, 1), 0).astype(f)
+    out = _rnd(o_acc * np.transpose(inv, (0, 2, 1))[..., None], out_dtype)
+    if do is None:
+        return out, lse, None, None, None
+    do = do.astype(f)
+    p = np.where(vis, np.exp(s - np.where(any_, lse, 0)[..., None]), 0).astype(f)
+    dv = np.einsum("bhij,bihd->bjhd", _rnd(p, dtype), do).astype(f)
+    dp = np.einsum("bihd,bjhd->bhij", do, vx).astype(f)
+    delta = np.einsum("bihd,bihd->bhi", do, out).astype(f)
+    ds = (p * (dp - delta[..., None])).astype(f)
+    if t is not None:
+        ds = ds * (1 - t * t)
+    ds = _rnd(ds, dtype)
+    dq = np.einsum("bhij,bjhd->bihd", ds, kx).astype(f) * scale
+    dk = np.einsum("bhij,bihd->bjhd", ds, q).astype(f) * scale
+    dk = dk.reshape(B, Nk, Hkv, g, D).sum(3, dtype=f)
+    dv = dv.reshape(B, Nk, Hkv, g, D).sum(3, dtype=f)
+    return out, lse, _rnd(dq, out_dtype), _rnd(dk, out_dtype), _rnd(dv, out_dtype)
+
+
+def run_case(root: str, case: dict, mode: str = "gpu"):
+    """Runs the emulation on a manifest case; returns dict name -> logical array.
+
+    mode "gpu": P and dS rounded to the input dtype before their products; "cpu": kept in f32.
+    """
+    ins = {n: load_tensor(root, s) for n, s in case["inputs"].items()}
+    op = case["options"]
+    o = ref.Options(**{k: v for k, v in op.items() if not isinstance(v, dict) and v is not None})
+    for key in ("attn_mask", "alibi_slopes", "cu_seqlens_q", "cu_seqlens_k"):
+        if op.get(key) is not None:
+            setattr(o, key, load_tensor(root, op[key]))
+    dt, odt = (case["dtype"] if mode == "gpu" else None), case["out_dtype"]
+    do = ins.get("dout")
+    q, k, v = ins["q"], ins["k"], ins["v"]
+    if not case["varlen"]:
+        B, Hq = q.shape[0], q.shape[2]
+        alibi = None
+        if o.alibi_slopes is not None:
+            a = o.alibi_slopes
+            alibi = np.broadcast_to(a[None, :], (B, Hq)) if a.ndim == 1 else a
+        out, lse, dq, dk, dv = _dense32(q, k, v, do, o, alibi, dt, odt)
+    else:
+        cq, ck = o.cu_seqlens_q, o.cu_seqlens_k
+        B = len(cq) - 1
+        Hq = q.shape[1]
+        out = np.zeros((q.shape[0], Hq, v.shape[2]), np.float32)
+        lse = np.full((Hq, q.shape[0]), -np.inf, np.float32)
+        dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
+        for b in range(B):
+            q0, q1, k0, k1 = int(cq[b]), int(cq[b + 1]), int(ck[b]), int(ck[b + 1])
+            alibi = None
+            if o.alibi_slopes is not None:
+                a = o.alibi_slopes
+                alibi = (a[None, :] if a.ndim == 1 else a[b : b + 1])
+            r = _dense32(q[None, q0:q1], k[None, k0:k1], v[None, k0:k1],
+                         None if do is None else do[None, q0:q1], o, alibi, dt, odt)
+            out[q0:q1], lse[:, q0:q1] = r[0][0], r[1][0]
+            if do is not None:
+                dq[q0:q1], dk[k0:k1], dv[k0:k1] = r[2][0], r[3][0], r[4][0]
+        if do is None:
+            dq = dk = dv = None
+    return {"out": out, "lse": lse, "dq": dq, "dk": dk, "dv": dv}
+
+
+def error_ratio(got: np.ndarray, want: np.ndarray, atol: float, rtol: float) -> float:
+    """max |got - want| / (atol + rtol |want|); inf on NaN or a -inf mismatch."""
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    if np.isnan(got).any():
+        return float("inf")
+    inf_w = np.isinf(want)
+    if not np.array_equal(np.isinf(got), inf_w) or not np.array_equal(got[inf_w], want[inf_w]):
+        return float("inf")
+    fin = ~inf_w
+    if not fin.any():
+        return 0.0
+    return float(np.max(np.abs(got[fin] - want[fin]) / (atol + rtol * np.abs(want[fin]))))
+
+
+def case_error_ratio(manifest: dict, case: dict, root: str, per_output: bool = False,
+                     mode: str = "gpu"):
+    got = run_case(root, case, mode)
+    ratios = {}
+    for name, spec in case["expected"].items():
+        want = load_tensor(root, spec, expected=True)
+        t = case["tolerances"][name]
+        ratios[name] = error_ratio(got[name], want, t["atol"], t["rtol"])
+    return ratios if per_output else max(ratios.values())
