@@ -1,0 +1,336 @@
+"""The high-level functions: the classic API and FlashAttention-style calls."""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _native as N
+from ._context import Context, backend_available, default_context
+from ._native import Status, UmfaError
+from ._views import is_torch_tensor, numpy_bfloat16
+
+ArrayLike = Any  # numpy arrays, torch tensors, or anything numpy can view without a copy
+
+# ----------------------------------------------------------------------------------------------
+# Version and capabilities
+# ----------------------------------------------------------------------------------------------
+
+
+def get_version() -> Tuple[int, int, int]:
+    """The loaded libumfa's version as ``(major, minor, patch)``."""
+    packed = int(N.lib.umfa_version())
+    return packed // 10000, (packed // 100) % 100, packed % 100
+
+
+def version_string() -> str:
+    """The loaded libumfa's version as ``"MAJOR.MINOR.PATCH"``."""
+    return N.lib.umfa_version_string().decode()
+
+
+def abi_version() -> int:
+    """The ABI version the loaded libumfa implements (this package requires 1)."""
+    return int(N.lib.umfa_abi_version())
+
+
+def build_info() -> str:
+    """One line on how libumfa was built and what it detected (SIMD level, CUDA, ...)."""
+    return N.lib.umfa_build_info().decode("utf-8", "replace")
+
+
+def is_metal_available() -> bool:
+    """Whether the Metal (Apple GPU) backend can run here. This build has no Metal backend."""
+    return False
+
+
+def backends() -> List[str]:
+    """Backends this build of libumfa can run on this machine, e.g. ``["cpu"]`` or
+    ``["cpu", "cuda"]``."""
+    names = []
+    for name in ("cpu", "cuda"):
+        if backend_available(name)[0]:
+            names.append(name)
+    return names
+
+
+# ----------------------------------------------------------------------------------------------
+# Classic API (Universal Metal Flash Attention's Python package)
+# ----------------------------------------------------------------------------------------------
+
+
+class MFAContext(Context):
+    """A umfa context with the ``auto`` backend, as the classic API names it.
+
+    Use it as a context manager or call :meth:`close`. Any :class:`umfa.Context` argument works
+    where an ``MFAContext`` is expected.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(backend="auto")
+
+
+Precision = Union[str, int, None]
+_PRECISIONS = {
+    "fp16": "float16", "half": "float16", "float16": "float16",
+    "bf16": "bfloat16", "bfloat16": "bfloat16",
+    "fp32": "float32", "float": "float32", "float32": "float32",
+    N.MFA_PRECISION_FP16: "float16", N.MFA_PRECISION_BF16: "bfloat16",
+    N.MFA_PRECISION_FP32: "float32",
+}
+
+
+def _precision_dtype(p: Precision, what: str) -> np.dtype:
+    key = p.lower() if isinstance(p, str) else p
+    name = _PRECISIONS.get(key)
+    if name is None:
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: unknown precision {p!r} (fp16, bf16, fp32)")
+    if name == "bfloat16":
+        dt = numpy_bfloat16()
+        if dt is None:
+            raise UmfaError(Status.UNSUPPORTED_DTYPE, None,
+                            f"{what}: bf16 numpy arrays need the ml_dtypes package")
+        return dt
+    return np.dtype(name)
+
+
+def _readable(x: np.ndarray) -> bool:
+    return x.dtype in (np.float32, np.float16) or x.dtype.name == "bfloat16"
+
+
+def flash_attention_forward(context: Context, q: ArrayLike, k: ArrayLike, v: ArrayLike,
+                            causal: bool = False, input_precision: Precision = "fp16",
+                            intermediate_precision: Precision = "fp16",
+                            output_precision: Precision = None,
+                            softmax_scale: Optional[float] = None) -> np.ndarray:
+    """Classic forward attention on numpy arrays.
+
+    Args:
+        context: an :class:`MFAContext` (or any :class:`umfa.Context`).
+        q: ``[seq_len_q, head_dim]`` (one head) or ``[batch, seq_len_q, heads, head_dim]``.
+        k, v: ``[seq_len_kv, head_dim]`` or ``[batch, seq_len_kv, heads_kv, head_dim]``
+            (``heads`` a multiple of ``heads_kv``: grouped-query attention).
+        causal: PyTorch-style causal mask (query i sees keys j <= i, top-left diagonal).
+        input_precision: element type for inputs that umfa cannot read as they are (e.g.
+            float64 arrays or lists), which are converted once to it. float32, float16 and
+            bfloat16 arrays are read in place, whatever this says.
+        intermediate_precision: accepted for compatibility; umfa accumulates in float32.
+        output_precision: element type of the result; ``None`` = the inputs' element type.
+        softmax_scale: multiplies q·k; ``None`` = 1/sqrt(head_dim).
+
+    Returns:
+        The attention output, shaped like ``q`` (numpy array).
+
+    Raises:
+        UmfaError: for inputs the core rejects (status + message), nothing computed.
+    """
+    _precision_dtype(intermediate_precision, "intermediate_precision")  # validated, unused
+    arrays = []
+    for x, name in ((q, "q"), (k, "k"), (v, "v")):
+        a = np.asarray(x)
+        if not _readable(a):
+            a = a.astype(_precision_dtype(input_precision, "input_precision"))
+        arrays.append(a)
+    q, k, v = arrays
+    if q.ndim == 2:
+        q4, k4, v4 = (a[None, :, None, :] if a.ndim == 2 else a for a in (q, k, v))
+    elif q.ndim == 4:
+        q4, k4, v4 = q, k, v
+    else:
+        raise UmfaError(Status.INVALID_RANK, None,
+                        f"q must be [seq_len, head_dim] or [batch, seq_len, heads, head_dim], "
+                        f"got shape {q.shape}")
+    out_dtype = (q.dtype if output_precision is None
+                 else _precision_dtype(output_precision, "output_precision"))
+    out_shape = q4.shape[:-1] + (v4.shape[-1],)
+    out = np.empty(out_shape, dtype=out_dtype)
+    context.forward(q4, k4, v4, out, None, softmax_scale=softmax_scale,
+                    mask_mode="causal_top_left" if causal else None)
+    return out.reshape(q.shape[:-1] + (out.shape[-1],)) if q.ndim == 2 else out
+
+
+def attention(q: ArrayLike, k: ArrayLike, v: ArrayLike, context: Optional[Context] = None,
+              **kwargs: Any) -> np.ndarray:
+    """:func:`flash_attention_forward` with a context of its own (or ``context`` if given).
+
+    Keyword arguments are those of :func:`flash_attention_forward` (``causal``,
+    ``softmax_scale``, precisions).
+    """
+    if context is not None:
+        return flash_attention_forward(context, q, k, v, **kwargs)
+    with MFAContext() as ctx:
+        return flash_attention_forward(ctx, q, k, v, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# FlashAttention-style API
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_common(dropout_p: float, return_attn_probs: bool) -> None:
+    if dropout_p and dropout_p > 0.0:
+        raise UmfaError(Status.UNSUPPORTED, None,
+                        f"dropout_p={dropout_p}: umfa does not implement attention dropout yet; "
+                        "pass dropout_p=0.0 (or apply dropout outside attention)")
+
+
+def _uses_torch(*xs: Any) -> bool:
+    flags = [is_torch_tensor(x) for x in xs]
+    if any(flags) and not all(flags):
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        "q, k and v must all be torch tensors or all be numpy arrays")
+    return all(flags)
+
+
+def _np(x: ArrayLike, name: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype == object:
+        raise UmfaError(Status.INVALID_ARGUMENT, None, f"{name}: not an array")
+    return a
+
+
+def _np_i32(x: ArrayLike) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype != np.int32 and np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.int32)  # a [batch + 1] offset list; converting it is negligible
+    return a
+
+
+def _np_f32(x: ArrayLike) -> np.ndarray:
+    a = np.asarray(x)
+    return a if a.dtype == np.float32 else a.astype(np.float32)
+
+
+def _window(window_size: Optional[Sequence[int]]) -> Tuple[int, int]:
+    if window_size is None:
+        return (-1, -1)
+    left, right = window_size
+    return int(left), int(right)
+
+
+def flash_attn_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, dropout_p: float = 0.0,
+                    softmax_scale: Optional[float] = None, causal: bool = False,
+                    window_size: Tuple[int, int] = (-1, -1), softcap: float = 0.0,
+                    alibi_slopes: Optional[ArrayLike] = None, deterministic: bool = False,
+                    return_attn_probs: bool = False, *, return_lse: bool = False) -> Any:
+    """FlashAttention's ``flash_attn_func`` on numpy arrays or torch tensors.
+
+    Args:
+        q: ``[batch, seqlen_q, heads_q, head_dim]``.
+        k, v: ``[batch, seqlen_k, heads_kv, head_dim]``; ``heads_q`` a multiple of ``heads_kv``
+            (GQA/MQA).
+        dropout_p: must be 0.0 (dropout is not implemented; anything else raises).
+        softmax_scale: multiplies q·k; ``None`` = 1/sqrt(head_dim).
+        causal: bottom-right aligned causal mask (query i sees keys
+            j <= i + seqlen_k - seqlen_q), FlashAttention's convention.
+        window_size: ``(left, right)`` sliding window; -1 = unbounded.
+        softcap: tanh soft-capping of scores (0 = off).
+        alibi_slopes: float32 ``[heads_q]`` or ``[batch, heads_q]``; adds
+            ``-slope * |i + seqlen_k - seqlen_q - j|`` to the scores.
+        deterministic: bit-reproducible backward.
+        return_attn_probs: FlashAttention compatibility: also return the log-sum-exp, and
+            ``None`` in place of the dropout mask/probabilities (never materialized).
+        return_lse: also return the log-sum-exp of each row's scores, float32
+            ``[batch, heads_q, seqlen_q]`` (natural log; ``-inf`` for rows that see no key).
+
+    Returns:
+        ``out`` ``[batch, seqlen_q, heads_q, head_dim]`` in q's dtype, or ``(out, lse)`` with
+        ``return_lse``, or ``(out, lse, None)`` with ``return_attn_probs``. Torch inputs give
+        torch outputs that are differentiable with respect to q, k and v.
+
+    Raises:
+        UmfaError: for rejected inputs (status + message) and for ``dropout_p > 0``.
+    """
+    _check_common(dropout_p, return_attn_probs)
+    left, right = _window(window_size)
+    if _uses_torch(q, k, v):
+        from . import torch as umfa_torch
+
+        out, lse = umfa_torch._flash_forward(q, k, v, alibi_slopes, None, None, 0, 0,
+                                             softmax_scale, causal, (left, right), softcap,
+                                             deterministic)
+    else:
+        q, k, v = _np(q, "q"), _np(k, "k"), _np(v, "v")
+        if q.ndim != 4 or v.ndim != 4:
+            raise UmfaError(Status.INVALID_RANK, None,
+                            f"q, k, v must be [batch, seqlen, heads, head_dim], got shapes "
+                            f"{q.shape}, {k.shape}, {v.shape}")
+        b, sq, hq, _ = q.shape
+        out = np.empty((b, sq, hq, v.shape[3]), dtype=q.dtype)
+        want_lse = return_lse or return_attn_probs
+        lse = np.empty((b, hq, sq), dtype=np.float32) if want_lse else None
+        default_context("cpu").forward(
+            q, k, v, out, lse, softmax_scale=softmax_scale,
+            mask_mode="causal_bottom_right" if causal else None,
+            window_size=(left, right), softcap=softcap,
+            alibi_slopes=None if alibi_slopes is None else _np_f32(alibi_slopes),
+            deterministic=deterministic)
+    if return_attn_probs:
+        return out, lse, None
+    if return_lse:
+        return out, lse
+    return out
+
+
+def flash_attn_varlen_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, cu_seqlens_q: ArrayLike,
+                           cu_seqlens_k: ArrayLike, max_seqlen_q: int, max_seqlen_k: int,
+                           dropout_p: float = 0.0, softmax_scale: Optional[float] = None,
+                           causal: bool = False, window_size: Tuple[int, int] = (-1, -1),
+                           softcap: float = 0.0, alibi_slopes: Optional[ArrayLike] = None,
+                           deterministic: bool = False, return_attn_probs: bool = False,
+                           block_table: Optional[ArrayLike] = None, *,
+                           return_lse: bool = False) -> Any:
+    """FlashAttention's ``flash_attn_varlen_func``: sequences of different lengths, packed.
+
+    Args:
+        q: ``[total_q, heads_q, head_dim]``, the batch's query rows back to back.
+        k, v: ``[total_k, heads_kv, head_dim]``.
+        cu_seqlens_q, cu_seqlens_k: int32 ``[batch + 1]`` offsets of each sequence (first 0,
+            non-decreasing); other integer types are converted.
+        max_seqlen_q, max_seqlen_k: the longest sequence of each (upper bounds are fine).
+        dropout_p, softmax_scale, causal, window_size, softcap, alibi_slopes, deterministic,
+        return_attn_probs, return_lse: as :func:`flash_attn_func`, per sequence (causal is
+            bottom-right within each sequence).
+        block_table: paged KV cache; not supported yet (raises).
+
+    Returns:
+        ``out`` ``[total_q, heads_q, head_dim]``, plus ``lse`` float32 ``[heads_q, total_q]``
+        with ``return_lse`` (or ``(out, lse, None)`` with ``return_attn_probs``).
+
+    Raises:
+        UmfaError: for rejected inputs, ``dropout_p > 0`` or a ``block_table``.
+    """
+    _check_common(dropout_p, return_attn_probs)
+    if block_table is not None:
+        raise UmfaError(Status.UNSUPPORTED, None, "block_table (paged KV) is not supported yet")
+    left, right = _window(window_size)
+    if _uses_torch(q, k, v):
+        from . import torch as umfa_torch
+
+        out, lse = umfa_torch._flash_forward(q, k, v, alibi_slopes, cu_seqlens_q, cu_seqlens_k,
+                                             max_seqlen_q, max_seqlen_k, softmax_scale, causal,
+                                             (left, right), softcap, deterministic)
+    else:
+        q, k, v = _np(q, "q"), _np(k, "k"), _np(v, "v")
+        if q.ndim != 3 or v.ndim != 3:
+            raise UmfaError(Status.INVALID_RANK, None,
+                            f"varlen q, k, v must be [total, heads, head_dim], got shapes "
+                            f"{q.shape}, {k.shape}, {v.shape}")
+        t, hq, _ = q.shape
+        out = np.empty((t, hq, v.shape[2]), dtype=q.dtype)
+        want_lse = return_lse or return_attn_probs
+        lse = np.empty((hq, t), dtype=np.float32) if want_lse else None
+        default_context("cpu").forward(
+            q, k, v, out, lse, softmax_scale=softmax_scale,
+            mask_mode="causal_bottom_right" if causal else None,
+            window_size=(left, right), softcap=softcap,
+            alibi_slopes=None if alibi_slopes is None else _np_f32(alibi_slopes),
+            cu_seqlens_q=_np_i32(cu_seqlens_q), cu_seqlens_k=_np_i32(cu_seqlens_k),
+            max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k, deterministic=deterministic)
+    if return_attn_probs:
+        return out, lse, None
+    if return_lse:
+        return out, lse
+    return out

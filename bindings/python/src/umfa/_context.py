@@ -1,0 +1,284 @@
+"""Contexts and the low-level forward/backward calls (views in, results written in place)."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+import weakref
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import _native as N
+from ._native import Status, UmfaError
+from ._views import View, make_view
+
+_BACKENDS = {"auto": N.BACKEND_AUTO, "cpu": N.BACKEND_CPU, "cuda": N.BACKEND_CUDA}
+_BACKEND_NAMES = {N.BACKEND_CPU: "cpu", N.BACKEND_CUDA: "cuda"}
+
+MaskMode = Union[int, str, None]
+_MASK_MODES = {
+    None: N.MASK_NONE,
+    "none": N.MASK_NONE,
+    "causal_top_left": N.MASK_CAUSAL_TOP_LEFT,
+    "top_left": N.MASK_CAUSAL_TOP_LEFT,
+    "causal_bottom_right": N.MASK_CAUSAL_BOTTOM_RIGHT,
+    "bottom_right": N.MASK_CAUSAL_BOTTOM_RIGHT,
+}
+
+
+def _destroy(handle: int) -> None:
+    N.lib.umfa_context_destroy(handle)
+
+
+class Context:
+    """An execution context of libumfa: one backend, one device, a thread pool, scratch memory.
+
+    Args:
+        backend: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"`` or ``"cuda"``.
+        device_index: CUDA device ordinal (ignored on the CPU).
+        num_threads: CPU worker threads; 0 = one per core (or ``UMFA_NUM_THREADS``).
+        workspace_limit_bytes: most scratch memory one call may allocate; 0 = no limit.
+
+    A context may be used from several threads at once. Close it with :meth:`close` or use it
+    as a context manager; it is also freed when garbage-collected.
+
+    Raises:
+        UmfaError: e.g. ``UMFA_STATUS_BACKEND_UNAVAILABLE`` when CUDA is asked for but absent.
+    """
+
+    def __init__(self, backend: str = "auto", device_index: int = 0, num_threads: int = 0,
+                 workspace_limit_bytes: int = 0) -> None:
+        if backend not in _BACKENDS:
+            raise UmfaError(Status.INVALID_ARGUMENT, None,
+                            f"backend must be one of {sorted(_BACKENDS)}, not {backend!r}")
+        opts = N.ContextOptions()
+        opts.struct_size = ctypes.sizeof(N.ContextOptions)
+        opts.backend = _BACKENDS[backend]
+        opts.device_index = int(device_index)
+        opts.num_threads = int(num_threads)
+        opts.workspace_limit_bytes = int(workspace_limit_bytes)
+        handle = ctypes.c_void_p()
+        N.check(N.lib.umfa_context_create(ctypes.byref(opts), ctypes.byref(handle)), None)
+        self._handle: Optional[int] = handle.value
+        self._device_index = int(device_index)
+        self._finalizer = weakref.finalize(self, _destroy, handle.value)
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Destroy the native context now (idempotent). Later calls raise ``UmfaError``."""
+        if self._finalizer.detach() is not None:
+            _destroy(self._handle)
+        self._handle = None
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._handle is None
+
+    @property
+    def handle(self) -> int:
+        """The ``umfa_context*`` as an integer (for other ctypes/cffi code)."""
+        return self._live()
+
+    def _live(self) -> int:
+        if self._handle is None:
+            raise UmfaError(Status.INVALID_HANDLE, None, "this umfa context has been closed")
+        return self._handle
+
+    # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """The backend actually chosen: ``"cpu"`` or ``"cuda"``."""
+        out = ctypes.c_uint32()
+        h = self._live()
+        N.check(N.lib.umfa_context_backend(h, ctypes.byref(out)), h)
+        return _BACKEND_NAMES.get(out.value, str(out.value))
+
+    @property
+    def device_index(self) -> int:
+        """The device ordinal this context was created for."""
+        return self._device_index
+
+    @property
+    def num_threads(self) -> int:
+        """Worker threads of the CPU backend."""
+        out = ctypes.c_int32()
+        h = self._live()
+        N.check(N.lib.umfa_context_num_threads(h, ctypes.byref(out)), h)
+        return out.value
+
+    @property
+    def last_error(self) -> str:
+        """Message of the most recent failed call on this context (``""`` if none)."""
+        return N.last_error(self._live())
+
+    def __repr__(self) -> str:
+        if self._handle is None:
+            return "<umfa.Context closed>"
+        return f"<umfa.Context backend={self.backend} device={self._device_index}>"
+
+    # -- attention ---------------------------------------------------------------------------
+
+    def forward(self, q: Any, k: Any, v: Any, out: Any, lse: Any = None, **options: Any) -> None:
+        """Forward attention into caller-provided outputs (the C call, nothing more).
+
+        ``q``/``out`` are ``[batch, seqlen_q, heads_q, head_dim]``, ``k``/``v``
+        ``[batch, seqlen_k, heads_kv, head_dim]`` (any strides), ``lse`` (optional, float32)
+        ``[batch, heads_q, seqlen_q]``; varlen calls use the packed ``[total, heads, head_dim]``
+        layouts and ``lse`` ``[heads_q, total_q]``. Arrays are numpy arrays, torch tensors, or
+        objects with ``__cuda_array_interface__`` / ``__dlpack__``.
+
+        Keyword options (see :func:`attention_options`): ``mask_mode``, ``softmax_scale``,
+        ``softcap``, ``window_size``, ``attn_mask``, ``alibi_slopes``, ``cu_seqlens_q``,
+        ``cu_seqlens_k``, ``max_seqlen_q``, ``max_seqlen_k``, ``deterministic``, ``stream``.
+
+        Raises:
+            UmfaError: with the core's status and message; nothing is written then.
+        """
+        h = self._live()
+        di = self._device_index
+        opts, keep = attention_options(device_index=di, **options)
+        vq, vk, vv = (make_view(q, "q", device_index=di), make_view(k, "k", device_index=di),
+                      make_view(v, "v", device_index=di))
+        vo = make_view(out, "out", writable=True, device_index=di)
+        vl = None if lse is None else make_view(lse, "lse", writable=True, device_index=di)
+        status = N.lib.umfa_attention_forward(
+            h, ctypes.byref(opts), ctypes.byref(vq.tensor), ctypes.byref(vk.tensor),
+            ctypes.byref(vv.tensor), ctypes.byref(vo.tensor),
+            None if vl is None else ctypes.byref(vl.tensor))
+        del keep
+        N.check(status, h)
+
+    def backward(self, q: Any, k: Any, v: Any, out: Any, dout: Any, lse: Any, dq: Any, dk: Any,
+                 dv: Any, **options: Any) -> None:
+        """Backward attention: writes ``dq``, ``dk``, ``dv`` (shaped like ``q``, ``k``, ``v``).
+
+        ``out`` and ``lse`` are what :meth:`forward` produced with the same options; ``dout``
+        is the gradient of the loss with respect to ``out``. Layouts and options as
+        :meth:`forward`.
+
+        Raises:
+            UmfaError: with the core's status and message; nothing is written then.
+        """
+        h = self._live()
+        di = self._device_index
+        opts, keep = attention_options(device_index=di, **options)
+        views = [make_view(x, name, device_index=di) for x, name in
+                 ((q, "q"), (k, "k"), (v, "v"), (out, "out"), (dout, "dout"), (lse, "lse"))]
+        grads = [make_view(x, name, writable=True, device_index=di) for x, name in
+                 ((dq, "dq"), (dk, "dk"), (dv, "dv"))]
+        args = [ctypes.byref(x.tensor) for x in views + grads]
+        status = N.lib.umfa_attention_backward(h, ctypes.byref(opts), *args)
+        del keep
+        N.check(status, h)
+
+
+def _mask_mode(value: MaskMode) -> int:
+    if isinstance(value, bool):
+        return N.MASK_CAUSAL_BOTTOM_RIGHT if value else N.MASK_NONE
+    if isinstance(value, int):
+        return value
+    try:
+        return _MASK_MODES[value]
+    except KeyError:
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"mask_mode must be one of {[m for m in _MASK_MODES if m]}, "
+                        f"not {value!r}") from None
+
+
+def attention_options(*, mask_mode: MaskMode = None, softmax_scale: Optional[float] = None,
+                      softcap: float = 0.0,
+                      window_size: Optional[Tuple[int, int]] = None, attn_mask: Any = None,
+                      alibi_slopes: Any = None, cu_seqlens_q: Any = None,
+                      cu_seqlens_k: Any = None, max_seqlen_q: int = 0, max_seqlen_k: int = 0,
+                      deterministic: bool = False, stream: Optional[int] = None,
+                      device_index: int = 0) -> Tuple[N.AttentionOptions, List[Any]]:
+    """Build a ``umfa_attention_options`` and the views it points to (keep them alive).
+
+    Args:
+        mask_mode: ``None``/``"none"``, ``"causal_top_left"`` (PyTorch's ``is_causal``),
+            ``"causal_bottom_right"`` (FlashAttention's ``causal``) or a ``UMFA_MASK_*`` int.
+        softmax_scale: multiplies q·k; ``None`` = 1/sqrt(head_dim).
+        softcap: tanh soft-capping of scores; 0 = off.
+        window_size: ``(left, right)`` sliding window (negative = unbounded), or None.
+        attn_mask: bool mask (True = attend) or additive float bias, broadcastable to
+            ``[batch, heads_q, seqlen_q, seqlen_k]``.
+        alibi_slopes: float32 ``[heads_q]`` or ``[batch, heads_q]``.
+        cu_seqlens_q, cu_seqlens_k: int32 ``[batch + 1]`` offsets (varlen).
+        max_seqlen_q, max_seqlen_k: varlen upper bounds (0 = computed by the core).
+        deterministic: ask for a bit-reproducible backward.
+        stream: CUDA stream handle (``cudaStream_t`` as an int); ignored on the CPU.
+    """
+    o = N.AttentionOptions()
+    o.struct_size = ctypes.sizeof(N.AttentionOptions)
+    o.mask_mode = _mask_mode(mask_mode)
+    if softmax_scale is not None:
+        s = float(softmax_scale)
+        if s == 0.0 or not math.isfinite(s):
+            raise UmfaError(Status.INVALID_ARGUMENT, None,
+                            f"softmax_scale must be finite and nonzero, not {s!r} "
+                            "(None selects 1/sqrt(head_dim))")
+        o.softmax_scale = s
+    o.softcap = float(softcap or 0.0)
+    if window_size is not None:
+        left, right = (int(window_size[0]), int(window_size[1]))
+        if left >= 0 or right >= 0:
+            o.has_window = 1
+            o.window_left = left
+            o.window_right = right
+    if deterministic:
+        o.flags |= N.FLAG_DETERMINISTIC
+    keep: List[Any] = []
+    for field, value, name in (("attn_mask", attn_mask, "attn_mask"),
+                               ("alibi_slopes", alibi_slopes, "alibi_slopes"),
+                               ("cu_seqlens_q", cu_seqlens_q, "cu_seqlens_q"),
+                               ("cu_seqlens_k", cu_seqlens_k, "cu_seqlens_k")):
+        if value is not None:
+            view = make_view(value, name, device_index=device_index)
+            keep.append(view)
+            setattr(o, field, ctypes.pointer(view.tensor))
+    o.max_seqlen_q = int(max_seqlen_q or 0)
+    o.max_seqlen_k = int(max_seqlen_k or 0)
+    o.stream = stream or None
+    return o, keep
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared default contexts (one per device), used by the high-level functions
+# ----------------------------------------------------------------------------------------------
+
+_defaults: Dict[Tuple[str, int], Context] = {}
+_defaults_lock = threading.Lock()
+
+
+def default_context(device: str = "cpu", index: int = 0) -> Context:
+    """The process-wide context for ``device`` (``"cpu"`` or ``"cuda"``) and device ordinal.
+
+    Created on first use and kept for the life of the process.
+    """
+    key = (device, int(index) if device == "cuda" else 0)
+    ctx = _defaults.get(key)
+    if ctx is None:
+        with _defaults_lock:
+            ctx = _defaults.get(key)
+            if ctx is None:
+                ctx = Context(backend=device, device_index=key[1])
+                _defaults[key] = ctx
+    return ctx
+
+
+def backend_available(backend: str) -> Tuple[bool, int]:
+    """``(available, device_count)`` for ``"cpu"`` or ``"cuda"`` (never raises for CUDA)."""
+    avail = ctypes.c_int32()
+    count = ctypes.c_int32()
+    N.check(N.lib.umfa_backend_available(_BACKENDS[backend], ctypes.byref(avail),
+                                         ctypes.byref(count)), None)
+    return bool(avail.value), int(count.value)

@@ -1,0 +1,560 @@
+"""PyTorch integration: umfa attention as torch custom ops with autograd.
+
+* :func:`scaled_dot_product_attention` — the contract of
+  :func:`torch.nn.functional.scaled_dot_product_attention` (BHSD, top-left ``is_causal``, boolean
+  or additive broadcastable ``attn_mask``, ``scale``, ``enable_gqa``), forward and backward
+  through libumfa.
+* :func:`patch` / :func:`unpatch` / :func:`patched` — route ``F.scaled_dot_product_attention``
+  through umfa, falling back to PyTorch's own implementation for what umfa does not support
+  (dropout, float64, nested tensors, gradients with respect to the mask, ...). Every call is
+  counted in :data:`stats` (``stats.umfa_calls``, ``stats.fallbacks`` by reason).
+* The ops themselves, ``torch.ops.umfa.attention_fwd`` and ``torch.ops.umfa.attention_bwd``
+  (registered with :func:`torch.library.custom_op`, fake implementations for tracing, and
+  :func:`torch.library.register_autograd`). The FlashAttention-style functions
+  :func:`umfa.flash_attn_func` / :func:`umfa.flash_attn_varlen_func` use them for torch inputs.
+
+CPU tensors run on the CPU backend. CUDA tensors run on the CUDA backend when libumfa has one
+(``"cuda" in umfa.backends()``): device pointers go to the core as they are, on
+``torch.cuda.current_stream()``, without any host round trip or synchronization.
+
+Numerics: umfa accumulates in float32 for every input dtype and supports float32, float16 and
+bfloat16 tensors. float64 inputs are not supported by the core; :func:`patch` sends them to
+PyTorch (counted as fallback reason ``"dtype"``) and :func:`scaled_dot_product_attention`
+raises ``UmfaError(UMFA_STATUS_UNSUPPORTED_DTYPE)`` for them.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import threading
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import _native as N
+from ._context import Context, backend_available, default_context
+from ._native import Status, UmfaError
+
+__all__ = [
+    "scaled_dot_product_attention",
+    "patch",
+    "unpatch",
+    "patched",
+    "is_patched",
+    "stats",
+    "PatchStats",
+    "fallback_count",
+    "cuda_available",
+]
+
+# Layout of the q/k/v/out tensors given to the ops.
+LAYOUT_BSHD = 0  # FlashAttention dense: [B, S, H, D]
+LAYOUT_BHSD = 1  # PyTorch SDPA: [B, H, S, D]
+LAYOUT_THD = 2  # FlashAttention varlen: [total, H, D]
+
+_SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_MASK_DTYPES = (torch.bool, torch.float32, torch.float16, torch.bfloat16)
+
+# ----------------------------------------------------------------------------------------------
+# Devices
+# ----------------------------------------------------------------------------------------------
+
+_cuda_state: Optional[bool] = None
+
+
+def cuda_available() -> bool:
+    """True when libumfa has a usable CUDA backend *and* torch sees a CUDA device."""
+    global _cuda_state
+    if _cuda_state is None:
+        _cuda_state = bool(torch.cuda.is_available()) and backend_available("cuda")[0]
+    return _cuda_state
+
+
+def _context_for(t: Tensor) -> Context:
+    if t.device.type == "cuda":
+        index = t.device.index if t.device.index is not None else torch.cuda.current_device()
+        return default_context("cuda", index)
+    return default_context("cpu")
+
+
+def _stream_for(t: Tensor) -> Optional[int]:
+    if t.device.type == "cuda":
+        return int(torch.cuda.current_stream(t.device).cuda_stream)
+    return None
+
+
+def _to_core(t: Tensor, layout: int) -> Tensor:
+    """The BSHD (or THD) view the core reads: BHSD tensors are permuted, never copied."""
+    return t.permute(0, 2, 1, 3) if layout == LAYOUT_BHSD else t
+
+
+def _out_shapes(q: Tensor, v: Tensor, layout: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    expected = 3 if layout == LAYOUT_THD else 4
+    if q.dim() != expected or v.dim() != expected:
+        raise UmfaError(Status.INVALID_RANK, None,
+                        f"q and v must have rank {expected} for this layout, got shapes "
+                        f"{tuple(q.shape)} and {tuple(v.shape)}")
+    dv = v.shape[-1]
+    if layout == LAYOUT_THD:
+        t, h, _ = q.shape
+        return (t, h, dv), (h, t)
+    if layout == LAYOUT_BHSD:
+        b, h, s, _ = q.shape
+        return (b, h, s, dv), (b, h, s)
+    b, s, h, _ = q.shape
+    return (b, s, h, dv), (b, h, s)
+
+
+def _core_options(q: Tensor, attn_mask: Optional[Tensor], alibi_slopes: Optional[Tensor],
+                  cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
+                  max_seqlen_q: int, max_seqlen_k: int, mask_mode: int, scale: float,
+                  softcap: float, window_left: int, window_right: int,
+                  deterministic: bool) -> Dict[str, Any]:
+    return dict(mask_mode=mask_mode, softmax_scale=scale if scale != 0.0 else None,
+                softcap=softcap, window_size=(window_left, window_right), attn_mask=attn_mask,
+                alibi_slopes=alibi_slopes, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k,
+                max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k,
+                deterministic=deterministic, stream=_stream_for(q))
+
+
+# ----------------------------------------------------------------------------------------------
+# The custom ops
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("umfa::attention_fwd", mutates_args=())
+def _attention_fwd(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor],
+                   alibi_slopes: Optional[Tensor], cu_seqlens_q: Optional[Tensor],
+                   cu_seqlens_k: Optional[Tensor], max_seqlen_q: int, max_seqlen_k: int,
+                   layout: int, mask_mode: int, scale: float, softcap: float, window_left: int,
+                   window_right: int, deterministic: bool) -> Tuple[Tensor, Tensor]:
+    """Forward attention through libumfa; returns ``(out, lse)``.
+
+    ``layout`` is 0 (BSHD), 1 (BHSD) or 2 (THD varlen); ``mask_mode`` a ``UMFA_MASK_*`` value;
+    ``scale`` 0.0 selects 1/sqrt(head_dim); windows use -1 for unbounded.
+    """
+    out_shape, lse_shape = _out_shapes(q, v, layout)
+    out = torch.empty(out_shape, dtype=q.dtype, device=q.device)
+    lse = torch.empty(lse_shape, dtype=torch.float32, device=q.device)
+    opts = _core_options(q, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                         max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
+                         deterministic)
+    _context_for(q).forward(_to_core(q, layout), _to_core(k, layout), _to_core(v, layout),
+                            _to_core(out, layout), lse, **opts)
+    return out, lse
+
+
+@_attention_fwd.register_fake
+def _attention_fwd_fake(q, k, v, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k,
+                        max_seqlen_q, max_seqlen_k, layout, mask_mode, scale, softcap,
+                        window_left, window_right, deterministic):
+    out_shape, lse_shape = _out_shapes(q, v, layout)
+    return q.new_empty(out_shape), q.new_empty(lse_shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("umfa::attention_bwd", mutates_args=())
+def _attention_bwd(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
+                   attn_mask: Optional[Tensor], alibi_slopes: Optional[Tensor],
+                   cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
+                   max_seqlen_q: int, max_seqlen_k: int, layout: int, mask_mode: int,
+                   scale: float, softcap: float, window_left: int, window_right: int,
+                   deterministic: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """Backward attention through libumfa; returns ``(dq, dk, dv)`` shaped like q, k, v."""
+    dq = torch.empty_like(q)
+    dk = torch.empty_like(k)
+    dv = torch.empty_like(v)
+    opts = _core_options(q, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                         max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
+                         deterministic)
+    c = lambda t: _to_core(t, layout)  # noqa: E731
+    _context_for(q).backward(c(q), c(k), c(v), c(out), c(dout), lse, c(dq), c(dk), c(dv), **opts)
+    return dq, dk, dv
+
+
+@_attention_bwd.register_fake
+def _attention_bwd_fake(dout, q, k, v, out, lse, attn_mask, alibi_slopes, cu_seqlens_q,
+                        cu_seqlens_k, max_seqlen_q, max_seqlen_k, layout, mask_mode, scale,
+                        softcap, window_left, window_right, deterministic):
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+def _setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[Tensor, Tensor]) -> None:
+    (q, k, v, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, *params) = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse, attn_mask, alibi_slopes, cu_seqlens_q,
+                          cu_seqlens_k)
+    ctx.params = tuple(params)
+    ctx.mark_non_differentiable(lse)
+
+
+def _backward(ctx: Any, grad_out: Optional[Tensor], grad_lse: Optional[Tensor]):
+    q, k, v, out, lse, attn_mask, alibi, cu_q, cu_k = ctx.saved_tensors
+    none13 = (None,) * 13
+    if grad_out is None:
+        return (None, None, None) + none13
+    dq, dk, dv = torch.ops.umfa.attention_bwd(grad_out, q, k, v, out, lse, attn_mask, alibi,
+                                              cu_q, cu_k, *ctx.params)
+    return (dq, dk, dv) + none13
+
+
+torch.library.register_autograd("umfa::attention_fwd", _backward, setup_context=_setup_context)
+
+
+# ----------------------------------------------------------------------------------------------
+# FlashAttention-style entry (used by umfa.flash_attn_func / flash_attn_varlen_func)
+# ----------------------------------------------------------------------------------------------
+
+
+def _aux(x: Any, dtype: torch.dtype, device: torch.device) -> Optional[Tensor]:
+    """Small side inputs (slopes, offsets) as tensors of ``dtype`` on ``device``."""
+    if x is None:
+        return None
+    if not isinstance(x, Tensor):
+        x = torch.as_tensor(np.asarray(x))
+    if x.dtype != dtype or x.device != device:
+        x = x.to(device=device, dtype=dtype)
+    return x.detach()
+
+
+def _scale_arg(softmax_scale: Optional[float]) -> float:
+    if softmax_scale is None:
+        return 0.0
+    s = float(softmax_scale)
+    if s == 0.0 or not math.isfinite(s):
+        raise UmfaError(Status.UNSUPPORTED, None,
+                        f"softmax_scale={s!r} is not supported (must be finite and nonzero)")
+    return s
+
+
+def _flash_forward(q: Tensor, k: Tensor, v: Tensor, alibi_slopes: Any, cu_seqlens_q: Any,
+                   cu_seqlens_k: Any, max_seqlen_q: int, max_seqlen_k: int,
+                   softmax_scale: Optional[float], causal: bool, window: Tuple[int, int],
+                   softcap: float, deterministic: bool) -> Tuple[Tensor, Tensor]:
+    varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
+    return torch.ops.umfa.attention_fwd(
+        q, k, v, None, _aux(alibi_slopes, torch.float32, q.device),
+        _aux(cu_seqlens_q, torch.int32, q.device), _aux(cu_seqlens_k, torch.int32, q.device),
+        int(max_seqlen_q or 0), int(max_seqlen_k or 0), LAYOUT_THD if varlen else LAYOUT_BSHD,
+        N.MASK_CAUSAL_BOTTOM_RIGHT if causal else N.MASK_NONE, _scale_arg(softmax_scale),
+        float(softcap or 0.0), int(window[0]), int(window[1]), bool(deterministic))
+
+
+# ----------------------------------------------------------------------------------------------
+# scaled_dot_product_attention
+# ----------------------------------------------------------------------------------------------
+
+
+class _Unsupported(UmfaError):
+    """A call umfa does not run; ``reason`` is the key counted by :data:`stats`."""
+
+    def __init__(self, reason: str, status: int, message: str) -> None:
+        super().__init__(status, None, message)
+        self.reason = reason
+
+
+def _device_ok(t: Tensor) -> bool:
+    return t.device.type == "cpu" or (t.device.type == "cuda" and cuda_available())
+
+
+def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: float,
+                  is_causal: bool, scale: Optional[float], enable_gqa: bool):
+    """Check a call against what umfa runs and bring it to 4-D BHSD; raises _Unsupported."""
+    U = _Unsupported
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise U("type", Status.INVALID_ARGUMENT, f"{name} must be a torch.Tensor")
+        if t.is_nested or t.layout != torch.strided:
+            raise U("nested", Status.UNSUPPORTED, f"{name}: nested/sparse tensors are not "
+                    "supported")
+    if dropout_p and dropout_p > 0.0:
+        raise U("dropout", Status.UNSUPPORTED, f"dropout_p={dropout_p}: attention dropout is "
+                "not implemented by umfa")
+    dtype = query.dtype
+    if dtype not in _SUPPORTED_DTYPES:
+        raise U("dtype", Status.UNSUPPORTED_DTYPE, f"dtype {dtype} is not supported (float32, "
+                "float16, bfloat16)")
+    if key.dtype != dtype or value.dtype != dtype:
+        raise U("dtype", Status.UNSUPPORTED_DTYPE, f"query, key and value dtypes differ "
+                f"({dtype}, {key.dtype}, {value.dtype})")
+    if not (query.device == key.device == value.device):
+        raise U("device", Status.DEVICE_MISMATCH, "query, key and value are on different "
+                "devices")
+    if not _device_ok(query):
+        raise U("device", Status.DEVICE_MISMATCH, f"device {query.device} is not supported by "
+                "this libumfa (see umfa.backends())")
+    nd = query.dim()
+    if nd < 3 or key.dim() != nd or value.dim() != nd:
+        raise U("shape", Status.INVALID_RANK, f"query/key/value ranks {nd}, {key.dim()}, "
+                f"{value.dim()} are not supported (equal ranks >= 3)")
+    lead = tuple(query.shape[:-3]) if nd > 3 else ()
+    if nd > 3 and (tuple(key.shape[:-3]) != lead or tuple(value.shape[:-3]) != lead):
+        raise U("shape", Status.SHAPE_MISMATCH, "batch dimensions of query, key and value "
+                "differ")
+    if nd == 3 and not (query.shape[0] == key.shape[0] == value.shape[0]):
+        raise U("shape", Status.SHAPE_MISMATCH, "batch dimensions of query, key and value "
+                "differ")
+    hq = query.shape[-3] if nd > 3 else 1
+    hk = key.shape[-3] if nd > 3 else 1
+    hv = value.shape[-3] if nd > 3 else 1
+    L, E = query.shape[-2], query.shape[-1]
+    S, Ev = key.shape[-2], value.shape[-1]
+    if key.shape[-1] != E or value.shape[-2] != S or hk != hv:
+        raise U("shape", Status.SHAPE_MISMATCH, f"incompatible shapes query {tuple(query.shape)}"
+                f", key {tuple(key.shape)}, value {tuple(value.shape)}")
+    if Ev != E:
+        raise U("head_dim", Status.UNSUPPORTED, f"value head_dim {Ev} differs from query's {E}")
+    if not 1 <= E <= N.MAX_HEAD_DIM:
+        raise U("head_dim", Status.HEAD_DIM_OUT_OF_RANGE, f"head_dim {E} is outside 1.."
+                f"{N.MAX_HEAD_DIM}")
+    if hq != hk:
+        if not enable_gqa:
+            raise U("shape", Status.SHAPE_MISMATCH, f"query has {hq} heads and key/value "
+                    f"{hk}: pass enable_gqa=True for grouped-query attention")
+        if hk == 0 or hq % hk:
+            raise U("shape", Status.HEADS_NOT_DIVISIBLE, f"{hq} query heads are not a "
+                    f"multiple of {hk} key/value heads")
+    if scale is not None:
+        s = float(scale)
+        if s == 0.0 or not math.isfinite(s):
+            raise U("scale", Status.UNSUPPORTED, f"scale={scale!r} is not supported (finite, "
+                    "nonzero)")
+    if is_causal and attn_mask is not None:
+        raise U("causal_with_mask", Status.INVALID_ARGUMENT, "attn_mask and is_causal=True "
+                "cannot be combined")
+    mask = attn_mask
+    if mask is not None:
+        if not isinstance(mask, Tensor) or mask.is_nested or mask.layout != torch.strided:
+            raise U("mask", Status.UNSUPPORTED, "attn_mask must be a dense torch.Tensor")
+        if mask.dtype not in _MASK_DTYPES:
+            raise U("mask", Status.UNSUPPORTED_DTYPE, f"attn_mask dtype {mask.dtype} is not "
+                    "supported (bool, float32, float16, bfloat16)")
+        if mask.device != query.device:
+            raise U("mask", Status.DEVICE_MISMATCH, "attn_mask is on another device")
+        if mask.requires_grad and torch.is_grad_enabled():
+            raise U("mask_grad", Status.UNSUPPORTED, "gradients with respect to attn_mask are "
+                    "not supported")
+        full = lead + ((hq,) if nd > 3 else (query.shape[0],)) + (L, S)
+        try:
+            torch.broadcast_shapes(tuple(mask.shape), full)
+        except RuntimeError:
+            raise U("mask", Status.SHAPE_MISMATCH, f"attn_mask of shape {tuple(mask.shape)} "
+                    f"does not broadcast to {full}") from None
+        if torch.broadcast_shapes(tuple(mask.shape), full) != full:
+            raise U("mask", Status.SHAPE_MISMATCH, f"attn_mask of shape {tuple(mask.shape)} "
+                    f"does not broadcast to {full}")
+
+    # Bring everything to 4-D [B, H, S, D] views.
+    q, k, v = query, key, value
+    if nd == 3:
+        q, k, v = q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)
+        if mask is not None and mask.dim() == 3:
+            mask = mask.unsqueeze(1)
+    elif nd > 4:
+        q, k, v = (t.reshape((-1,) + tuple(t.shape[-3:])) for t in (q, k, v))
+        if mask is not None and mask.dim() > 3:
+            # Masks of rank <= 3 broadcast against [B', H, L, S] as they are; a mask with batch
+            # dimensions is expanded and flattened like query (a copy only where unavoidable).
+            mask = mask.expand(lead + (hq, L, S)).reshape((-1, hq, L, S))
+    return q, k, v, mask, nd, lead
+
+
+def _autocast(q: Tensor, k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Apply autocast's cast for SDPA (it is on the lower-precision list) when it is active."""
+    dev = q.device.type
+    try:
+        enabled = torch.is_autocast_enabled(dev)
+    except TypeError:  # pragma: no cover - older torch
+        enabled = False
+    if not enabled:
+        return q, k, v
+    dt = torch.get_autocast_dtype(dev)
+    return tuple(t.to(dt) if t.is_floating_point() else t for t in (q, k, v))  # type: ignore
+
+
+def _run_sdpa(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor],
+              dropout_p: float, is_causal: bool, scale: Optional[float],
+              enable_gqa: bool) -> Tensor:
+    query, key, value = _autocast(query, key, value)
+    q, k, v, mask, nd, lead = _prepare_sdpa(query, key, value, attn_mask, dropout_p, is_causal,
+                                            scale, enable_gqa)
+    out, _lse = torch.ops.umfa.attention_fwd(
+        q, k, v, mask, None, None, None, 0, 0, LAYOUT_BHSD,
+        N.MASK_CAUSAL_TOP_LEFT if is_causal else N.MASK_NONE,
+        0.0 if scale is None else float(scale), 0.0, -1, -1, False)
+    if nd == 3:
+        return out.squeeze(1)
+    if nd > 4:
+        return out.reshape(lead + tuple(out.shape[1:]))
+    return out
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Optional[Tensor] = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: Optional[float] = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """:func:`torch.nn.functional.scaled_dot_product_attention`, computed by libumfa.
+
+    Args:
+        query: ``(N, ..., Hq, L, E)`` (or ``(N, L, E)``).
+        key: ``(N, ..., H, S, E)``.
+        value: ``(N, ..., H, S, E)`` (umfa needs value's head dim equal to E).
+        attn_mask: boolean (True = take part in attention) or additive float mask,
+            broadcastable to ``(N, ..., Hq, L, S)``. Gradients with respect to it are not
+            supported.
+        dropout_p: must be 0.0 (dropout is not implemented).
+        is_causal: top-left causal mask (query i sees keys j <= i); not with ``attn_mask``.
+        scale: multiplies q·k; ``None`` = 1/sqrt(E).
+        enable_gqa: allow ``Hq`` a multiple of ``H`` (grouped-query attention).
+
+    Returns:
+        ``(N, ..., Hq, L, E)`` in the query's dtype; differentiable with respect to query, key
+        and value (backward through libumfa). Rows with no visible key give zeros.
+
+    Raises:
+        UmfaError: for calls umfa does not run (the status says why: UNSUPPORTED for dropout,
+            UNSUPPORTED_DTYPE for float64, SHAPE_MISMATCH for bad shapes, ...).
+    """
+    return _run_sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+
+
+# ----------------------------------------------------------------------------------------------
+# Patching torch.nn.functional.scaled_dot_product_attention
+# ----------------------------------------------------------------------------------------------
+
+
+class PatchStats:
+    """Counters of the patched ``F.scaled_dot_product_attention``.
+
+    Attributes:
+        umfa_calls: calls computed by umfa.
+        fallbacks: :class:`collections.Counter` of calls sent to PyTorch, by reason
+            (``"dropout"``, ``"dtype"``, ``"device"``, ``"nested"``, ``"mask_grad"``,
+            ``"shape"``, ``"head_dim"``, ``"mask"``, ``"scale"``, ``"causal_with_mask"``,
+            ``"kwargs"``, ``"type"``, or ``"core:<STATUS>"`` when the core refused the call).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.umfa_calls = 0
+        self.fallbacks: "collections.Counter[str]" = collections.Counter()
+
+    @property
+    def total_fallbacks(self) -> int:
+        """Number of calls sent to PyTorch's implementation."""
+        return sum(self.fallbacks.values())
+
+    def reset(self) -> None:
+        """Set every counter back to zero."""
+        with self._lock:
+            self.umfa_calls = 0
+            self.fallbacks.clear()
+
+    def _hit(self) -> None:
+        with self._lock:
+            self.umfa_calls += 1
+
+    def _miss(self, reason: str) -> None:
+        with self._lock:
+            self.fallbacks[reason] += 1
+
+    def __repr__(self) -> str:
+        return f"PatchStats(umfa_calls={self.umfa_calls}, fallbacks={dict(self.fallbacks)})"
+
+
+#: The counters of the patched function (shared by every patch()).
+stats = PatchStats()
+
+_original: Optional[Callable[..., Tensor]] = None
+_depth = 0
+_patch_lock = threading.Lock()
+
+
+def fallback_count() -> int:
+    """Total number of patched calls that fell back to PyTorch since the last reset."""
+    return stats.total_fallbacks
+
+
+def _patched_sdpa(query: Tensor, key: Tensor, value: Tensor,
+                  attn_mask: Optional[Tensor] = None, dropout_p: float = 0.0,
+                  is_causal: bool = False, scale: Optional[float] = None,
+                  enable_gqa: bool = False, **kwargs: Any) -> Tensor:
+    original = _original if _original is not None else _TORCH_SDPA
+    args = (query, key, value, attn_mask, dropout_p, is_causal)
+    extra = dict(kwargs, scale=scale, enable_gqa=enable_gqa)
+    if kwargs:
+        stats._miss("kwargs")
+        return original(*args, **extra)
+    try:
+        out = _run_sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    except _Unsupported as exc:
+        stats._miss(exc.reason)
+        return original(*args, **extra)
+    except UmfaError as exc:
+        stats._miss("core:" + exc.name.replace("UMFA_STATUS_", ""))
+        return original(*args, **extra)
+    stats._hit()
+    return out
+
+
+_patched_sdpa.__doc__ = (
+    "torch.nn.functional.scaled_dot_product_attention routed through umfa (see umfa.torch."
+    "patch); falls back to PyTorch's implementation for unsupported calls.")
+
+_TORCH_SDPA = torch.nn.functional.scaled_dot_product_attention
+
+
+def patch() -> None:
+    """Route ``torch.nn.functional.scaled_dot_product_attention`` through umfa.
+
+    Calls umfa runs (float32/float16/bfloat16 tensors on the CPU, or CUDA with a CUDA-enabled
+    libumfa; no dropout) are computed by umfa, with autograd; every other call goes to the
+    original PyTorch function and is counted in :data:`stats` ``.fallbacks``. Calls nest:
+    each :func:`patch` needs one :func:`unpatch`. Code that imported the function itself
+    (``from torch.nn.functional import scaled_dot_product_attention``) before patching keeps
+    the original.
+    """
+    global _original, _depth
+    with _patch_lock:
+        if _depth == 0:
+            _original = torch.nn.functional.scaled_dot_product_attention
+            torch.nn.functional.scaled_dot_product_attention = _patched_sdpa
+        _depth += 1
+
+
+def unpatch() -> None:
+    """Undo one :func:`patch`; the original function is restored when the last one is undone."""
+    global _original, _depth
+    with _patch_lock:
+        if _depth == 0:
+            return
+        _depth -= 1
+        if _depth == 0:
+            torch.nn.functional.scaled_dot_product_attention = _original
+            _original = None
+
+
+def is_patched() -> bool:
+    """True while ``F.scaled_dot_product_attention`` is routed through umfa."""
+    return torch.nn.functional.scaled_dot_product_attention is _patched_sdpa
+
+
+@contextlib.contextmanager
+def patched() -> Iterator[PatchStats]:
+    """Context manager: :func:`patch` on entry, :func:`unpatch` on exit; yields :data:`stats`.
+
+    Example::
+
+        with umfa.torch.patched() as st:
+            loss = model(x).sum()
+            loss.backward()
+        print(st.umfa_calls, st.fallbacks)
+    """
+    patch()
+    try:
+        yield stats
+    finally:
+        unpatch()
