@@ -1,0 +1,39 @@
+// Validation of forward/backward arguments and their resolution into a umfa::Problem.
+// Every check of the public attention entry points lives here, so that every backend (and
+// every binding) sees the same rules.
+#pragma once
+
+#include <vector>
+
+#include "api/internal.h"
+
+namespace umfa {
+namespace api {
+
+struct Resolved {
+  Problem p;
+  bool varlen = false;
+  // Dense problems with nothing to compute (batch, heads_q, seqlen_q or seqlen_k is 0). The
+  // outputs that exist still need writing (out = 0 and lse = -inf when seqlen_k is 0; zero
+  // gradients in backward).
+  bool empty = false;
+  // Varlen: host copies of cu_seqlens (the Problem points at them on the CPU) and the packed
+  // row counts, for writing rows that belong to no sequence.
+  std::vector<int32_t> cu_q, cu_k;
+  int64_t total_q = 0, total_k = 0;
+};
+
+umfa_status resolve_forward(umfa_context* ctx, const umfa_attention_options* options,
+                            const umfa_tensor* q, const umfa_tensor* k, const umfa_tensor* v,
+                            const umfa_tensor* out, const umfa_tensor* lse, Resolved* r);
+
+umfa_status resolve_backward(umfa_context* ctx, const umfa_attention_options* options,
+                             const umfa_tensor* q, const umfa_tensor* k, const umfa_tensor* v,
+                             const umfa_tensor* out, const umfa_tensor* dout,
+                             const umfa_tensor* lse, const umfa_tensor* dq,
+                             const umfa_tensor* dk, const umfa_tensor* dv, Resolved* r);
+
+const char* dtype_name(int32_t dtype);
+
+}  // namespace api
+}  // namespace umfa
