@@ -363,6 +363,12 @@ def all_cases():
     add("sharp_softmax_f16", "softmax_scale 2.0 (peaked attention), f16 (gradient atol x3)", ["scale", "dtype"],
         dtype="f16", softmax_scale=2.0, D=16, grad_atol_scale=3.0)
 
+    add("forward_only_f32", "forward only (no dout, no expected gradients)", ["forward_only"],
+        backward=False, Nq=9, Nk=14)
+    add("forward_only_bf16_causal_br", "forward only, bf16, causal bottom-right, Nq > Nk",
+        ["forward_only", "causal", "dtype", "masked_rows"], dtype="bf16", backward=False,
+        mask_mode=2, Nq=12, Nk=8)
+
     # --- causal --------------------------------------------------------------------------------
     for mode, mname in ((1, "tl"), (2, "br")):
         add(f"causal_{mname}_square", f"causal {mname}, Nq = Nk", ["causal"], mask_mode=mode)
