@@ -47,16 +47,22 @@ def _rnd(x: np.ndarray, dtype: str) -> np.ndarray:
     return ref.round_bf16(x).astype(np.float32)
 
 
-def _dense32(q, k, v, do, o: ref.Options, alibi, dtype, out_dtype):
+def _dense32(q, k, v, do, o: ref.Options, alibi, dtype, out_dtype, mutation=None):
     """dtype None = keep P and dS in float32 (CPU-style); else round them to dtype."""
     f = np.float32
     B, Nq, Hq, D = q.shape
     Nk, Hkv = k.shape[1], k.shape[2]
     g = Hq // Hkv
-    kx = np.repeat(k, g, axis=2).astype(f)
-    vx = np.repeat(v, g, axis=2).astype(f)
+    if mutation == "gqa_modulo":  # wrong head mapping h % Hkv
+        kx = np.tile(k, (1, 1, g, 1)).astype(f)
+        vx = np.tile(v, (1, 1, g, 1)).astype(f)
+    else:
+        kx = np.repeat(k, g, axis=2).astype(f)
+        vx = np.repeat(v, g, axis=2).astype(f)
     q = q.astype(f)
     scale = f(ref.resolved_scale(o, D))
+    if mutation == "default_scale_1_over_d" and o.softmax_scale == 0:
+        scale = f(1.0 / D)
     s_raw = np.einsum("bihd,bjhd->bhij", q, kx).astype(f) * scale
     cap = f(o.softcap)
     if o.softcap > 0:
@@ -65,8 +71,19 @@ def _dense32(q, k, v, do, o: ref.Options, alibi, dtype, out_dtype):
     else:
         t = None
         s = s_raw
-    vis = np.broadcast_to(ref.visibility(o, Nq, Nk)[None, None], (B, Hq, Nq, Nk)).copy()
+    ov = o
+    if mutation == "causal_br_as_tl" and o.mask_mode == 2:
+        ov = ref.Options(**{**o.__dict__, "mask_mode": 1})
+    if mutation == "window_offset_zero" and o.has_window and o.mask_mode == 0:
+        ov = ref.Options(**{**o.__dict__, "mask_mode": 1})
+        vis_tl = ref.visibility(ov, Nq, Nk)
+        ov = o
+    vis = np.broadcast_to(ref.visibility(ov, Nq, Nk)[None, None], (B, Hq, Nq, Nk)).copy()
+    if mutation == "window_offset_zero" and o.has_window and o.mask_mode == 0:
+        vis = np.broadcast_to(vis_tl[None, None], (B, Hq, Nq, Nk)).copy()
     off = ref.diag_offset(o.mask_mode, Nq, Nk)
+    if mutation == "alibi_offset_zero":
+        off = 0
     if alibi is not None:
         dist = np.abs(np.arange(Nq)[:, None] + off - np.arange(Nk)[None, :]).astype(f)
         s = s - alibi.astype(f)[:, :, None, None] * dist
@@ -84,6 +101,8 @@ def _dense32(q, k, v, do, o: ref.Options, alibi, dtype, out_dtype):
     e = np.where(vis, np.exp(s - mx[..., None]), 0).astype(f)
     l_ = e.sum(-1, dtype=f)
     lse = np.where(any_, mx + np.log(np.where(any_, l_, 1)), -np.inf).astype(f)
+    if mutation == "lse_without_max":
+        lse = np.where(any_, np.log(np.where(any_, l_, 1)), -np.inf).astype(f)
     e_lp = _rnd(e, dtype)
     o_acc = np.einsum("bhij,bjhd->bihd", e_lp, vx).astype(f)
     inv = np.where(any_, 1 / np.where(any_, l_, 1), 0).astype(f)
@@ -95,8 +114,10 @@ def _dense32(q, k, v, do, o: ref.Options, alibi, dtype, out_dtype):
     dv = np.einsum("bhij,bihd->bjhd", _rnd(p, dtype), do).astype(f)
     dp = np.einsum("bihd,bjhd->bhij", do, vx).astype(f)
     delta = np.einsum("bihd,bihd->bhi", do, out).astype(f)
+    if mutation == "no_delta":
+        delta = delta * 0
     ds = (p * (dp - delta[..., None])).astype(f)
-    if t is not None:
+    if t is not None and mutation != "softcap_no_chain_rule":
         ds = ds * (1 - t * t)
     ds = _rnd(ds, dtype)
     dq = np.einsum("bhij,bjhd->bihd", ds, kx).astype(f) * scale
@@ -106,7 +127,11 @@ def _dense32(q, k, v, do, o: ref.Options, alibi, dtype, out_dtype):
     return out, lse, _rnd(dq, out_dtype), _rnd(dk, out_dtype), _rnd(dv, out_dtype)
 
 
-def run_case(root: str, case: dict, mode: str = "gpu"):
+MUTATIONS = ("gqa_modulo", "default_scale_1_over_d", "causal_br_as_tl", "window_offset_zero",
+             "alibi_offset_zero", "lse_without_max", "no_delta", "softcap_no_chain_rule")
+
+
+def run_case(root: str, case: dict, mode: str = "gpu", mutation=None):
     """Runs the emulation on a manifest case; returns dict name -> logical array.
 
     mode "gpu": P and dS rounded to the input dtype before their products; "cpu": kept in f32.
@@ -126,7 +151,7 @@ def run_case(root: str, case: dict, mode: str = "gpu"):
         if o.alibi_slopes is not None:
             a = o.alibi_slopes
             alibi = np.broadcast_to(a[None, :], (B, Hq)) if a.ndim == 1 else a
-        out, lse, dq, dk, dv = _dense32(q, k, v, do, o, alibi, dt, odt)
+        out, lse, dq, dk, dv = _dense32(q, k, v, do, o, alibi, dt, odt, mutation)
     else:
         cq, ck = o.cu_seqlens_q, o.cu_seqlens_k
         B = len(cq) - 1
@@ -141,7 +166,7 @@ def run_case(root: str, case: dict, mode: str = "gpu"):
                 a = o.alibi_slopes
                 alibi = (a[None, :] if a.ndim == 1 else a[b : b + 1])
             r = _dense32(q[None, q0:q1], k[None, k0:k1], v[None, k0:k1],
-                         None if do is None else do[None, q0:q1], o, alibi, dt, odt)
+                         None if do is None else do[None, q0:q1], o, alibi, dt, odt, mutation)
             out[q0:q1], lse[:, q0:q1] = r[0][0], r[1][0]
             if do is not None:
                 dq[q0:q1], dk[k0:k1], dv[k0:k1] = r[2][0], r[3][0], r[4][0]
@@ -166,8 +191,9 @@ def error_ratio(got: np.ndarray, want: np.ndarray, atol: float, rtol: float) -> 
 
 
 def case_error_ratio(manifest: dict, case: dict, root: str, per_output: bool = False,
-                     mode: str = "gpu"):
-    got = run_case(root, case, mode)
+                     mode: str = "gpu", mutation=None):
+    with np.errstate(over="ignore", invalid="ignore"):  # (only the mutants overflow)
+        got = run_case(root, case, mode, mutation)
     ratios = {}
     for name, spec in case["expected"].items():
         want = load_tensor(root, spec, expected=True)

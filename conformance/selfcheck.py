@@ -16,6 +16,11 @@
    tensor-core kernels do) runs every case from the stored files and must stay within a quarter
    of each case's tolerances.
 
+5. Sensitivity: the same emulation with a deliberate bug (wrong GQA head mapping, wrong default
+   scale, top-left instead of bottom-right causal, window or ALiBi without the diagonal offset,
+   LSE without the max, backward without the rowsum term, softcap without its chain rule) must
+   fail at least one case.
+
 Exits 1 on any failure.
 """
 
@@ -340,11 +345,33 @@ def section_headroom():
               f"worst error/tolerance: {summary}")
 
 
+def section_mutants():
+    print("5. sensitivity: deliberately wrong implementations must fail some case")
+    path = os.path.join(HERE, "manifest.json")
+    if not os.path.exists(path):
+        print("  skipped: conformance/manifest.json not found (run generate.py)")
+        return
+    import emulate  # noqa: E402
+
+    with open(path) as f:
+        manifest = json.load(f)
+    for mutation in emulate.MUTATIONS:
+        failing = []
+        for case in manifest["cases"]:
+            ratio = emulate.case_error_ratio(manifest, case, HERE, mode="cpu", mutation=mutation)
+            if ratio > 1.0:
+                failing.append(case["id"])
+        check(f"mutant {mutation}", len(failing) > 0,
+              f"fails {len(failing)} case(s)" + (f", e.g. {', '.join(failing[:3])}" if failing
+                                                  else ""))
+
+
 def main() -> int:
     section_direct()
     section_fd()
     section_torch()
     section_headroom()
+    section_mutants()
     if FAILURES:
         print(f"selfcheck FAILED: {len(FAILURES)} check(s): {', '.join(FAILURES)}")
         return 1
