@@ -79,7 +79,10 @@ impl<'a> Buffer<'a> {
         // SAFETY: live buffer, valid out-pointers.
         unsafe {
             check(sys::umfa_buffer_size(raw.as_ptr(), &mut size), ctx.as_raw())?;
-            check(sys::umfa_buffer_device(raw.as_ptr(), &mut device), ctx.as_raw())?;
+            check(
+                sys::umfa_buffer_device(raw.as_ptr(), &mut device),
+                ctx.as_raw(),
+            )?;
         }
         // The buffer lives on the context's device (its ordinal for CUDA).
         let device = Device::from_raw(device, ctx.device_index());
@@ -227,13 +230,7 @@ impl<'a> Buffer<'a> {
                 crate::tensor::check_fits(T::DTYPE, shape, strides, elements)?;
                 // SAFETY: device memory owned by the buffer, bounds checked, exclusive borrow.
                 unsafe {
-                    TensorViewMut::from_raw_parts(
-                        self.data_ptr(),
-                        T::DTYPE,
-                        device,
-                        shape,
-                        strides,
-                    )
+                    TensorViewMut::from_raw_parts(self.data_ptr(), T::DTYPE, device, shape, strides)
                 }
             }
         }

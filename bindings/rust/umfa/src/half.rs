@@ -18,7 +18,11 @@ fn f32_to_f16_bits(value: f32) -> u16 {
 
     if exp == 0xff {
         // Infinity, or NaN (kept quiet and non-zero).
-        let nan_bits = if man != 0 { 0x0200 | (man >> 13) as u16 } else { 0 };
+        let nan_bits = if man != 0 {
+            0x0200 | (man >> 13) as u16
+        } else {
+            0
+        };
         return sign | 0x7c00 | nan_bits;
     }
     let half_exp = exp - 127 + 15;

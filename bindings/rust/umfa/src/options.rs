@@ -199,7 +199,10 @@ impl<'a> AttentionOptions<'a> {
 
     /// The C struct. Its tensor pointers point into `self`, so it is valid while `self` is.
     pub(crate) fn c_struct(&self) -> sys::umfa_attention_options {
-        let window = self.window.unwrap_or(Window { left: -1, right: -1 });
+        let window = self.window.unwrap_or(Window {
+            left: -1,
+            right: -1,
+        });
         let tensor = |t: &Option<TensorView<'a>>| {
             t.as_ref()
                 .map_or(std::ptr::null(), |t| t.as_raw() as *const sys::umfa_tensor)

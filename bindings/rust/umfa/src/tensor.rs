@@ -218,8 +218,21 @@ fn make_raw(
 }
 
 /// Checks that a view of `shape`/`strides` fits in `len` elements of `dtype`.
-pub(crate) fn check_fits(dtype: DType, shape: &[usize], strides: &[usize], len: usize) -> Result<()> {
-    make_raw(std::ptr::null_mut(), dtype, Device::Cpu, shape, strides, Some(len)).map(|_| ())
+pub(crate) fn check_fits(
+    dtype: DType,
+    shape: &[usize],
+    strides: &[usize],
+    len: usize,
+) -> Result<()> {
+    make_raw(
+        std::ptr::null_mut(),
+        dtype,
+        Device::Cpu,
+        shape,
+        strides,
+        Some(len),
+    )
+    .map(|_| ())
 }
 
 /// Rejects output views whose elements could overlap (two indices, one address).
@@ -252,7 +265,10 @@ fn check_no_overlap(raw: &sys::umfa_tensor) -> Result<()> {
 fn permute_raw(raw: &sys::umfa_tensor, axes: &[usize]) -> Result<sys::umfa_tensor> {
     let rank = raw.rank as usize;
     let mut seen = [false; 4];
-    if axes.len() != rank || axes.iter().any(|&a| a >= rank || std::mem::replace(&mut seen[a], true))
+    if axes.len() != rank
+        || axes
+            .iter()
+            .any(|&a| a >= rank || std::mem::replace(&mut seen[a], true))
     {
         return Err(Error::view(
             Status::InvalidArgument,
