@@ -1,0 +1,85 @@
+/**
+ * `@umfa/api`: the TypeScript contract of umfa shared by `@umfa/koffi` and `@umfa/napi`:
+ * tensor types and helpers, dtype conversions, attention options, errors and status codes, and
+ * the marshalling into the C ABI's structs that both bindings use. Applications import one of the
+ * bindings, which re-export everything here.
+ *
+ * @packageDocumentation
+ */
+export { Status, MFAStatus, statusName, mfaStatusName, type StatusName } from './status.js';
+export { UmfaError, UmfaLoadError, MFAError } from './errors.js';
+export {
+  type DType,
+  DTypeCode,
+  dtypeSize,
+  isDType,
+  allocData,
+  Float16ArrayCtor,
+  type Float16ArrayConstructorLike,
+  isFloat16Array,
+  f32ToF16,
+  f16ToF32,
+  f32ToBf16,
+  bf16ToF32,
+  fromFloat32,
+  toFloat32Array,
+} from './dtype.js';
+export {
+  type Tensor,
+  type TensorInit,
+  type AttentionResult,
+  type AttentionGradients,
+  numel,
+  contiguousStrides,
+  stridesOf,
+  isContiguous,
+  inferDType,
+  tensor,
+  bshd,
+  bhsd,
+  zeros,
+  toFloat32,
+  fromValues,
+  hasFloat16Array,
+} from './tensor.js';
+export type {
+  MaskMode,
+  AttentionWindow,
+  AttentionOptions,
+  ForwardOptions,
+  BackwardOptions,
+  BackendName,
+  ContextOptions,
+  BackendInfo,
+  ContextLike,
+  Precision,
+  ClassicForwardOptions,
+} from './options.js';
+export {
+  ABI_VERSION,
+  Layout,
+  Slot,
+  SLOT_COUNT,
+  FRAME_SIZE,
+  RELOCATED_OPTION_FIELDS,
+  Frame,
+  slotOffset,
+  setInt64,
+  encodeTensor,
+  encodeOptions,
+  encodeContextOptions,
+  resolveMaskMode,
+} from './abi.js';
+export type { Driver, AsyncOutcome, ClassicCall } from './driver.js';
+export { Runtime, ContextBase } from './context.js';
+export { MFAContextBase, precisionOf } from './classic.js';
+export {
+  findNativeLibrary,
+  checkAbiVersion,
+  platformDir,
+  platformPackageName,
+  libraryFileNames,
+  type LibrarySource,
+  type FoundLibrary,
+  type FindLibraryOptions,
+} from './loader.js';
