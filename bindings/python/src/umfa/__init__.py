@@ -19,6 +19,7 @@ route that function through umfa.
 """
 
 from ._native import ABI_VERSION, Status, UmfaError, library_path
+from ._views import Reinterpreted, reinterpret
 from ._context import Context, default_context, attention_options
 from ._api import (
     MFAContext,
@@ -59,5 +60,7 @@ __all__ = [
     "get_version",
     "is_metal_available",
     "library_path",
+    "reinterpret",
+    "Reinterpreted",
     "version_string",
 ]

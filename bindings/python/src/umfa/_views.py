@@ -233,6 +233,49 @@ def _from_cai(obj: Any, t: N.Tensor, what: str, device_index: int) -> None:
     _fill(t, ptr, code, N.DEVICE_CUDA, device_index, shape, strides, what)
 
 
+# --- reinterpreting memory -------------------------------------------------------------------
+
+_DTYPE_CODES = {"f32": N.DTYPE_F32, "float32": N.DTYPE_F32, "f16": N.DTYPE_F16,
+                "float16": N.DTYPE_F16, "bf16": N.DTYPE_BF16, "bfloat16": N.DTYPE_BF16,
+                "bool": N.DTYPE_BOOL, "i32": N.DTYPE_I32, "int32": N.DTYPE_I32}
+
+
+class Reinterpreted:
+    """An array whose memory umfa reads (or writes) as another element type of the same size.
+
+    Made by :func:`umfa.reinterpret`; accepted wherever umfa takes an array. The typical use is
+    bfloat16 data held in a ``uint16`` numpy array (numpy has no bfloat16 of its own).
+    """
+
+    __slots__ = ("array", "dtype_code")
+
+    def __init__(self, array: Any, dtype: str) -> None:
+        code = _DTYPE_CODES.get(dtype)
+        if code is None:
+            raise UmfaError(Status.UNSUPPORTED_DTYPE, None,
+                            f"unknown umfa dtype {dtype!r} ({sorted(set(_DTYPE_CODES))})")
+        arr = array if isinstance(array, np.ndarray) else np.asarray(array)
+        if arr.itemsize != N.DTYPE_SIZES[code]:
+            raise UmfaError(Status.UNSUPPORTED_DTYPE, None,
+                            f"cannot read {arr.dtype} elements ({arr.itemsize} bytes) as {dtype} "
+                            f"({N.DTYPE_SIZES[code]} bytes)")
+        self.array = arr
+        self.dtype_code = code
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        """The array's shape."""
+        return tuple(self.array.shape)
+
+
+def reinterpret(array: Any, dtype: str) -> Reinterpreted:
+    """View a numpy array's memory as umfa dtype ``dtype`` (same element size), without a copy.
+
+    Example: ``umfa.reinterpret(bits_u16, "bf16")`` passes bfloat16 data stored as uint16.
+    """
+    return Reinterpreted(array, dtype)
+
+
 # --- the entry point ---------------------------------------------------------------------------
 
 
@@ -273,6 +316,14 @@ def make_view(obj: Any, what: str, *, writable: bool = False, device_index: int 
         _fill(t, int(obj.__array_interface__["data"][0] or 0), code, N.DEVICE_CPU, 0,
               obj.shape, strides, what)
         return View(t, obj, obj)
+    if isinstance(obj, Reinterpreted):
+        a = obj.array
+        if writable and not a.flags.writeable:
+            raise UmfaError(Status.INVALID_ARGUMENT, None, f"{what}: the array is read-only")
+        strides = _byte_strides_to_elements(a.strides, a.itemsize, what)
+        _fill(t, int(a.__array_interface__["data"][0] or 0), obj.dtype_code, N.DEVICE_CPU, 0,
+              a.shape, strides, what)
+        return View(t, a, a)
     if is_torch_tensor(obj):
         torch = _torch_module()
         if obj.is_nested or obj.layout != torch.strided:
