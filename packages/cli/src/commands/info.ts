@@ -1,0 +1,74 @@
+import { parse } from '../args.js';
+import { binding, bindingVersion } from '../binding.js';
+import type { Io } from '../context.js';
+import { Exit } from '../errors.js';
+import { cpuSimdFlags, machineInfo } from '../sysinfo.js';
+import { formatBytes } from '../table.js';
+import { cliVersion } from '../version.js';
+
+export const HELP = `umfa info — what the installed umfa library is and what it found on this machine
+
+Usage:
+  umfa info [--json]
+
+Prints the library version and ABI version, the library file that was loaded, what it was built
+with (umfa_build_info: SIMD level, CUDA library or why it is absent), each backend with its
+availability and device count, the CPU threads a default context uses, and the CPU's SIMD
+features as the operating system reports them.
+
+Options:
+      --json      machine-readable output
+  -h, --help      show this help`;
+
+export async function run(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, { json: { type: 'boolean' } });
+  const umfa = await binding();
+  const version = umfa.version();
+  const abi = umfa.abiVersion();
+  const build = umfa.buildInfo();
+  const libraryPath = umfa.libraryPath();
+  const backends = umfa.backends();
+  let threads: number | null = null;
+  {
+    const ctx = new umfa.Context({ backend: 'cpu' });
+    try {
+      threads = ctx.numThreads;
+    } finally {
+      ctx.dispose();
+    }
+  }
+  const machine = machineInfo();
+  const simd = cpuSimdFlags();
+  const info = {
+    version,
+    abiVersion: abi,
+    bindingAbiVersion: umfa.ABI_VERSION,
+    library: libraryPath,
+    binding: await bindingVersion(),
+    cli: cliVersion(),
+    buildInfo: build,
+    backends,
+    cpu: { model: machine.cpu, cores: machine.cores, threads, simd },
+    machine,
+  };
+  if (values.json) {
+    io.print(JSON.stringify(info, null, 2));
+    return Exit.OK;
+  }
+  const s = io.style;
+  const key = (k: string) => s.bold(k.padEnd(10));
+  io.print(`${key('umfa')}${version} (ABI ${abi})`);
+  io.print(`${key('library')}${libraryPath}`);
+  io.print(`${key('binding')}${info.binding}, @umfa/cli ${info.cli}, Node ${process.version}`);
+  io.print(`${key('build')}${build}`);
+  io.print(`${key('backends')}`);
+  for (const b of backends) {
+    const state = b.available ? s.green('available') : s.dim('unavailable');
+    const devices = `${b.deviceCount} device${b.deviceCount === 1 ? '' : 's'}`;
+    const extra = b.name === 'cpu' && threads !== null ? `, ${threads} thread${threads === 1 ? '' : 's'}` : '';
+    io.print(`  ${b.name.padEnd(6)}${state.padEnd(s.enabled ? 20 : 12)}${devices}${extra}`);
+  }
+  io.print(`${key('cpu')}${machine.cpu}, ${machine.cores} logical core${machine.cores === 1 ? '' : 's'}, ${formatBytes(machine.memoryBytes)} memory`);
+  io.print(`${key('simd')}${simd.length ? simd.join(' ') : '(not reported by the OS)'}`);
+  return Exit.OK;
+}

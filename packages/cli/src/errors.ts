@@ -1,0 +1,35 @@
+/** Exit codes of `umfa`. */
+export const Exit = {
+  /** Success. */
+  OK: 0,
+  /** The command ran and failed: a check failed, a vector mismatched, the core returned an error. */
+  FAILURE: 1,
+  /** Bad command line: unknown command or option, missing or malformed value. */
+  USAGE: 2,
+} as const;
+
+/** A command-line mistake: printed with the command's usage hint, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A failure that has already been explained to the user; only sets the exit code. */
+export class FailureError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FailureError';
+  }
+}
+
+/** The message to print for any error: the core's message and status for `UmfaError`. */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    if (e.name === 'UmfaError' && typeof code === 'string') return `${e.message} (${code})`;
+    return e.message;
+  }
+  return String(e);
+}
