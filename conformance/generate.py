@@ -128,7 +128,7 @@ class Case:
     def __init__(self, cid: str, desc: str, tags, *, dtype="f32", out_dtype=None, B=2, Nq=10,
                  Nk=10, Hq=2, Hkv=2, D=16, layout="bshd", out_layout=None, amp=1.7320508,
                  backward=True, seqlens_q=None, seqlens_k=None, mask=None, alibi=None,
-                 grad_atol_scale=1.0, **opts):
+                 grad_atol_scale=1.0, kv_batch_broadcast=False, **opts):
         self.id = cid
         self.desc = desc
         self.tags = list(tags)
@@ -159,6 +159,8 @@ class Case:
         self.seed = zlib.crc32(cid.encode()) & 0xFFFFFFFF
         self.tol_class = max([self.dtype, self.out_dtype], key=PRECISION_ORDER.index)
         self.grad_atol_scale = grad_atol_scale
+        # k/v stored with batch 1 and passed to umfa as [B, ...] with batch stride 0
+        self.kv_batch_broadcast = kv_batch_broadcast
 
     def tolerances(self, names):
         base = TOLERANCES[self.tol_class]
@@ -194,8 +196,13 @@ class Case:
         r = Rand(self.seed)
         sh = self.logical_shapes()
         q = ref.round_to(r.uniform(sh["q"]) * self.amp, self.dtype)
-        k = ref.round_to(r.uniform(sh["k"]) * self.amp, self.dtype)
-        v = ref.round_to(r.uniform(sh["v"]) * 1.7320508, self.dtype)
+        kv_gen = [1] + sh["k"][1:] if self.kv_batch_broadcast else sh["k"]
+        k = ref.round_to(r.uniform(kv_gen) * self.amp, self.dtype)
+        v = ref.round_to(r.uniform(kv_gen) * 1.7320508, self.dtype)
+        self.k_base, self.v_base = k, v
+        if self.kv_batch_broadcast:
+            k = np.broadcast_to(k, sh["k"])
+            v = np.broadcast_to(v, sh["v"])
         dout = ref.round_to(r.uniform(sh["q"]) * 1.7320508, self.dtype) if self.backward else None
         o = ref.Options(**self.opts)
         self.mask_arr = None
@@ -209,7 +216,7 @@ class Case:
                 for idx in ms.get("true_cols", []):
                     m[tuple(idx)] = True
                 self.mask_arr = m
-                o.attn_mask = m
+                o.attn_mask = self._mask_view(m)
             else:
                 m = r.uniform(shape) * ms.get("amp", 2.0)
                 for idx in ms.get("ninf", []):
@@ -218,7 +225,7 @@ class Case:
                 m = ref.round_to(m, mdt)
                 self.mask_arr = m
                 self.mask_dtype = mdt
-                o.attn_mask = m
+                o.attn_mask = self._mask_view(m)
         self.alibi_arr = None
         if self.alibi_spec is not None:
             if isinstance(self.alibi_spec, str) and self.alibi_spec == "h":
@@ -242,10 +249,20 @@ class Case:
             if x is not None and np.isnan(x).any():
                 raise RuntimeError(f"{self.id}: reference produced NaN in {name}")
 
+    def _mask_view(self, m):
+        view = self.mask_spec.get("view_shape")
+        if view is None:
+            return m
+        return np.broadcast_to(m.reshape((1,) * (len(view) - m.ndim) + m.shape), view)
+
     # -- writing -------------------------------------------------------------------------------
 
-    def _tensor(self, files, name, arr, dtype, file_dtype, perm):
-        """Registers a tensor file; returns its manifest entry."""
+    def _tensor(self, files, name, arr, dtype, file_dtype, perm, view_shape=None):
+        """Registers a tensor file; returns its manifest entry.
+
+        view_shape: pass the tensor to umfa with this shape instead, broadcasting (stride 0)
+        every dimension that the stored array lacks (right-aligned) or has with extent 1.
+        """
         logical = [int(x) for x in arr.shape]
         stored = np.transpose(arr, perm) if perm is not None else arr
         perm = list(perm) if perm is not None else list(range(arr.ndim))
@@ -272,15 +289,31 @@ class Case:
             raise ValueError(file_dtype)
         rel = f"vectors/{self.id}/{name}.npy"
         files[rel] = npy_bytes(data, FILE_DESCR[file_dtype])
-        return {"file": rel, "dtype": dtype, "shape": logical, "storage_order": perm,
-                "strides": strides}
+        entry = {"file": rel, "dtype": dtype, "shape": logical, "storage_order": perm,
+                 "strides": strides}
+        if view_shape is not None:
+            view_shape = [int(x) for x in view_shape]
+            lead = len(view_shape) - len(logical)
+            vstr = []
+            for i, n in enumerate(view_shape):
+                a = i - lead
+                if a >= 0 and logical[a] == n and n != 1:
+                    vstr.append(strides[a])
+                elif a < 0 or logical[a] == 1:
+                    vstr.append(0)
+                else:
+                    raise ValueError(f"{self.id}/{name}: cannot broadcast {logical} to {view_shape}")
+            entry["view"] = {"shape": view_shape, "strides": vstr}
+        return entry
 
     def manifest_entry(self, files):
         perm = lambda name: LAYOUT_PERMS[self._layout_of(name)]  # noqa: E731
         inputs = {
             "q": self._tensor(files, "q", self.q, self.dtype, self.dtype, perm("q")),
-            "k": self._tensor(files, "k", self.k, self.dtype, self.dtype, perm("k")),
-            "v": self._tensor(files, "v", self.v, self.dtype, self.dtype, perm("v")),
+            "k": self._tensor(files, "k", self.k_base, self.dtype, self.dtype, perm("k"),
+                              list(self.k.shape) if self.kv_batch_broadcast else None),
+            "v": self._tensor(files, "v", self.v_base, self.dtype, self.dtype, perm("v"),
+                              list(self.v.shape) if self.kv_batch_broadcast else None),
         }
         if self.backward:
             inputs["dout"] = self._tensor(files, "dout", self.dout, self.dtype, self.dtype,
@@ -292,7 +325,8 @@ class Case:
         opts["cu_seqlens_k"] = None
         if self.mask_arr is not None:
             mdt = "bool" if self.mask_arr.dtype == np.bool_ else self.mask_dtype
-            opts["attn_mask"] = self._tensor(files, "attn_mask", self.mask_arr, mdt, mdt, None)
+            opts["attn_mask"] = self._tensor(files, "attn_mask", self.mask_arr, mdt, mdt, None,
+                                             self.mask_spec.get("view_shape"))
         if self.alibi_arr is not None:
             opts["alibi_slopes"] = self._tensor(files, "alibi_slopes", self.alibi_arr, "f32",
                                                 "f32", None)
@@ -488,6 +522,20 @@ def all_cases():
         "[B, H] + GQA 2", ["mask", "mask_add", "causal", "window", "softcap", "alibi", "gqa"],
         mask=dict(kind="add", shape=[Nq, Nk]), mask_mode=1, has_window=1, window_left=5,
         window_right=-1, softcap=3.5, amp=2.5, alibi="bh", B=2, Hq=4, Hkv=2, Nq=Nq, Nk=Nk)
+
+    add("mask_bool_expanded", "bool mask stored [Nq, Nk], passed as [B, H, Nq, Nk] with stride 0 "
+        "over B and H", ["mask", "mask_bool", "broadcast"],
+        mask=dict(kind="bool", shape=[Nq, Nk], view_shape=[B, H, Nq, Nk]), **base)
+    add("mask_add_expanded_keypad", "additive mask stored [B, 1, 1, Nk], passed as [B, H, Nq, Nk] "
+        "with stride 0 over H and Nq", ["mask", "mask_add", "broadcast"],
+        mask=dict(kind="add", shape=[B, 1, 1, Nk], view_shape=[B, H, Nq, Nk],
+                  ninf=[[0, 0, 0, 10], [1, 0, 0, 2]]), **base)
+    add("kv_batch_broadcast", "k and v stored with batch 1, passed as [B, Nk, Hkv, D] with batch "
+        "stride 0 (dk/dv are per batch row)", ["broadcast", "layout"], kv_batch_broadcast=True,
+        B=3)
+    add("kv_batch_broadcast_bhsd_gqa", "k/v BHSD, batch stride 0, GQA 2, causal top-left",
+        ["broadcast", "layout", "gqa", "causal"], kv_batch_broadcast=True, layout="bhsd", B=2,
+        Hq=4, Hkv=2, mask_mode=1, Nq=7, Nk=9)
 
     # --- GQA / MQA ----------------------------------------------------------------------------
     for dt in ("f32", "f16", "bf16"):

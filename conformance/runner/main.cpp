@@ -211,6 +211,8 @@ struct Spec {
   std::vector<int64_t> shape;          // logical
   std::vector<int64_t> storage_order;  // file axis a holds logical axis storage_order[a]
   std::vector<int64_t> strides;        // logical, in elements
+  // Optional broadcast view (inputs only): the shape/strides to pass to umfa instead.
+  std::vector<int64_t> view_shape, view_strides;
 
   int64_t count() const {
     int64_t n = 1;
@@ -253,6 +255,12 @@ Spec parse_spec(const Json& j) {
   }
   if (j.has("strides") && j["strides"].as_int_vector() != s.strides)
     throw std::runtime_error(s.file + ": manifest strides disagree with storage_order");
+  if (j.has("view") && !j["view"].is_null()) {
+    s.view_shape = j["view"]["shape"].as_int_vector();
+    s.view_strides = j["view"]["strides"].as_int_vector();
+    if (s.view_shape.size() != s.view_strides.size())
+      throw std::runtime_error(s.file + ": view shape and strides differ in rank");
+  }
   return s;
 }
 
@@ -263,10 +271,14 @@ umfa_tensor make_view(const Spec& s, void* data, int32_t dtype, int32_t device) 
   t.dtype = dtype;
   t.device = device;
   t.device_index = 0;
-  t.rank = static_cast<int32_t>(s.shape.size());
-  for (size_t i = 0; i < s.shape.size(); ++i) {
-    t.shape[i] = s.shape[i];
-    t.strides[i] = s.strides[i];
+  const bool view = !s.view_shape.empty();
+  const std::vector<int64_t>& shape = view ? s.view_shape : s.shape;
+  const std::vector<int64_t>& strides = view ? s.view_strides : s.strides;
+  if (shape.size() > UMFA_MAX_RANK) throw std::runtime_error(s.file + ": rank too large");
+  t.rank = static_cast<int32_t>(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) {
+    t.shape[i] = shape[i];
+    t.strides[i] = strides[i];
   }
   return t;
 }
