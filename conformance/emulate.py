@@ -36,9 +36,9 @@ def load_tensor(root: str, spec: dict, expected: bool = False) -> np.ndarray:
     inv = np.argsort(perm)
     out = np.transpose(arr, inv)
     assert list(out.shape) == spec["shape"], (spec["file"], out.shape, spec["shape"])
-    if "view" in spec and not expected:  # broadcast (stride 0) view of the stored data
-        view = spec["view"]["shape"]
-        out = np.broadcast_to(out.reshape((1,) * (len(view) - out.ndim) + out.shape), view)
+    if "view_strides" in spec and not expected:  # read through the stride-0 view instead
+        base = out[tuple(slice(None) if st else slice(0, 1) for st in spec["view_strides"])]
+        out = np.broadcast_to(base, out.shape)
     return out
 
 

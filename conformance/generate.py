@@ -257,11 +257,12 @@ class Case:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _tensor(self, files, name, arr, dtype, file_dtype, perm, view_shape=None):
+    def _tensor(self, files, name, arr, dtype, file_dtype, perm, base_shape=None):
         """Registers a tensor file; returns its manifest entry.
 
-        view_shape: pass the tensor to umfa with this shape instead, broadcasting (stride 0)
-        every dimension that the stored array lacks (right-aligned) or has with extent 1.
+        base_shape: `arr` is a broadcast of an array of this (right-aligned) shape. The file
+        holds the materialized data; the entry gets "view_strides" with stride 0 on every
+        broadcast dimension, addressing only the first copy of the repeated data.
         """
         logical = [int(x) for x in arr.shape]
         stored = np.transpose(arr, perm) if perm is not None else arr
@@ -291,29 +292,24 @@ class Case:
         files[rel] = npy_bytes(data, FILE_DESCR[file_dtype])
         entry = {"file": rel, "dtype": dtype, "shape": logical, "storage_order": perm,
                  "strides": strides}
-        if view_shape is not None:
-            view_shape = [int(x) for x in view_shape]
-            lead = len(view_shape) - len(logical)
+        if base_shape is not None:
+            lead = len(logical) - len(base_shape)
             vstr = []
-            for i, n in enumerate(view_shape):
+            for i, n in enumerate(logical):
                 a = i - lead
-                if a >= 0 and logical[a] == n and n != 1:
-                    vstr.append(strides[a])
-                elif a < 0 or logical[a] == 1:
-                    vstr.append(0)
-                else:
-                    raise ValueError(f"{self.id}/{name}: cannot broadcast {logical} to {view_shape}")
-            entry["view"] = {"shape": view_shape, "strides": vstr}
+                bcast = a < 0 or (base_shape[a] == 1 and n != 1)
+                vstr.append(0 if bcast else strides[i])
+            entry["view_strides"] = vstr
         return entry
 
     def manifest_entry(self, files):
         perm = lambda name: LAYOUT_PERMS[self._layout_of(name)]  # noqa: E731
         inputs = {
             "q": self._tensor(files, "q", self.q, self.dtype, self.dtype, perm("q")),
-            "k": self._tensor(files, "k", self.k_base, self.dtype, self.dtype, perm("k"),
-                              list(self.k.shape) if self.kv_batch_broadcast else None),
-            "v": self._tensor(files, "v", self.v_base, self.dtype, self.dtype, perm("v"),
-                              list(self.v.shape) if self.kv_batch_broadcast else None),
+            "k": self._tensor(files, "k", self.k, self.dtype, self.dtype, perm("k"),
+                              list(self.k_base.shape) if self.kv_batch_broadcast else None),
+            "v": self._tensor(files, "v", self.v, self.dtype, self.dtype, perm("v"),
+                              list(self.v_base.shape) if self.kv_batch_broadcast else None),
         }
         if self.backward:
             inputs["dout"] = self._tensor(files, "dout", self.dout, self.dtype, self.dtype,
@@ -325,8 +321,11 @@ class Case:
         opts["cu_seqlens_k"] = None
         if self.mask_arr is not None:
             mdt = "bool" if self.mask_arr.dtype == np.bool_ else self.mask_dtype
-            opts["attn_mask"] = self._tensor(files, "attn_mask", self.mask_arr, mdt, mdt, None,
-                                             self.mask_spec.get("view_shape"))
+            if self.mask_spec.get("view_shape") is None:
+                opts["attn_mask"] = self._tensor(files, "attn_mask", self.mask_arr, mdt, mdt, None)
+            else:
+                opts["attn_mask"] = self._tensor(files, "attn_mask", self._mask_view(self.mask_arr),
+                                                 mdt, mdt, None, list(self.mask_arr.shape))
         if self.alibi_arr is not None:
             opts["alibi_slopes"] = self._tensor(files, "alibi_slopes", self.alibi_arr, "f32",
                                                 "f32", None)
@@ -523,17 +522,18 @@ def all_cases():
         mask=dict(kind="add", shape=[Nq, Nk]), mask_mode=1, has_window=1, window_left=5,
         window_right=-1, softcap=3.5, amp=2.5, alibi="bh", B=2, Hq=4, Hkv=2, Nq=Nq, Nk=Nk)
 
-    add("mask_bool_expanded", "bool mask stored [Nq, Nk], passed as [B, H, Nq, Nk] with stride 0 "
+    add("mask_bool_expanded", "bool mask [Nq, Nk] expanded to [B, H, Nq, Nk]: view_strides 0 "
         "over B and H", ["mask", "mask_bool", "broadcast"],
         mask=dict(kind="bool", shape=[Nq, Nk], view_shape=[B, H, Nq, Nk]), **base)
-    add("mask_add_expanded_keypad", "additive mask stored [B, 1, 1, Nk], passed as [B, H, Nq, Nk] "
-        "with stride 0 over H and Nq", ["mask", "mask_add", "broadcast"],
+    add("mask_add_expanded_keypad", "additive mask [B, 1, 1, Nk] expanded to [B, H, Nq, Nk]: "
+        "view_strides 0 over H and Nq", ["mask", "mask_add", "broadcast"],
         mask=dict(kind="add", shape=[B, 1, 1, Nk], view_shape=[B, H, Nq, Nk],
                   ninf=[[0, 0, 0, 10], [1, 0, 0, 2]]), **base)
-    add("kv_batch_broadcast", "k and v stored with batch 1, passed as [B, Nk, Hkv, D] with batch "
-        "stride 0 (dk/dv are per batch row)", ["broadcast", "layout"], kv_batch_broadcast=True,
+    add("kv_batch_broadcast", "k and v shared by every batch row: view_strides 0 over the batch "
+        "(dk/dv are per batch row)", ["broadcast", "layout"], kv_batch_broadcast=True,
         B=3)
-    add("kv_batch_broadcast_bhsd_gqa", "k/v BHSD, batch stride 0, GQA 2, causal top-left",
+    add("kv_batch_broadcast_bhsd_gqa", "k/v BHSD shared by every batch row (view_strides 0), GQA 2, "
+        "causal top-left",
         ["broadcast", "layout", "gqa", "causal"], kv_batch_broadcast=True, layout="bhsd", B=2,
         Hq=4, Hkv=2, mask_mode=1, Nq=7, Nk=9)
 

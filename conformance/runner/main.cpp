@@ -211,8 +211,9 @@ struct Spec {
   std::vector<int64_t> shape;          // logical
   std::vector<int64_t> storage_order;  // file axis a holds logical axis storage_order[a]
   std::vector<int64_t> strides;        // logical, in elements
-  // Optional broadcast view (inputs only): the shape/strides to pass to umfa instead.
-  std::vector<int64_t> view_shape, view_strides;
+  // Optional (inputs only): strides with 0 on dimensions along which the stored data repeats;
+  // passed to umfa instead of `strides` to exercise stride-0 broadcasting.
+  std::vector<int64_t> view_strides;
 
   int64_t count() const {
     int64_t n = 1;
@@ -255,11 +256,10 @@ Spec parse_spec(const Json& j) {
   }
   if (j.has("strides") && j["strides"].as_int_vector() != s.strides)
     throw std::runtime_error(s.file + ": manifest strides disagree with storage_order");
-  if (j.has("view") && !j["view"].is_null()) {
-    s.view_shape = j["view"]["shape"].as_int_vector();
-    s.view_strides = j["view"]["strides"].as_int_vector();
-    if (s.view_shape.size() != s.view_strides.size())
-      throw std::runtime_error(s.file + ": view shape and strides differ in rank");
+  if (j.has("view_strides") && !j["view_strides"].is_null()) {
+    s.view_strides = j["view_strides"].as_int_vector();
+    if (s.view_strides.size() != s.shape.size())
+      throw std::runtime_error(s.file + ": view_strides rank differs from shape");
   }
   return s;
 }
@@ -271,13 +271,11 @@ umfa_tensor make_view(const Spec& s, void* data, int32_t dtype, int32_t device) 
   t.dtype = dtype;
   t.device = device;
   t.device_index = 0;
-  const bool view = !s.view_shape.empty();
-  const std::vector<int64_t>& shape = view ? s.view_shape : s.shape;
-  const std::vector<int64_t>& strides = view ? s.view_strides : s.strides;
-  if (shape.size() > UMFA_MAX_RANK) throw std::runtime_error(s.file + ": rank too large");
-  t.rank = static_cast<int32_t>(shape.size());
-  for (size_t i = 0; i < shape.size(); ++i) {
-    t.shape[i] = shape[i];
+  const std::vector<int64_t>& strides = s.view_strides.empty() ? s.strides : s.view_strides;
+  if (s.shape.size() > UMFA_MAX_RANK) throw std::runtime_error(s.file + ": rank too large");
+  t.rank = static_cast<int32_t>(s.shape.size());
+  for (size_t i = 0; i < s.shape.size(); ++i) {
+    t.shape[i] = s.shape[i];
     t.strides[i] = strides[i];
   }
   return t;
