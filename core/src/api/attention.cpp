@@ -26,7 +26,7 @@ View rows_of_lse(const View& v, int64_t first) {
 
 // Writes what exists of the outputs of a problem with nothing to compute (host memory).
 void write_empty_forward(const Problem& p) {
-  host_fill_zero(p.out);  // has elements only when seqlen_k == 0
+  host_fill_zero(p.out);  // rows exist only when seqlen_k == 0 or (varlen) outside sequences
   if (p.lse.present()) host_fill_neg_inf_f32(p.lse);
 }
 void write_empty_backward(const Problem& p) {

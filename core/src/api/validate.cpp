@@ -588,7 +588,9 @@ umfa_status resolve(umfa_context* ctx, const char* fn, const umfa_attention_opti
     p.dv = seq_view(a.dv, varlen);
   }
   r->varlen = varlen;
-  r->empty = !varlen && (dm.batch == 0 || dm.hq == 0 || dm.nq == 0 || dm.nk == 0);
+  // Nothing to compute: every output element that exists is a fully masked row (out 0,
+  // lse -inf), a varlen row outside every sequence (the same), or a gradient of 0.
+  r->empty = dm.batch == 0 || dm.hq == 0 || dm.nq == 0 || dm.nk == 0;
   return UMFA_STATUS_OK;
 }
 

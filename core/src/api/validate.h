@@ -13,9 +13,9 @@ namespace api {
 struct Resolved {
   Problem p;
   bool varlen = false;
-  // Dense problems with nothing to compute (batch, heads_q, seqlen_q or seqlen_k is 0). The
-  // outputs that exist still need writing (out = 0 and lse = -inf when seqlen_k is 0; zero
-  // gradients in backward).
+  // Nothing to compute (batch, heads_q, seqlen_q or seqlen_k is 0; for varlen the longest
+  // sequences). The outputs that exist still need writing: out = 0 and lse = -inf for every row
+  // (each is fully masked or outside every sequence), zero gradients in backward.
   bool empty = false;
   // Varlen: host copies of cu_seqlens (the Problem points at them on the CPU) and the packed
   // row counts, for writing rows that belong to no sequence.
