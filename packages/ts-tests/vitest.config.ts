@@ -1,0 +1,26 @@
+import { defineConfig } from 'vitest/config';
+
+// One suite (test/bindings.test.ts), run once per binding; plus the packed-tarball install test.
+export default defineConfig({
+  test: {
+    root: import.meta.dirname,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    execArgv: ['--expose-gc'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'koffi', include: ['test/bindings.test.ts'], env: { UMFA_TS_BINDING: 'koffi' } },
+      },
+      {
+        extends: true,
+        test: { name: 'napi', include: ['test/bindings.test.ts'], env: { UMFA_TS_BINDING: 'napi' } },
+      },
+      {
+        extends: true,
+        test: { name: 'pack', include: ['test/pack.test.ts'], testTimeout: 600_000, hookTimeout: 600_000 },
+      },
+    ],
+  },
+});
