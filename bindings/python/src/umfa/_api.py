@@ -81,12 +81,17 @@ _PRECISIONS = {
 }
 
 
-def _precision_dtype(p: Precision, what: str) -> np.dtype:
+def _precision_name(p: Precision, what: str) -> str:
     key = p.lower() if isinstance(p, str) else p
     name = _PRECISIONS.get(key)
     if name is None:
         raise UmfaError(Status.INVALID_ARGUMENT, None,
                         f"{what}: unknown precision {p!r} (fp16, bf16, fp32)")
+    return name
+
+
+def _precision_dtype(p: Precision, what: str) -> np.dtype:
+    name = _precision_name(p, what)
     if name == "bfloat16":
         dt = numpy_bfloat16()
         if dt is None:
@@ -126,7 +131,8 @@ def flash_attention_forward(context: Context, q: ArrayLike, k: ArrayLike, v: Arr
     Raises:
         UmfaError: for inputs the core rejects (status + message), nothing computed.
     """
-    _precision_dtype(intermediate_precision, "intermediate_precision")  # validated, unused
+    _precision_name(intermediate_precision, "intermediate_precision")  # validated, unused
+    _precision_name(input_precision, "input_precision")
     arrays = []
     for x, name in ((q, "q"), (k, "k"), (v, "v")):
         a = np.asarray(x)

@@ -146,14 +146,10 @@ class Context:
         h = self._live()
         di = self._device_index
         opts, keep = attention_options(device_index=di, **options)
-        vq, vk, vv = (make_view(q, "q", device_index=di), make_view(k, "k", device_index=di),
-                      make_view(v, "v", device_index=di))
-        vo = make_view(out, "out", writable=True, device_index=di)
-        vl = None if lse is None else make_view(lse, "lse", writable=True, device_index=di)
-        status = N.lib.umfa_attention_forward(
-            h, ctypes.byref(opts), ctypes.byref(vq.tensor), ctypes.byref(vk.tensor),
-            ctypes.byref(vv.tensor), ctypes.byref(vo.tensor),
-            None if vl is None else ctypes.byref(vl.tensor))
+        views = [_view_or_none(x, name, False, di) for x, name in
+                 ((q, "q"), (k, "k"), (v, "v"))]
+        views += [_view_or_none(x, name, True, di) for x, name in ((out, "out"), (lse, "lse"))]
+        status = N.lib.umfa_attention_forward(h, ctypes.byref(opts), *map(_ref, views))
         del keep
         N.check(status, h)
 
@@ -171,14 +167,22 @@ class Context:
         h = self._live()
         di = self._device_index
         opts, keep = attention_options(device_index=di, **options)
-        views = [make_view(x, name, device_index=di) for x, name in
+        views = [_view_or_none(x, name, False, di) for x, name in
                  ((q, "q"), (k, "k"), (v, "v"), (out, "out"), (dout, "dout"), (lse, "lse"))]
-        grads = [make_view(x, name, writable=True, device_index=di) for x, name in
-                 ((dq, "dq"), (dk, "dk"), (dv, "dv"))]
-        args = [ctypes.byref(x.tensor) for x in views + grads]
-        status = N.lib.umfa_attention_backward(h, ctypes.byref(opts), *args)
+        views += [_view_or_none(x, name, True, di) for x, name in
+                  ((dq, "dq"), (dk, "dk"), (dv, "dv"))]
+        status = N.lib.umfa_attention_backward(h, ctypes.byref(opts), *map(_ref, views))
         del keep
         N.check(status, h)
+
+
+def _view_or_none(x: Any, name: str, writable: bool, device_index: int) -> Optional[View]:
+    # None passes NULL, so that the core reports the missing argument with its own status.
+    return None if x is None else make_view(x, name, writable=writable, device_index=device_index)
+
+
+def _ref(view: Optional[View]) -> Any:
+    return None if view is None else ctypes.byref(view.tensor)
 
 
 def _mask_mode(value: MaskMode) -> int:

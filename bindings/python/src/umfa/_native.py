@@ -272,8 +272,13 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 _path = "<not loaded>"
 lib, _path = _load()
-_declare(lib)
 
+# The ABI version first: a library of another ABI may lack (or change) everything else.
+try:
+    lib.umfa_abi_version.restype = ctypes.c_uint32
+    lib.umfa_abi_version.argtypes = []
+except AttributeError:
+    raise ImportError(f"umfa: {_path} is not libumfa (no umfa_abi_version symbol)") from None
 _abi = int(lib.umfa_abi_version())
 if _abi != ABI_VERSION:
     raise ImportError(
@@ -281,6 +286,7 @@ if _abi != ABI_VERSION:
         f"was written for ABI version {ABI_VERSION}. Install matching versions (or point "
         "UMFA_LIB_DIR at a matching library)."
     )
+_declare(lib)
 
 
 def library_path() -> str:
