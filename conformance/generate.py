@@ -611,6 +611,14 @@ def all_cases():
     add("nq127_nk1", "Nq = 127, Nk = 1", ["sizes"], Nq=127, Nk=1, D=8, B=1)
     add("nq3_nk127_causal_tl", "Nq = 3, Nk = 127, causal top-left", ["sizes", "causal"], Nq=3,
         Nk=127, D=8, B=1, mask_mode=1)
+    add("n300_causal_br_gqa", "Nq = Nk = 300 (several blocks), causal bottom-right, GQA 2, D 8",
+        ["sizes", "long", "causal", "gqa"], B=1, Hq=2, Hkv=1, Nq=300, Nk=300, D=8, mask_mode=2)
+    add("nq200_nk333_window_bf16", "Nq 200, Nk 333, window (50, 10), bf16, D 8",
+        ["sizes", "long", "window", "dtype"], dtype="bf16", B=1, Hq=1, Hkv=1, Nq=200, Nk=333,
+        D=8, has_window=1, window_left=50, window_right=10)
+    add("varlen_long_f16", "varlen with sequences of 130/1/257 queries, causal bottom-right, f16",
+        ["varlen", "long", "causal", "dtype"], dtype="f16", Hq=2, Hkv=1, D=8, mask_mode=2,
+        seqlens_q=[130, 1, 257], seqlens_k=[200, 129, 257])
     add("nq0", "Nq = 0 (nothing to compute; dk/dv are zero)", ["sizes", "empty"], Nq=0, Nk=5)
     add("nk0", "Nk = 0 (every row fully masked)", ["sizes", "empty", "masked_rows"], Nq=5, Nk=0)
     add("nq0_nk0", "Nq = Nk = 0", ["sizes", "empty"], Nq=0, Nk=0)

@@ -657,7 +657,11 @@ int main(int argc, char** argv) {
     const std::string id = c["id"].as_string();
     if (!s.filters.empty()) {
       bool hit = false;
-      for (const auto& f : s.filters) hit = hit || id.find(f) != std::string::npos;
+      for (const auto& f : s.filters) {
+        hit = hit || id.find(f) != std::string::npos;  // part of the id, or a whole tag
+        if (c.has("tags"))
+          for (const auto& t : c["tags"].items()) hit = hit || t.as_string() == f;
+      }
       if (!hit) continue;
     }
     if (const std::string* why = skip_reason(skips, id)) {
