@@ -1,0 +1,605 @@
+/*
+ * UMFAContext.m — implementation of the Objective-C wrapper. Manual retain/release: build with
+ * gcc (GNUstep) as is, or with Apple clang and -fno-objc-arc.
+ */
+#import "UMFAContext.h"
+
+#include <limits.h>
+#include <string.h>
+
+#if defined(__has_feature)
+#if __has_feature(objc_arc)
+#error "UMFAContext.m uses manual retain/release; compile it with -fno-objc-arc"
+#endif
+#endif
+
+NSString *const UMFAErrorDomain = @"UMFAErrorDomain";
+NSString *const UMFAStatusNameKey = @"UMFAStatusName";
+
+static NSError *UMFAMakeError(umfa_status status, NSString *message) {
+  const char *name = umfa_status_string(status);
+  NSString *statusName = [NSString stringWithUTF8String:name ? name : ""];
+  if (message == nil || [message length] == 0) {
+    message = statusName;
+  }
+  NSDictionary *info = [NSDictionary dictionaryWithObjectsAndKeys:message, NSLocalizedDescriptionKey,
+                                                                  statusName, UMFAStatusNameKey, nil];
+  return [NSError errorWithDomain:UMFAErrorDomain code:(NSInteger)status userInfo:info];
+}
+
+/* Sets *error (when requested) from a failed status and the library's message. */
+static BOOL UMFAFail(NSError **error, umfa_status status, const umfa_context *context) {
+  if (error != NULL) {
+    const char *msg = umfa_last_error(context);
+    *error = UMFAMakeError(status, [NSString stringWithUTF8String:msg ? msg : ""]);
+  }
+  return NO;
+}
+
+/* Sets *error for a problem this wrapper detects itself. */
+static BOOL UMFAFailWith(NSError **error, umfa_status status, NSString *message) {
+  if (error != NULL) {
+    *error = UMFAMakeError(status, message);
+  }
+  return NO;
+}
+
+NSUInteger UMFADTypeSize(UMFADType dtype) {
+  return (NSUInteger)umfa_dtype_size((int32_t)dtype);
+}
+
+/* Reads an NSArray of NSNumber as non-negative int64 values. */
+static BOOL UMFAReadDims(NSArray *array, int64_t *out, NSUInteger *count, NSString *what,
+                         NSError **error) {
+  NSUInteger n = [array count];
+  NSUInteger i;
+  if (n > UMFA_MAX_RANK) {
+    return UMFAFailWith(error, UMFA_STATUS_INVALID_RANK,
+                        [NSString stringWithFormat:@"%@ has %lu entries; the maximum rank is %d",
+                                                   what, (unsigned long)n, UMFA_MAX_RANK]);
+  }
+  for (i = 0; i < n; i++) {
+    id item = [array objectAtIndex:i];
+    long long value;
+    if (![item isKindOfClass:[NSNumber class]]) {
+      return UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT,
+                          [NSString stringWithFormat:@"%@[%lu] is not an NSNumber", what,
+                                                     (unsigned long)i]);
+    }
+    value = [(NSNumber *)item longLongValue];
+    if (value < 0) {
+      return UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT,
+                          [NSString stringWithFormat:@"%@[%lu] is negative (%lld)", what,
+                                                     (unsigned long)i, value]);
+    }
+    out[i] = (int64_t)value;
+  }
+  *count = n;
+  return YES;
+}
+
+static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
+  NSMutableArray *array = [NSMutableArray arrayWithCapacity:(NSUInteger)count];
+  int32_t i;
+  for (i = 0; i < count; i++) {
+    [array addObject:[NSNumber numberWithLongLong:(long long)values[i]]];
+  }
+  return array;
+}
+
+@implementation UMFATensor
+
++ (instancetype)tensorWithData:(NSData *)data
+                         dtype:(UMFADType)dtype
+                         shape:(NSArray *)shape
+                         error:(NSError **)error {
+  return [self tensorWithData:data dtype:dtype shape:shape strides:nil error:error];
+}
+
++ (instancetype)tensorWithData:(NSData *)data
+                         dtype:(UMFADType)dtype
+                         shape:(NSArray *)shape
+                       strides:(NSArray *)strides
+                         error:(NSError **)error {
+  return [[[self alloc] initWithData:data
+                            writable:NO
+                          byteOffset:0
+                               dtype:dtype
+                               shape:shape
+                             strides:strides
+                               error:error] autorelease];
+}
+
++ (instancetype)tensorWithMutableData:(NSMutableData *)data
+                                dtype:(UMFADType)dtype
+                                shape:(NSArray *)shape
+                                error:(NSError **)error {
+  return [self tensorWithMutableData:data dtype:dtype shape:shape strides:nil error:error];
+}
+
++ (instancetype)tensorWithMutableData:(NSMutableData *)data
+                                dtype:(UMFADType)dtype
+                                shape:(NSArray *)shape
+                              strides:(NSArray *)strides
+                                error:(NSError **)error {
+  return [[[self alloc] initWithData:data
+                            writable:YES
+                          byteOffset:0
+                               dtype:dtype
+                               shape:shape
+                             strides:strides
+                               error:error] autorelease];
+}
+
+- (instancetype)initWithData:(NSData *)data
+                    writable:(BOOL)writable
+                  byteOffset:(NSUInteger)byteOffset
+                       dtype:(UMFADType)dtype
+                       shape:(NSArray *)shape
+                     strides:(NSArray *)strides
+                       error:(NSError **)error {
+  int64_t dims[UMFA_MAX_RANK] = {0, 0, 0, 0};
+  int64_t steps[UMFA_MAX_RANK] = {0, 0, 0, 0};
+  NSUInteger rank = 0, strideCount = 0, i;
+  NSUInteger elementSize = UMFADTypeSize(dtype);
+  NSUInteger length;
+  BOOL empty = NO;
+  uint64_t last = 0; /* index of the last element addressed */
+  char *base;
+
+  self = [super init];
+  if (self == nil) {
+    return nil;
+  }
+  if (data == nil) {
+    UMFAFailWith(error, UMFA_STATUS_NULL_POINTER, @"tensor data is nil");
+    [self release];
+    return nil;
+  }
+  if (elementSize == 0) {
+    UMFAFailWith(error, UMFA_STATUS_UNSUPPORTED_DTYPE,
+                 [NSString stringWithFormat:@"unknown dtype %ld", (long)dtype]);
+    [self release];
+    return nil;
+  }
+  if (writable && ![data isKindOfClass:[NSMutableData class]]) {
+    UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT, @"a writable tensor needs NSMutableData");
+    [self release];
+    return nil;
+  }
+  if (!UMFAReadDims(shape, dims, &rank, @"shape", error)) {
+    [self release];
+    return nil;
+  }
+  if (strides != nil) {
+    if (!UMFAReadDims(strides, steps, &strideCount, @"strides", error)) {
+      [self release];
+      return nil;
+    }
+    if (strideCount != rank) {
+      UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT,
+                   [NSString stringWithFormat:@"%lu strides for a rank-%lu shape",
+                                              (unsigned long)strideCount, (unsigned long)rank]);
+      [self release];
+      return nil;
+    }
+  } else {
+    int64_t running = 1;
+    for (i = rank; i > 0; i--) {
+      steps[i - 1] = running;
+      if (dims[i - 1] > 1) {
+        if (running > INT64_MAX / dims[i - 1]) {
+          UMFAFailWith(error, UMFA_STATUS_SIZE_OVERFLOW, @"tensor size overflows");
+          [self release];
+          return nil;
+        }
+        running *= dims[i - 1];
+      }
+    }
+  }
+  /* Bounds: the furthest element must lie inside the data. */
+  for (i = 0; i < rank; i++) {
+    if (dims[i] == 0) {
+      empty = YES;
+    } else if (steps[i] != 0) {
+      uint64_t extent = (uint64_t)(dims[i] - 1);
+      uint64_t stride = (uint64_t)steps[i];
+      if (extent > UINT64_MAX / stride || last > UINT64_MAX - extent * stride) {
+        UMFAFailWith(error, UMFA_STATUS_SIZE_OVERFLOW, @"tensor extent overflows");
+        [self release];
+        return nil;
+      }
+      last += extent * stride;
+    }
+  }
+  length = [data length];
+  if (byteOffset > length) {
+    UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT, @"byteOffset is past the end of the data");
+    [self release];
+    return nil;
+  }
+  if (!empty) {
+    uint64_t available = (uint64_t)(length - byteOffset) / elementSize;
+    if (last >= available) {
+      UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT,
+                   [NSString stringWithFormat:@"the view reaches element %llu but the data holds "
+                                              @"%llu elements",
+                                              (unsigned long long)last,
+                                              (unsigned long long)available]);
+      [self release];
+      return nil;
+    }
+  }
+
+  _data = [data retain];
+  _mutable = writable;
+  /* No copy: the view points straight at the data object's bytes. A non-NULL pointer is passed
+     even for empty data. */
+  base = writable ? (char *)[(NSMutableData *)data mutableBytes] : (char *)[data bytes];
+  if (base == NULL) {
+    static char empty_storage[8];
+    base = empty_storage;
+  }
+  memset(&_raw, 0, sizeof _raw);
+  _raw.data = base + byteOffset;
+  _raw.dtype = (int32_t)dtype;
+  _raw.device = UMFA_DEVICE_CPU;
+  _raw.device_index = 0;
+  _raw.rank = (int32_t)rank;
+  for (i = 0; i < rank; i++) {
+    _raw.shape[i] = dims[i];
+    _raw.strides[i] = steps[i];
+  }
+  return self;
+}
+
+- (instancetype)permutedWithAxes:(NSArray *)axes error:(NSError **)error {
+  int32_t rank = _raw.rank;
+  BOOL seen[UMFA_MAX_RANK] = {NO, NO, NO, NO};
+  UMFATensor *result;
+  NSUInteger i;
+  if ((int32_t)[axes count] != rank) {
+    UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT, @"axes must list every dimension once");
+    return nil;
+  }
+  for (i = 0; i < [axes count]; i++) {
+    int a = [[axes objectAtIndex:i] intValue];
+    if (a < 0 || a >= rank || seen[a]) {
+      UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT, @"axes must list every dimension once");
+      return nil;
+    }
+    seen[a] = YES;
+  }
+  result = [[[UMFATensor alloc] init] autorelease];
+  result->_data = [_data retain];
+  result->_mutable = _mutable;
+  result->_raw = _raw;
+  for (i = 0; i < [axes count]; i++) {
+    int a = [[axes objectAtIndex:i] intValue];
+    result->_raw.shape[i] = _raw.shape[a];
+    result->_raw.strides[i] = _raw.strides[a];
+  }
+  return result;
+}
+
+- (void)dealloc {
+  [_data release];
+  [super dealloc];
+}
+
+- (NSData *)data {
+  return _data;
+}
+
+- (BOOL)isWritable {
+  return _mutable;
+}
+
+- (UMFADType)dtype {
+  return (UMFADType)_raw.dtype;
+}
+
+- (NSArray *)shape {
+  return UMFANumbers(_raw.shape, _raw.rank);
+}
+
+- (NSArray *)strides {
+  return UMFANumbers(_raw.strides, _raw.rank);
+}
+
+- (const umfa_tensor *)rawTensor {
+  return &_raw;
+}
+
+- (NSString *)description {
+  return [NSString stringWithFormat:@"<UMFATensor dtype %d shape %@ strides %@%@>", _raw.dtype,
+                                    [[self shape] componentsJoinedByString:@"x"],
+                                    [[self strides] componentsJoinedByString:@","],
+                                    _mutable ? @" writable" : @""];
+}
+
+@end
+
+@implementation UMFAAttentionOptions
+
+@synthesize maskMode = _maskMode;
+@synthesize softmaxScale = _softmaxScale;
+@synthesize softcap = _softcap;
+@synthesize hasWindow = _hasWindow;
+@synthesize windowLeft = _windowLeft;
+@synthesize windowRight = _windowRight;
+@synthesize deterministic = _deterministic;
+@synthesize attnMask = _attnMask;
+@synthesize alibiSlopes = _alibiSlopes;
+@synthesize cuSeqlensQ = _cuSeqlensQ;
+@synthesize cuSeqlensK = _cuSeqlensK;
+@synthesize maxSeqlenQ = _maxSeqlenQ;
+@synthesize maxSeqlenK = _maxSeqlenK;
+@synthesize stream = _stream;
+
++ (instancetype)options {
+  return [[[self alloc] init] autorelease];
+}
+
+- (instancetype)init {
+  self = [super init];
+  if (self != nil) {
+    _windowLeft = -1;
+    _windowRight = -1;
+  }
+  return self;
+}
+
+- (void)dealloc {
+  [_attnMask release];
+  [_alibiSlopes release];
+  [_cuSeqlensQ release];
+  [_cuSeqlensK release];
+  [super dealloc];
+}
+
+- (void)getRawOptions:(umfa_attention_options *)raw_out {
+  memset(raw_out, 0, sizeof *raw_out);
+  raw_out->struct_size = (uint32_t)sizeof *raw_out;
+  raw_out->mask_mode = (uint32_t)_maskMode;
+  raw_out->softmax_scale = _softmaxScale;
+  raw_out->softcap = _softcap;
+  raw_out->has_window = _hasWindow ? 1u : 0u;
+  raw_out->flags = _deterministic ? (uint32_t)UMFA_FLAG_DETERMINISTIC : 0u;
+  raw_out->window_left = _windowLeft;
+  raw_out->window_right = _windowRight;
+  raw_out->attn_mask = _attnMask ? [_attnMask rawTensor] : NULL;
+  raw_out->alibi_slopes = _alibiSlopes ? [_alibiSlopes rawTensor] : NULL;
+  raw_out->cu_seqlens_q = _cuSeqlensQ ? [_cuSeqlensQ rawTensor] : NULL;
+  raw_out->cu_seqlens_k = _cuSeqlensK ? [_cuSeqlensK rawTensor] : NULL;
+  raw_out->max_seqlen_q = _maxSeqlenQ;
+  raw_out->max_seqlen_k = _maxSeqlenK;
+  raw_out->stream = _stream;
+}
+
+@end
+
+/* Checks that a required tensor is present (and writable for outputs). */
+static BOOL UMFACheckTensor(UMFATensor *t, NSString *name, BOOL output, NSError **error) {
+  if (t == nil) {
+    return UMFAFailWith(error, UMFA_STATUS_NULL_POINTER,
+                        [NSString stringWithFormat:@"%@ is nil", name]);
+  }
+  if (output && ![t isWritable]) {
+    return UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT,
+                        [NSString stringWithFormat:@"%@ is an output: make it with "
+                                                   @"tensorWithMutableData:",
+                                                   name]);
+  }
+  return YES;
+}
+
+@implementation UMFAContext
+
+- (instancetype)initWithBackend:(UMFABackend)backend error:(NSError **)error {
+  return [self initWithBackend:backend deviceIndex:0 numThreads:0 workspaceLimit:0 error:error];
+}
+
+- (instancetype)initWithBackend:(UMFABackend)backend
+                    deviceIndex:(int32_t)deviceIndex
+                     numThreads:(int32_t)numThreads
+                 workspaceLimit:(uint64_t)workspaceLimit
+                          error:(NSError **)error {
+  umfa_context_options options;
+  umfa_status status;
+  self = [super init];
+  if (self == nil) {
+    return nil;
+  }
+  if (umfa_abi_version() != UMFA_ABI_VERSION) {
+    UMFAFailWith(error, UMFA_STATUS_UNSUPPORTED,
+                 [NSString stringWithFormat:@"libumfa implements ABI %u, this wrapper needs %d",
+                                            umfa_abi_version(), UMFA_ABI_VERSION]);
+    [self release];
+    return nil;
+  }
+  memset(&options, 0, sizeof options);
+  options.struct_size = (uint32_t)sizeof options;
+  options.backend = (uint32_t)backend;
+  options.device_index = deviceIndex;
+  options.num_threads = numThreads;
+  options.workspace_limit_bytes = workspaceLimit;
+  status = umfa_context_create(&options, &_context);
+  if (status != UMFA_STATUS_OK) {
+    UMFAFail(error, status, NULL);
+    _context = NULL;
+    [self release];
+    return nil;
+  }
+  return self;
+}
+
++ (instancetype)contextWithBackend:(UMFABackend)backend error:(NSError **)error {
+  return [[[self alloc] initWithBackend:backend error:error] autorelease];
+}
+
+- (void)dealloc {
+  umfa_context_destroy(_context);
+  [super dealloc];
+}
+
+- (UMFABackend)backend {
+  uint32_t backend = 0;
+  umfa_context_backend(_context, &backend);
+  return (UMFABackend)backend;
+}
+
+- (int32_t)numThreads {
+  int32_t threads = 0;
+  umfa_context_num_threads(_context, &threads);
+  return threads;
+}
+
+- (NSString *)lastErrorMessage {
+  const char *msg = umfa_last_error(_context);
+  return [NSString stringWithUTF8String:msg ? msg : ""];
+}
+
+- (umfa_context *)rawContext {
+  return _context;
+}
+
+- (BOOL)forwardWithQuery:(UMFATensor *)q
+                     key:(UMFATensor *)k
+                   value:(UMFATensor *)v
+                  output:(UMFATensor *)outTensor
+               logSumExp:(UMFATensor *)lse
+                 options:(UMFAAttentionOptions *)options
+                   error:(NSError **)error {
+  umfa_attention_options raw;
+  umfa_status status;
+  if (!UMFACheckTensor(q, @"q", NO, error) || !UMFACheckTensor(k, @"k", NO, error) ||
+      !UMFACheckTensor(v, @"v", NO, error) || !UMFACheckTensor(outTensor, @"out", YES, error)) {
+    return NO;
+  }
+  if (lse != nil && !UMFACheckTensor(lse, @"lse", YES, error)) {
+    return NO;
+  }
+  if (options == nil) {
+    options = [UMFAAttentionOptions options];
+  }
+  [options getRawOptions:&raw];
+  status = umfa_attention_forward(_context, &raw, [q rawTensor], [k rawTensor], [v rawTensor],
+                                  [outTensor rawTensor], lse ? [lse rawTensor] : NULL);
+  if (status != UMFA_STATUS_OK) {
+    return UMFAFail(error, status, _context);
+  }
+  return YES;
+}
+
+- (BOOL)backwardWithQuery:(UMFATensor *)q
+                      key:(UMFATensor *)k
+                    value:(UMFATensor *)v
+                   output:(UMFATensor *)outTensor
+           outputGradient:(UMFATensor *)dout
+                logSumExp:(UMFATensor *)lse
+            queryGradient:(UMFATensor *)dq
+              keyGradient:(UMFATensor *)dk
+            valueGradient:(UMFATensor *)dv
+                  options:(UMFAAttentionOptions *)options
+                    error:(NSError **)error {
+  umfa_attention_options raw;
+  umfa_status status;
+  if (!UMFACheckTensor(q, @"q", NO, error) || !UMFACheckTensor(k, @"k", NO, error) ||
+      !UMFACheckTensor(v, @"v", NO, error) || !UMFACheckTensor(outTensor, @"out", NO, error) ||
+      !UMFACheckTensor(dout, @"dout", NO, error) || !UMFACheckTensor(lse, @"lse", NO, error) ||
+      !UMFACheckTensor(dq, @"dq", YES, error) || !UMFACheckTensor(dk, @"dk", YES, error) ||
+      !UMFACheckTensor(dv, @"dv", YES, error)) {
+    return NO;
+  }
+  if (options == nil) {
+    options = [UMFAAttentionOptions options];
+  }
+  [options getRawOptions:&raw];
+  status = umfa_attention_backward(_context, &raw, [q rawTensor], [k rawTensor], [v rawTensor],
+                                   [outTensor rawTensor], [dout rawTensor], [lse rawTensor],
+                                   [dq rawTensor], [dk rawTensor], [dv rawTensor]);
+  if (status != UMFA_STATUS_OK) {
+    return UMFAFail(error, status, _context);
+  }
+  return YES;
+}
+
+- (BOOL)forwardWithQueryData:(NSData *)q
+                     keyData:(NSData *)k
+                   valueData:(NSData *)v
+                  outputData:(NSMutableData *)outData
+               logSumExpData:(NSMutableData *)lse
+                       batch:(NSUInteger)batch
+                     seqLenQ:(NSUInteger)seqLenQ
+                     seqLenK:(NSUInteger)seqLenK
+                      headsQ:(NSUInteger)headsQ
+                     headsKV:(NSUInteger)headsKV
+                     headDim:(NSUInteger)headDim
+                       dtype:(UMFADType)dtype
+                     options:(UMFAAttentionOptions *)options
+                       error:(NSError **)error {
+  NSAutoreleasePool *pool = [[NSAutoreleasePool alloc] init];
+  NSArray *qShape = [NSArray arrayWithObjects:[NSNumber numberWithUnsignedInteger:batch],
+                                              [NSNumber numberWithUnsignedInteger:seqLenQ],
+                                              [NSNumber numberWithUnsignedInteger:headsQ],
+                                              [NSNumber numberWithUnsignedInteger:headDim], nil];
+  NSArray *kvShape = [NSArray arrayWithObjects:[NSNumber numberWithUnsignedInteger:batch],
+                                               [NSNumber numberWithUnsignedInteger:seqLenK],
+                                               [NSNumber numberWithUnsignedInteger:headsKV],
+                                               [NSNumber numberWithUnsignedInteger:headDim], nil];
+  NSArray *lseShape = [NSArray arrayWithObjects:[NSNumber numberWithUnsignedInteger:batch],
+                                                [NSNumber numberWithUnsignedInteger:headsQ],
+                                                [NSNumber numberWithUnsignedInteger:seqLenQ], nil];
+  NSError *failure = nil;
+  BOOL ok = NO;
+  UMFATensor *tq = [UMFATensor tensorWithData:q dtype:dtype shape:qShape error:&failure];
+  UMFATensor *tk = tq ? [UMFATensor tensorWithData:k dtype:dtype shape:kvShape error:&failure] : nil;
+  UMFATensor *tv = tk ? [UMFATensor tensorWithData:v dtype:dtype shape:kvShape error:&failure] : nil;
+  UMFATensor *tout =
+      tv ? [UMFATensor tensorWithMutableData:outData dtype:dtype shape:qShape error:&failure] : nil;
+  UMFATensor *tlse = nil;
+  if (tout != nil && lse != nil) {
+    tlse = [UMFATensor tensorWithMutableData:lse dtype:UMFADTypeF32 shape:lseShape error:&failure];
+  }
+  if (tout != nil && (lse == nil || tlse != nil)) {
+    ok = [self forwardWithQuery:tq
+                            key:tk
+                          value:tv
+                         output:tout
+                      logSumExp:tlse
+                        options:options
+                          error:&failure];
+  }
+  /* Keep the error alive past the pool. */
+  [failure retain];
+  [pool drain];
+  if (!ok && error != NULL) {
+    *error = [failure autorelease];
+  } else {
+    [failure release];
+  }
+  return ok;
+}
+
++ (NSString *)versionString {
+  return [NSString stringWithUTF8String:umfa_version_string()];
+}
+
++ (uint32_t)abiVersion {
+  return umfa_abi_version();
+}
+
++ (NSString *)buildInfo {
+  return [NSString stringWithUTF8String:umfa_build_info()];
+}
+
++ (BOOL)isBackendAvailable:(UMFABackend)backend {
+  int32_t available = 0;
+  if (umfa_backend_available((uint32_t)backend, &available, NULL) != UMFA_STATUS_OK) {
+    return NO;
+  }
+  return available != 0;
+}
+
+@end
