@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# CI for the command line tool, the documentation and the release machinery:
+#   1. version agreement across every package, crate, the CMake project and the header
+#   2. the release scripts' own tests (sync/check on a throw-away tree, changeset version e2e)
+#   3. docs: the ABI reference is current, every code block is an included sample or a header
+#      declaration, the performance tables match the committed results, every sample runs
+#   4. the TypeDoc site builds with zero warnings (docs/api, not committed)
+#   5. the @umfa/cli tests (the CLI driven as a subprocess)
+# Runs every step even when one fails; prints "N passed, N failed" and exits non-zero on failure.
+# Needs the core built (dist/native or UMFA_LIB_DIR) and `pnpm install` done.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false
+
+passed=0; failed=0; failed_names=()
+step() {
+  local name=$1; shift
+  printf '\n\033[1m--- %s\033[0m\n' "$name"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$name"); printf 'FAILED: %s\n' "$name"; fi
+}
+
+lib_dir=${UMFA_LIB_DIR:-dist/native/$(node -p 'process.platform + "-" + process.arch')/lib}
+if [ ! -e "$lib_dir/libumfa.so" ] && [ ! -e "$lib_dir/libumfa.dylib" ]; then
+  echo "libumfa is not built ($lib_dir): run 'bash core/scripts/build.sh' first" >&2
+  exit 1
+fi
+
+# The TypeScript packages the CLI and TypeDoc read (skipped when already built, e.g. by Nx).
+need_build=()
+for p in api ts-koffi ts-napi; do [ -f "packages/$p/dist/index.js" ] || need_build+=("$p"); done
+if [ ${#need_build[@]} -gt 0 ]; then
+  step "build TypeScript packages (${need_build[*]})" pnpm nx run-many -t build --projects=@umfa/api,@umfa/koffi,@umfa/napi --outputStyle=stream
+fi
+
+step "versions agree" node scripts/release/check-versions.mjs
+step "release scripts" node --test scripts/release/test/
+step "ABI reference is current" node docs/scripts/abi-reference.mjs --check
+step "docs code blocks" node docs/scripts/samples.mjs check
+step "performance tables" node docs/scripts/perf-tables.mjs --check
+step "docs samples run" node docs/scripts/samples.mjs run ${SAMPLES_STRICT:+--strict}
+step "TypeDoc (zero warnings)" pnpm -s docs:build
+step "@umfa/cli tests" pnpm --filter @umfa/cli exec vitest run
+
+printf '\n=== cli + docs + release: %d passed, %d failed\n' "$passed" "$failed"
+[ $failed -gt 0 ] && printf 'failed: %s\n' "${failed_names[*]}"
+[ $failed -eq 0 ]
