@@ -26,6 +26,9 @@
 
 #include "umfa.h"
 
+/** Version of this wrapper (moves in lockstep with the library; compare +versionString). */
+#define UMFA_OBJC_VERSION @"0.1.0"
+
 /** The NSError domain of every umfa error; the error code is the umfa_status value. */
 extern NSString *const UMFAErrorDomain;
 /** userInfo key: the status as text ("UMFA_STATUS_SHAPE_MISMATCH: ..."), an NSString. */

@@ -744,7 +744,8 @@ static void run_basics(UMFAContext *ctx) {
   report(ok && finite, @"basics: GQA forward on NSData", ok ? nil : [error localizedDescription]);
   report([ctx backend] == UMFABackendCPU && [ctx numThreads] >= 1, @"basics: backend and threads",
          nil);
-  report([UMFAContext abiVersion] == UMFA_ABI_VERSION && [[UMFAContext versionString] length] > 0 &&
+  report([UMFAContext abiVersion] == UMFA_ABI_VERSION &&
+             [[UMFAContext versionString] isEqualToString:UMFA_OBJC_VERSION] &&
              [[UMFAContext buildInfo] length] > 0,
          @"basics: version and build info", [UMFAContext versionString]);
   {
