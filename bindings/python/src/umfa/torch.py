@@ -322,9 +322,8 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
         if s == 0.0 or not math.isfinite(s):
             raise U("scale", Status.UNSUPPORTED, f"scale={scale!r} is not supported (finite, "
                     "nonzero)")
-    if is_causal and attn_mask is not None:
-        raise U("causal_with_mask", Status.INVALID_ARGUMENT, "attn_mask and is_causal=True "
-                "cannot be combined")
+    # attn_mask together with is_causal: PyTorch's CPU implementation applies both (the key must
+    # pass the mask and the top-left causal rule), and so does the core.
     mask = attn_mask
     if mask is not None:
         if not isinstance(mask, Tensor) or mask.is_nested or mask.layout != torch.strided:
@@ -406,7 +405,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
             broadcastable to ``(N, ..., Hq, L, S)``. Gradients with respect to it are not
             supported.
         dropout_p: must be 0.0 (dropout is not implemented).
-        is_causal: top-left causal mask (query i sees keys j <= i); not with ``attn_mask``.
+        is_causal: top-left causal mask (query i sees keys j <= i); combined with
+            ``attn_mask`` when both are given, as PyTorch's CPU implementation does.
         scale: multiplies q·k; ``None`` = 1/sqrt(E).
         enable_gqa: allow ``Hq`` a multiple of ``H`` (grouped-query attention).
 
@@ -433,8 +433,7 @@ class PatchStats:
         umfa_calls: calls computed by umfa.
         fallbacks: :class:`collections.Counter` of calls sent to PyTorch, by reason
             (``"dropout"``, ``"dtype"``, ``"device"``, ``"nested"``, ``"mask_grad"``,
-            ``"shape"``, ``"head_dim"``, ``"mask"``, ``"scale"``, ``"causal_with_mask"``,
-            ``"kwargs"``, ``"type"``, or ``"core:<STATUS>"`` when the core refused the call).
+            ``"shape"``, ``"head_dim"``, ``"mask"``, ``"scale"``, ``"kwargs"``, ``"type"``, or ``"core:<STATUS>"`` when the core refused the call).
     """
 
     def __init__(self) -> None:
