@@ -7,6 +7,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false FORCE_COLOR=0
+# Pin the Python interpreter that setup.sh provisioned (version managers' shims can resolve
+# differently inside task runners): every suite sees it first on PATH and as $PYTHON.
+PYTHON=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)')
+export PYTHON PATH="$(dirname "$PYTHON"):$PATH"
 
 passed=0; failed=0; failed_names=()
 run_suite() {
