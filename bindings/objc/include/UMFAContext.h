@@ -65,12 +65,16 @@ NSUInteger UMFADTypeSize(UMFADType dtype);
  * outputs). The tensor retains the data object and never copies it. Shape and strides are
  * NSArrays of NSNumber (integers >= 0; strides in elements; nil strides = row-major). The
  * initializer checks that every element the view addresses lies inside the data (starting at
- * `byteOffset`), so the library can never read or write past it.
+ * `byteOffset`), so the library can never read or write past it. The data pointer is fetched
+ * again, and the length checked again, at every call, so an NSMutableData that was resized in
+ * between is still safe (a call fails with UMFA_STATUS_INVALID_ARGUMENT if it became too short).
  */
 @interface UMFATensor : NSObject {
  @private
   NSData *_data;
   BOOL _mutable;
+  NSUInteger _byteOffset;
+  NSUInteger _bytesNeeded; /* byteOffset + bytes up to the last addressed element */
   umfa_tensor _raw;
 }
 
@@ -115,7 +119,7 @@ NSUInteger UMFADTypeSize(UMFADType dtype);
 @property(readonly) UMFADType dtype;
 @property(readonly) NSArray *shape;
 @property(readonly) NSArray *strides;
-/** The C view (valid while this object and its data live). */
+/** The C view, pointing at the data's current bytes (valid until the data is resized). */
 @property(readonly) const umfa_tensor *rawTensor;
 @end
 

@@ -87,6 +87,11 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
   return array;
 }
 
+@interface UMFATensor ()
+- (void)refreshPointer;
+- (BOOL)prepareForCall:(NSString *)name error:(NSError **)error;
+@end
+
 @implementation UMFATensor
 
 + (instancetype)tensorWithData:(NSData *)data
@@ -145,7 +150,6 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
   NSUInteger length;
   BOOL empty = NO;
   uint64_t last = 0; /* index of the last element addressed */
-  char *base;
 
   self = [super init];
   if (self == nil) {
@@ -233,15 +237,9 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
 
   _data = [data retain];
   _mutable = writable;
-  /* No copy: the view points straight at the data object's bytes. A non-NULL pointer is passed
-     even for empty data. */
-  base = writable ? (char *)[(NSMutableData *)data mutableBytes] : (char *)[data bytes];
-  if (base == NULL) {
-    static char empty_storage[8];
-    base = empty_storage;
-  }
+  _byteOffset = byteOffset;
+  _bytesNeeded = empty ? byteOffset : byteOffset + (NSUInteger)((last + 1) * elementSize);
   memset(&_raw, 0, sizeof _raw);
-  _raw.data = base + byteOffset;
   _raw.dtype = (int32_t)dtype;
   _raw.device = UMFA_DEVICE_CPU;
   _raw.device_index = 0;
@@ -250,6 +248,7 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
     _raw.shape[i] = dims[i];
     _raw.strides[i] = steps[i];
   }
+  [self refreshPointer];
   return self;
 }
 
@@ -273,6 +272,8 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
   result = [[[UMFATensor alloc] init] autorelease];
   result->_data = [_data retain];
   result->_mutable = _mutable;
+  result->_byteOffset = _byteOffset;
+  result->_bytesNeeded = _bytesNeeded;
   result->_raw = _raw;
   for (i = 0; i < [axes count]; i++) {
     int a = [[axes objectAtIndex:i] intValue];
@@ -307,7 +308,29 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
   return UMFANumbers(_raw.strides, _raw.rank);
 }
 
+/* Points the C view at the data's current bytes (no copy). A non-NULL pointer is passed even
+   for empty data. */
+- (void)refreshPointer {
+  static char empty_storage[8];
+  char *base = _mutable ? (char *)[(NSMutableData *)_data mutableBytes] : (char *)[_data bytes];
+  _raw.data = base != NULL ? base + _byteOffset : empty_storage;
+}
+
+/* Refreshes the pointer and checks the data is still long enough (it may have been resized). */
+- (BOOL)prepareForCall:(NSString *)name error:(NSError **)error {
+  if ([_data length] < _bytesNeeded) {
+    return UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT,
+                        [NSString stringWithFormat:@"%@: its data shrank to %lu bytes; the view "
+                                                   @"needs %lu",
+                                                   name, (unsigned long)[_data length],
+                                                   (unsigned long)_bytesNeeded]);
+  }
+  [self refreshPointer];
+  return YES;
+}
+
 - (const umfa_tensor *)rawTensor {
+  [self refreshPointer];
   return &_raw;
 }
 
@@ -391,7 +414,16 @@ static BOOL UMFACheckTensor(UMFATensor *t, NSString *name, BOOL output, NSError 
                                                    @"tensorWithMutableData:",
                                                    name]);
   }
-  return YES;
+  return [t prepareForCall:name error:error];
+}
+
+/* Prepares the tensors an options object points to. */
+static BOOL UMFAPrepareOptions(UMFAAttentionOptions *options, NSError **error) {
+  return (![options attnMask] || [[options attnMask] prepareForCall:@"attn_mask" error:error]) &&
+         (![options alibiSlopes] ||
+          [[options alibiSlopes] prepareForCall:@"alibi_slopes" error:error]) &&
+         (![options cuSeqlensQ] || [[options cuSeqlensQ] prepareForCall:@"cu_seqlens_q" error:error]) &&
+         (![options cuSeqlensK] || [[options cuSeqlensK] prepareForCall:@"cu_seqlens_k" error:error]);
 }
 
 @implementation UMFAContext
@@ -483,6 +515,9 @@ static BOOL UMFACheckTensor(UMFATensor *t, NSString *name, BOOL output, NSError 
   if (options == nil) {
     options = [UMFAAttentionOptions options];
   }
+  if (!UMFAPrepareOptions(options, error)) {
+    return NO;
+  }
   [options getRawOptions:&raw];
   status = umfa_attention_forward(_context, &raw, [q rawTensor], [k rawTensor], [v rawTensor],
                                   [outTensor rawTensor], lse ? [lse rawTensor] : NULL);
@@ -514,6 +549,9 @@ static BOOL UMFACheckTensor(UMFATensor *t, NSString *name, BOOL output, NSError 
   }
   if (options == nil) {
     options = [UMFAAttentionOptions options];
+  }
+  if (!UMFAPrepareOptions(options, error)) {
+    return NO;
   }
   [options getRawOptions:&raw];
   status = umfa_attention_backward(_context, &raw, [q rawTensor], [k rawTensor], [v rawTensor],

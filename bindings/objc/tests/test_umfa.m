@@ -701,6 +701,28 @@ static void run_bad_inputs(UMFAContext *ctx) {
            [error localizedDescription]);
   }
 
+  /* An output whose NSMutableData shrank after the view was made. */
+  {
+    NSAutoreleasePool *pool = [[NSAutoreleasePool alloc] init];
+    NSMutableData *out = floats(64, kSentinel);
+    UMFATensor *q = [UMFATensor tensorWithData:floats(64, 0) dtype:UMFADTypeF32
+                                         shape:dims(4, 1, 4, 2, 8) error:NULL];
+    UMFATensor *o = [UMFATensor tensorWithMutableData:out dtype:UMFADTypeF32
+                                                shape:dims(4, 1, 4, 2, 8) error:NULL];
+    BOOL ok;
+    [out setLength:32 * sizeof(float)];
+    ok = [ctx forwardWithQuery:q key:q value:q output:o logSumExp:nil options:nil error:&error];
+    report(!ok && [error code] == UMFA_STATUS_INVALID_ARGUMENT && untouched(out),
+           @"bad input: output data shrank after the view was made",
+           ok ? @"succeeded" : [error localizedDescription]);
+    [out setLength:64 * sizeof(float)];
+    ok = [ctx forwardWithQuery:q key:q value:q output:o logSumExp:nil options:nil error:&error];
+    report(ok && ((const float *)[out bytes])[63] != kSentinel,
+           @"resized output data grown back: the view follows its bytes",
+           ok ? nil : [error localizedDescription]);
+    [pool drain];
+  }
+
   /* Backends. */
   if (![UMFAContext isBackendAvailable:UMFABackendCUDA]) {
     UMFAContext *cuda = [[UMFAContext alloc] initWithBackend:UMFABackendCUDA error:&error];
