@@ -229,8 +229,9 @@ const RUNNERS = {
       if (!headerDir) return { skip: "the Objective-C binding (bindings/objc) is not there yet" };
       if (!lib) return { skip: "libumfa is not built (dist/native or UMFA_LIB_DIR)" };
       if (!which("gnustep-config")) return { skip: "GNUstep (gnustep-config) not found" };
-      const objcLib = [join(repo, "dist", "objc"), join(base, "build")].find((d) => existsSync(d));
-      const sources = objcLib ? [] : readdirSync(headerDir).filter((f) => f.endsWith(".m")).map((f) => join(headerDir, f));
+      // The wrapper is compiled with the sample (it is two files: a header and one .m).
+      const srcDir = join(base, "src");
+      const sources = existsSync(srcDir) ? readdirSync(srcDir).filter((f) => f.endsWith(".m")).map((f) => join(srcDir, f)) : [];
       const flags = sh("gnustep-config", ["--objc-flags"]).out.trim().split(/\s+/);
       const libs = sh("gnustep-config", ["--base-libs"]).out.trim().split(/\s+/);
       const exe = join(mkdtempSync(join(tmpdir(), "umfa-objc-sample-")), "sample");
