@@ -1,0 +1,83 @@
+"""`pip wheel` builds a platform wheel carrying libumfa; installed into a fresh virtualenv (no
+system site-packages, no source tree, no UMFA_LIB_DIR) it imports and computes attention."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+PKG_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("UMFA_LIB_DIR", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    # Without a network, don't let pip retry unreachable indexes before the local ones answer.
+    env.setdefault("PIP_RETRIES", "0")
+    return env
+
+
+def _run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheels")
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(PKG_ROOT)]
+    if importlib.util.find_spec("hatchling") is not None:
+        cmd.insert(4, "--no-build-isolation")  # the backend is already here: no index lookups
+    env = _env()
+    if os.environ.get("UMFA_LIB_DIR"):  # build from the library the tests use
+        env["UMFA_LIB_DIR"] = os.environ["UMFA_LIB_DIR"]
+    _run(cmd, env=env, cwd=out)
+    wheels = list(out.glob("umfa-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def test_wheel_is_platform_specific_and_carries_the_library(wheel):
+    name = wheel.name
+    assert name.startswith("umfa-0.1.0-py3-none-") and not name.endswith("-any.whl"), name
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        wheel_meta = z.read("umfa-0.1.0.dist-info/WHEEL").decode()
+    assert "Root-Is-Purelib: false" in wheel_meta
+    lib = "umfa/_lib/libumfa.1.dylib" if sys.platform == "darwin" else "umfa/_lib/libumfa.so.1"
+    assert lib in names
+    assert {"umfa/__init__.py", "umfa/torch.py", "umfa/py.typed"} <= names
+
+
+def test_fresh_venv_install_and_run(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], env=_env())
+    py = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    _run([str(py), "-m", "pip", "install", "-q", str(wheel)], env=_env(), cwd=tmp_path)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    script = textwrap.dedent(f"""
+        import numpy as np, umfa
+        site = {str(venv)!r}
+        assert umfa.__file__.startswith(site), umfa.__file__
+        assert umfa.library_path().startswith(site), umfa.library_path()
+        assert umfa.get_version() == (0, 1, 0) and "cpu" in umfa.backends()
+        q = np.random.default_rng(0).standard_normal((2, 16, 4, 32)).astype(np.float32)
+        out, lse = umfa.flash_attn_func(q, q, q, causal=True, return_lse=True)
+        s = np.einsum("bqhd,bkhd->bhqk", q, q) / np.sqrt(32)
+        s = np.where(np.tril(np.ones((16, 16), bool)), s, -np.inf)
+        p = np.exp(s - s.max(-1, keepdims=True)); p /= p.sum(-1, keepdims=True)
+        ref = np.einsum("bhqk,bkhd->bqhd", p, q)
+        assert np.abs(out - ref).max() < 1e-5, np.abs(out - ref).max()
+        print("umfa", umfa.__version__, "from", umfa.library_path())
+    """)
+    r = _run([str(py), "-c", script], env=_env(), cwd=work)
+    assert "umfa 0.1.0 from" in r.stdout
