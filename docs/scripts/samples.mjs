@@ -120,6 +120,20 @@ function check({ fix }) {
       console.log(`synced ${rel}`);
     }
   }
+  // Every sample file is shown on some page (a file no page includes is dead documentation).
+  const included = new Set();
+  for (const file of markdownFiles()) {
+    for (const b of blocks(readFileSync(file, "utf8"))) if (b.sample) included.add(join(dirname(file), b.sample));
+  }
+  const walk = (d) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (name === "node_modules" || name === "target") continue;
+      if (statSync(p).isDirectory()) walk(p);
+      else if (!included.has(p)) problems.push(`${relative(repo, p)}: no page includes this sample`);
+    }
+  };
+  walk(join(docs, "examples"));
   for (const p of problems) console.error(p);
   console.log(`${samples} included sample block(s), ${decls} declaration block(s), ${problems.length} problem(s)`);
   return problems.length === 0;
