@@ -133,9 +133,10 @@ export function setInt64(view: DataView, offset: number, x: number): void {
   view.setInt32(offset + 4, hi, true);
 }
 
-function checkInt(value: number, what: string): number {
+function checkInt(value: number, what: string, index = -1): number {
   if (!Number.isSafeInteger(value)) {
-    throw new UmfaError(Status.INVALID_ARGUMENT, `${what} must be an integer, got ${String(value)}`);
+    const name = index >= 0 ? `${what}[${index}]` : what;
+    throw new UmfaError(Status.INVALID_ARGUMENT, `${name} must be an integer, got ${String(value)}`);
   }
   return value;
 }
@@ -179,8 +180,10 @@ export function encodeTensor(frame: Frame, slot: number, t: Tensor, role: string
   let negative = false;
   let dense = 1;
   for (let i = rank - 1; i >= 0; i--) {
-    const n = checkInt(shape[i] as number, `${role}: shape[${i}]`);
-    const s = strides === undefined ? dense : checkInt(strides[i] as number, `${role}: strides[${i}]`);
+    const n = shape[i] as number;
+    if (!Number.isSafeInteger(n)) checkInt(n, `${role}: shape`, i);
+    const s = strides === undefined ? dense : (strides[i] as number);
+    if (!Number.isSafeInteger(s)) checkInt(s, `${role}: strides`, i);
     dense *= n;
     if (n === 0) empty = true;
     if (n < 0 || s < 0) negative = true;

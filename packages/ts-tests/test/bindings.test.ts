@@ -294,18 +294,18 @@ describe(`${packageName}: library`, () => {
   });
 
   it('lists what it tried when no library is found', () => {
-    let err: unknown;
-    try {
-      u.findNativeLibrary({ from: 'file:///nonexistent/dir/index.js', env: {} });
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(u.UmfaLoadError);
-    const tried = (err as InstanceType<typeof u.UmfaLoadError>).tried;
-    expect(tried.length).toBe(3);
-    expect(tried[0]).toContain('UMFA_LIB_DIR');
-    expect(tried[1]).toContain('workspace');
-    expect(tried[2]).toContain(u.platformPackageName());
+    // In a child process without NODE_PATH (package managers' shims set it to their store).
+    const entry = fileURLToPath(import.meta.resolve(packageName));
+    const script = `import(${JSON.stringify(entry)}).then(u => { try { u.findNativeLibrary({ from: 'file:///nonexistent/dir/index.js', env: {} }); console.log('FOUND'); } catch (e) { console.log(JSON.stringify({ name: e.name, tried: e.tried })); } })`;
+    const env = { ...process.env };
+    delete env['NODE_PATH'];
+    const r = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' });
+    const result = JSON.parse(r.stdout) as { name: string; tried: string[] };
+    expect(result.name).toBe('UmfaLoadError');
+    expect(result.tried.length).toBe(3);
+    expect(result.tried[0]).toContain('UMFA_LIB_DIR');
+    expect(result.tried[1]).toContain('workspace');
+    expect(result.tried[2]).toContain(u.platformPackageName());
   });
 
   it('prefers UMFA_LIB_DIR', () => {
