@@ -31,6 +31,8 @@ const BackendTable kTable = {sizeof(BackendTable), "cpu-placeholder", create, de
 }  // namespace
 
 const BackendTable* backend_table() { return &kTable; }
+const char* kernel_isa() { return "none"; }
+int32_t context_threads(const void*) { return 1; }
 
 }  // namespace cpu
 }  // namespace umfa

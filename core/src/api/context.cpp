@@ -204,7 +204,8 @@ UMFA_API const char* umfa_build_info(void) {
     const CudaState& cuda = cuda_state();
     std::string s = std::string("umfa ") + UMFA_VERSION_STRING + " (abi " +
                     std::to_string(UMFA_ABI_VERSION) + "); cpu backend: " +
-                    umfa::cpu::backend_table()->name + ", " + cpu_features() +
+                    umfa::cpu::backend_table()->name + " (kernels " + umfa::cpu::kernel_isa() +
+                    "), " + cpu_features() +
                     ", default threads " + std::to_string(default_num_threads()) + "; cuda: ";
     if (cuda.table && cuda.device_count > 0)
       s += cuda.path + ", " + std::to_string(cuda.device_count) + " device(s)";
