@@ -1,0 +1,564 @@
+// The CPU backend: per-context thread pool, host memory, and the drivers that cut forward and
+// backward into tiles and run them on the pool with the kernel variant chosen at start-up.
+//
+// Forward:  one work item = one tile of query rows (up to BM rows of one head, or, for short
+//           sequences, several query heads of one GQA group stacked), looping over its visible
+//           key blocks with an online softmax. Every output row is written once, by its tile.
+// Backward: (1) delta = rowsum(dO * O) per row; (2) one work item per (sequence, kv head, key
+//           block) accumulates dK/dV over the group's query heads and the visible query blocks
+//           and stores them; dQ contributions go into a shared f32 accumulator, one lock per
+//           query block; (3) the accumulator is scaled and converted into dq.
+//           With UMFA_FLAG_DETERMINISTIC, (2) computes dK/dV only and (3) is a second pass per
+//           query block that recomputes the scores and writes dq (bit-identical run to run).
+#include "cpu_backend.h"
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "cpu_common.h"
+#include "thread_pool.h"
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+namespace umfa {
+namespace cpu {
+namespace {
+
+struct Impl {
+  std::unique_ptr<ThreadPool> pool;
+  const KernelSet* ks = nullptr;
+};
+
+void report(ErrorSink* err, const char* fmt, ...) {
+  if (!err || !err->message || err->capacity == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(err->message, err->capacity, fmt, ap);
+  va_end(ap);
+}
+
+int32_t default_threads() {
+  if (const char* env = std::getenv("UMFA_NUM_THREADS"); env && *env) {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (end && *end == '\0' && n >= 1 && n <= 4096) return static_cast<int32_t>(n);
+  }
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) >= 1) return CPU_COUNT(&set);
+#endif
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc >= 1 ? static_cast<int32_t>(hc) : 1;
+}
+
+// 64-byte aligned scratch owned by one call.
+struct Scratch {
+  unsigned char* p = nullptr;
+  explicit Scratch(size_t bytes) {
+    if (bytes == 0) return;
+    p = static_cast<unsigned char*>(::operator new(bytes, std::align_val_t(64)));
+  }
+  ~Scratch() {
+    if (p) ::operator delete(p, std::align_val_t(64));
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+size_t round64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
+
+// ---------------------------------------------------------------------------------------------
+// Plan construction.
+// ---------------------------------------------------------------------------------------------
+
+void build_plan(const Problem& p, std::vector<Seq>& seqs, Plan& pl) {
+  pl.p = &p;
+  pl.batch = p.batch;
+  pl.hq = p.heads_q;
+  pl.hkv = p.heads_kv;
+  pl.group = p.heads_kv > 0 ? p.heads_q / p.heads_kv : 1;
+  pl.d = p.head_dim;
+  pl.q_rows = p.q.shape[1];
+  pl.k_rows = p.k.shape[1];
+
+  seqs.resize(static_cast<size_t>(p.batch));
+  for (int64_t b = 0; b < p.batch; ++b) {
+    Seq& s = seqs[static_cast<size_t>(b)];
+    if (p.cu_seqlens_q) {
+      s.vb = 0;
+      s.q0 = p.cu_seqlens_q[b];
+      s.nq = p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b];
+      s.k0 = p.cu_seqlens_k[b];
+      s.nk = p.cu_seqlens_k[b + 1] - p.cu_seqlens_k[b];
+    } else {
+      s.vb = b;
+      s.q0 = 0;
+      s.nq = p.q.shape[1];
+      s.k0 = 0;
+      s.nk = p.k.shape[1];
+    }
+    s.off = p.bottom_right ? s.nk - s.nq : 0;
+  }
+  pl.seqs = seqs.data();
+
+  // A window wider than every possible |j - i - off| is no window at all; this also keeps the
+  // range arithmetic far from int64 overflow.
+  const int64_t bound = pl.q_rows + pl.k_rows + 1;
+  pl.has_left = p.window_left >= 0 && p.window_left <= bound;
+  pl.left = pl.has_left ? p.window_left : 0;
+  pl.has_right = p.window_right >= 0 && p.window_right <= bound;
+  pl.right = pl.has_right ? p.window_right : 0;
+
+  pl.softcap = p.softcap > 0.f;
+  pl.cap = p.softcap;
+  pl.inv_cap = pl.softcap ? 1.f / p.softcap : 0.f;
+  pl.alibi = p.alibi.present();
+  pl.mask = p.mask.present() && !p.cu_seqlens_q;
+  pl.mask_bool = p.mask.dtype == UMFA_DTYPE_BOOL;
+}
+
+// Forward tiles of one sequence: query blocks x head sub-groups x kv heads.
+struct FwdShape {
+  int64_t qr = 0;   // query rows per tile and head
+  int64_t hpt = 1;  // query heads per tile
+  int64_t nhs = 0;  // head sub-groups per kv head
+  int64_t nqb = 0;  // query blocks
+  int64_t count = 0;
+};
+
+FwdShape fwd_shape(const Plan& pl, const Seq& s) {
+  FwdShape f;
+  if (s.nq <= 0) return f;
+  f.qr = imin(kBM, s.nq);
+  f.hpt = f.qr < kBM ? imax(1, imin(pl.group, kBM / f.qr)) : 1;
+  f.nhs = ceil_div(pl.group, f.hpt);
+  f.nqb = ceil_div(s.nq, kBM);
+  f.count = pl.hkv * f.nhs * f.nqb;
+  return f;
+}
+
+// Prefix sums of per-sequence item counts; item -> (sequence, index within it).
+struct Items {
+  std::vector<int64_t> prefix;  // batch + 1 entries
+  int64_t total() const { return prefix.back(); }
+  int64_t locate(int64_t item, int64_t* rem) const {
+    const auto it = std::upper_bound(prefix.begin(), prefix.end(), item);
+    const int64_t b = static_cast<int64_t>(it - prefix.begin()) - 1;
+    *rem = item - prefix[static_cast<size_t>(b)];
+    return b;
+  }
+};
+
+template <class CountFn>
+void build_items(const Plan& pl, Items& items, CountFn count) {
+  items.prefix.assign(static_cast<size_t>(pl.batch) + 1, 0);
+  for (int64_t b = 0; b < pl.batch; ++b)
+    items.prefix[static_cast<size_t>(b) + 1] = items.prefix[static_cast<size_t>(b)] + count(pl.seqs[b]);
+}
+
+int slots_for(const Impl& impl, int64_t items) {
+  return static_cast<int>(imax(1, imin(impl.pool->threads(), items)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward.
+// ---------------------------------------------------------------------------------------------
+
+struct FwdJob {
+  const Plan* pl;
+  const KernelSet* ks;
+  const Items* items;
+  unsigned char* scratch;
+  size_t slot_bytes;
+};
+
+void fwd_item(void* ctx, int64_t item, int slot) {
+  const FwdJob& job = *static_cast<const FwdJob*>(ctx);
+  const Plan& pl = *job.pl;
+  int64_t rem;
+  const int64_t b = job.items->locate(item, &rem);
+  const Seq& s = pl.seqs[b];
+  const FwdShape f = fwd_shape(pl, s);
+  FwdTile t;
+  t.b = b;
+  // Last query blocks first: with a causal mask they are the longest, so they start early.
+  const int64_t qb = f.nqb - 1 - rem % f.nqb;
+  rem /= f.nqb;
+  const int64_t hs = rem % f.nhs;
+  t.kvh = rem / f.nhs;
+  t.i0 = qb * kBM;
+  t.qr = imin(kBM, s.nq - t.i0);
+  t.hbase = t.kvh * pl.group + hs * f.hpt;
+  t.hcnt = imin(f.hpt, pl.group - hs * f.hpt);
+  job.ks->fwd_tile(pl, t, job.scratch + static_cast<size_t>(slot) * job.slot_bytes);
+}
+
+// Rows of the q-side views that belong to no sequence (varlen only): [0, first) and [last, rows).
+template <class Fn>
+void for_uncovered_rows(const Problem& p, int64_t rows, const int32_t* cu, Fn fn) {
+  if (!cu) return;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (r < cu[0] || r >= cu[p.batch]) fn(r);
+  }
+}
+
+umfa_status forward_impl(Impl& impl, const Problem& p) {
+  std::vector<Seq> seqs;
+  Plan pl;
+  build_plan(p, seqs, pl);
+  Items items;
+  build_items(pl, items, [&](const Seq& s) { return fwd_shape(pl, s).count; });
+
+  if (items.total() > 0) {
+    const int slots = slots_for(impl, items.total());
+    const size_t slot_bytes = round64(impl.ks->fwd_scratch_bytes(pl.d));
+    Scratch scratch(slot_bytes * static_cast<size_t>(slots));
+    FwdJob job{&pl, impl.ks, &items, scratch.p, slot_bytes};
+    impl.pool->run(items.total(), fwd_item, &job, slots);
+  }
+
+  // Varlen rows outside every sequence: out = 0, lse = -inf.
+  for_uncovered_rows(p, pl.q_rows, p.cu_seqlens_q, [&](int64_t r) {
+    for (int64_t h = 0; h < pl.hq; ++h) {
+      fill_row(p.out.data, p.out.dtype, voff(p.out, 0, r, h), p.out.strides[3], pl.d, 0.f);
+      if (p.lse.present()) static_cast<float*>(p.lse.data)[voff(p.lse, 0, h, r)] = -kInf;
+    }
+  });
+  return UMFA_STATUS_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward.
+// ---------------------------------------------------------------------------------------------
+
+constexpr int64_t kRowChunk = 64;
+
+struct RowJob {
+  const Plan* pl;
+  unsigned char* scratch;
+  size_t slot_bytes;
+  int64_t chunks_per_vb;
+};
+
+// delta[vb][h][row] = sum_d dO * O, for every row of the q-side views.
+void delta_item(void* ctx, int64_t item, int slot) {
+  const RowJob& job = *static_cast<const RowJob*>(ctx);
+  const Plan& pl = *job.pl;
+  const Problem& p = *pl.p;
+  float* a = reinterpret_cast<float*>(job.scratch + static_cast<size_t>(slot) * job.slot_bytes);
+  float* o = a + round_up(pl.d, 16);
+  const int64_t vb = item / job.chunks_per_vb;
+  const int64_t r0 = (item % job.chunks_per_vb) * kRowChunk;
+  const int64_t r1 = imin(pl.q_rows, r0 + kRowChunk);
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t h = 0; h < pl.hq; ++h) {
+      load_row(p.dout.data, p.dout.dtype, voff(p.dout, vb, r, h), p.dout.strides[3], pl.d, 1.f, a);
+      load_row(p.out.data, p.out.dtype, voff(p.out, vb, r, h), p.out.strides[3], pl.d, 1.f, o);
+      float acc = 0.f;
+      for (int64_t c = 0; c < pl.d; ++c) acc += a[c] * o[c];
+      pl.delta[(vb * pl.hq + h) * pl.q_rows + r] = acc;
+    }
+  }
+}
+
+// dq = scale * dq_acc, for every row of the q-side views.
+void dq_store_item(void* ctx, int64_t item, int) {
+  const RowJob& job = *static_cast<const RowJob*>(ctx);
+  const Plan& pl = *job.pl;
+  const Problem& p = *pl.p;
+  const int64_t vb = item / job.chunks_per_vb;
+  const int64_t r0 = (item % job.chunks_per_vb) * kRowChunk;
+  const int64_t r1 = imin(pl.q_rows, r0 + kRowChunk);
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t h = 0; h < pl.hq; ++h) {
+      const float* acc = pl.dq_acc + ((vb * pl.hq + h) * pl.q_rows + r) * pl.d;
+      store_row(p.dq.data, p.dq.dtype, voff(p.dq, vb, r, h), p.dq.strides[3], pl.d, p.scale, acc);
+    }
+  }
+}
+
+struct BwdJob {
+  const Plan* pl;
+  const KernelSet* ks;
+  const Items* items;
+  unsigned char* scratch;
+  size_t slot_bytes;
+};
+
+void bwd_kv_item(void* ctx, int64_t item, int slot) {
+  const BwdJob& job = *static_cast<const BwdJob*>(ctx);
+  const Plan& pl = *job.pl;
+  int64_t rem;
+  const int64_t b = job.items->locate(item, &rem);
+  const Seq& s = pl.seqs[b];
+  const int64_t nkb = ceil_div(s.nk, kBN);
+  BwdKvTile t;
+  t.b = b;
+  t.kvh = rem / nkb;
+  t.j0 = (rem % nkb) * kBN;
+  t.nc = imin(kBN, s.nk - t.j0);
+  job.ks->bwd_kv_tile(pl, t, job.scratch + static_cast<size_t>(slot) * job.slot_bytes);
+}
+
+void bwd_q_item(void* ctx, int64_t item, int slot) {
+  const BwdJob& job = *static_cast<const BwdJob*>(ctx);
+  const Plan& pl = *job.pl;
+  int64_t rem;
+  const int64_t b = job.items->locate(item, &rem);
+  const Seq& s = pl.seqs[b];
+  const int64_t nqb = ceil_div(s.nq, kBM);
+  BwdQTile t;
+  t.b = b;
+  t.h = rem / nqb;
+  t.i0 = (nqb - 1 - rem % nqb) * kBM;
+  t.rows = imin(kBM, s.nq - t.i0);
+  job.ks->bwd_q_tile(pl, t, job.scratch + static_cast<size_t>(slot) * job.slot_bytes);
+}
+
+// Sizes of everything backward allocates.
+struct BwdSizes {
+  int64_t vbs = 0;           // view batches
+  size_t delta_bytes = 0;
+  size_t acc_bytes = 0;      // 0 in deterministic mode
+  int64_t nlocks = 0;
+  size_t slot_bytes = 0;
+  int slots = 1;
+  size_t total() const {
+    return delta_bytes + acc_bytes + slot_bytes * static_cast<size_t>(slots) +
+           static_cast<size_t>(nlocks) * sizeof(std::mutex);
+  }
+};
+
+BwdSizes bwd_sizes(const Impl& impl, const Plan& pl) {
+  const Problem& p = *pl.p;
+  BwdSizes z;
+  z.vbs = p.q.shape[0];
+  const size_t rows = static_cast<size_t>(z.vbs) * static_cast<size_t>(pl.hq) *
+                      static_cast<size_t>(pl.q_rows);
+  z.delta_bytes = round64(rows * sizeof(float));
+  const bool det = (p.flags & UMFA_FLAG_DETERMINISTIC) != 0;
+  if (!det) {
+    z.acc_bytes = round64(rows * static_cast<size_t>(pl.d) * sizeof(float));
+    int64_t qblocks = 0;
+    for (int64_t b = 0; b < pl.batch; ++b) qblocks += ceil_div(pl.seqs[b].nq, kBM);
+    z.nlocks = imax(1, imin(4096, qblocks * pl.hq));
+  }
+  z.slots = impl.pool->threads();
+  const size_t row_tmp = static_cast<size_t>(2 * round_up(pl.d, 16)) * sizeof(float);
+  z.slot_bytes = round64(std::max(impl.ks->bwd_scratch_bytes(pl.d), row_tmp));
+  return z;
+}
+
+umfa_status backward_impl(Impl& impl, const Problem& p) {
+  std::vector<Seq> seqs;
+  Plan pl;
+  build_plan(p, seqs, pl);
+  const BwdSizes z = bwd_sizes(impl, pl);
+  const bool det = z.acc_bytes == 0;
+
+  // Every allocation happens before the first output is written.
+  Scratch delta(z.delta_bytes);
+  Scratch acc(z.acc_bytes);
+  Scratch scratch(z.slot_bytes * static_cast<size_t>(z.slots));
+  std::unique_ptr<std::mutex[]> locks;
+  if (z.nlocks > 0) locks.reset(new std::mutex[static_cast<size_t>(z.nlocks)]);
+  Items kv_items, q_items;
+  build_items(pl, kv_items, [&](const Seq& s) { return pl.hkv * ceil_div(s.nk, kBN); });
+  if (det) build_items(pl, q_items, [&](const Seq& s) { return pl.hq * ceil_div(s.nq, kBM); });
+
+  pl.delta = reinterpret_cast<float*>(delta.p);
+  pl.dq_acc = det ? nullptr : reinterpret_cast<float*>(acc.p);
+  pl.locks = locks.get();
+  pl.nlocks = z.nlocks;
+  int64_t max_nq = 0;
+  for (int64_t b = 0; b < pl.batch; ++b) max_nq = imax(max_nq, pl.seqs[b].nq);
+  pl.q_blocks = imax(1, ceil_div(max_nq, kBM));
+
+  // (1) delta, and the zeroed dQ accumulator.
+  const int64_t chunks = ceil_div(pl.q_rows, kRowChunk);
+  RowJob rj{&pl, scratch.p, z.slot_bytes, chunks};
+  const int64_t row_items = z.vbs * chunks;
+  if (row_items > 0) {
+    impl.pool->run(row_items, delta_item, &rj, slots_for(impl, row_items));
+  }
+  if (!det && z.acc_bytes > 0) std::memset(acc.p, 0, z.acc_bytes);
+
+  // (2) dK, dV (and dQ contributions).
+  BwdJob kj{&pl, impl.ks, &kv_items, scratch.p, z.slot_bytes};
+  if (kv_items.total() > 0)
+    impl.pool->run(kv_items.total(), bwd_kv_item, &kj, slots_for(impl, kv_items.total()));
+
+  // (3) dQ.
+  if (det) {
+    BwdJob qj{&pl, impl.ks, &q_items, scratch.p, z.slot_bytes};
+    if (q_items.total() > 0)
+      impl.pool->run(q_items.total(), bwd_q_item, &qj, slots_for(impl, q_items.total()));
+    for_uncovered_rows(p, pl.q_rows, p.cu_seqlens_q, [&](int64_t r) {
+      for (int64_t h = 0; h < pl.hq; ++h)
+        fill_row(p.dq.data, p.dq.dtype, voff(p.dq, 0, r, h), p.dq.strides[3], pl.d, 0.f);
+    });
+  } else if (row_items > 0) {
+    impl.pool->run(row_items, dq_store_item, &rj, slots_for(impl, row_items));
+  }
+
+  // Varlen key rows outside every sequence: dk = dv = 0.
+  for_uncovered_rows(p, pl.k_rows, p.cu_seqlens_k, [&](int64_t r) {
+    for (int64_t h = 0; h < pl.hkv; ++h) {
+      fill_row(p.dk.data, p.dk.dtype, voff(p.dk, 0, r, h), p.dk.strides[3], pl.d, 0.f);
+      fill_row(p.dv.data, p.dv.dtype, voff(p.dv, 0, r, h), p.dv.strides[3], pl.d, 0.f);
+    }
+  });
+  return UMFA_STATUS_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table entries.
+// ---------------------------------------------------------------------------------------------
+
+umfa_status create(int32_t /*device_index*/, int32_t num_threads, void** out_impl,
+                   ErrorSink* err) {
+  if (!out_impl) return UMFA_STATUS_NULL_POINTER;
+  if (num_threads < 0) {
+    report(err, "num_threads (%d) is negative", num_threads);
+    return UMFA_STATUS_INVALID_ARGUMENT;
+  }
+  const int32_t threads = num_threads > 0 ? num_threads : default_threads();
+  try {
+    auto impl = std::make_unique<Impl>();
+    impl->ks = select_kernels();
+    impl->pool = std::make_unique<ThreadPool>(threads);
+    *out_impl = impl.release();
+    return UMFA_STATUS_OK;
+  } catch (const std::bad_alloc&) {
+    report(err, "out of memory starting %d CPU threads", threads);
+    return UMFA_STATUS_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    report(err, "could not start %d CPU threads: %s", threads, e.what());
+    return UMFA_STATUS_BACKEND_ERROR;
+  }
+}
+
+void destroy(void* impl) { delete static_cast<Impl*>(impl); }
+
+uint64_t forward_workspace(void* vimpl, const Problem* p) {
+  if (!vimpl || !p) return 0;
+  const Impl& impl = *static_cast<const Impl*>(vimpl);
+  try {
+    std::vector<Seq> seqs;
+    Plan pl;
+    build_plan(*p, seqs, pl);
+    Items items;
+    build_items(pl, items, [&](const Seq& s) { return fwd_shape(pl, s).count; });
+    if (items.total() == 0) return 0;
+    return round64(impl.ks->fwd_scratch_bytes(pl.d)) *
+           static_cast<uint64_t>(slots_for(impl, items.total()));
+  } catch (...) {
+    return UINT64_MAX;
+  }
+}
+
+uint64_t backward_workspace(void* vimpl, const Problem* p) {
+  if (!vimpl || !p) return 0;
+  const Impl& impl = *static_cast<const Impl*>(vimpl);
+  try {
+    std::vector<Seq> seqs;
+    Plan pl;
+    build_plan(*p, seqs, pl);
+    return bwd_sizes(impl, pl).total();
+  } catch (...) {
+    return UINT64_MAX;
+  }
+}
+
+template <class Fn>
+umfa_status guarded(const char* what, ErrorSink* err, Fn fn) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    report(err, "%s: out of memory for the CPU backend's scratch", what);
+    return UMFA_STATUS_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    report(err, "%s: CPU backend failure: %s", what, e.what());
+    return UMFA_STATUS_BACKEND_ERROR;
+  } catch (...) {
+    report(err, "%s: CPU backend failure", what);
+    return UMFA_STATUS_BACKEND_ERROR;
+  }
+}
+
+umfa_status forward(void* vimpl, const Problem* p, ErrorSink* err) {
+  if (!vimpl || !p) return UMFA_STATUS_INTERNAL;
+  return guarded("forward", err, [&] { return forward_impl(*static_cast<Impl*>(vimpl), *p); });
+}
+
+umfa_status backward(void* vimpl, const Problem* p, ErrorSink* err) {
+  if (!vimpl || !p) return UMFA_STATUS_INTERNAL;
+  return guarded("backward", err, [&] { return backward_impl(*static_cast<Impl*>(vimpl), *p); });
+}
+
+umfa_status alloc(void*, uint64_t bytes, void** out_ptr, ErrorSink* err) {
+  if (!out_ptr) return UMFA_STATUS_NULL_POINTER;
+  if (bytes > static_cast<uint64_t>(SIZE_MAX) - 128) {
+    report(err, "cannot allocate %llu bytes", static_cast<unsigned long long>(bytes));
+    return UMFA_STATUS_OUT_OF_MEMORY;
+  }
+  const size_t n = round64(bytes == 0 ? 1 : static_cast<size_t>(bytes));
+  void* q = std::aligned_alloc(64, n);
+  if (!q) {
+    report(err, "cannot allocate %llu bytes", static_cast<unsigned long long>(bytes));
+    return UMFA_STATUS_OUT_OF_MEMORY;
+  }
+  std::memset(q, 0, n);
+  *out_ptr = q;
+  return UMFA_STATUS_OK;
+}
+
+void release(void*, void* ptr) { std::free(ptr); }
+
+umfa_status copy(void*, void* dst, const void* src, uint64_t bytes, ErrorSink*) {
+  if (bytes == 0) return UMFA_STATUS_OK;
+  if (!dst || !src) return UMFA_STATUS_NULL_POINTER;
+  std::memmove(dst, src, static_cast<size_t>(bytes));
+  return UMFA_STATUS_OK;
+}
+
+int32_t device_count() { return 1; }
+
+const BackendTable kTable = {sizeof(BackendTable),
+                             "cpu",
+                             create,
+                             destroy,
+                             forward_workspace,
+                             backward_workspace,
+                             forward,
+                             backward,
+                             alloc,
+                             release,
+                             copy,
+                             copy,
+                             device_count};
+
+}  // namespace
+
+const BackendTable* backend_table() { return &kTable; }
+
+const char* kernel_isa() {
+  static const char* name = select_kernels()->name;
+  return name;
+}
+
+int32_t context_threads(const void* impl) {
+  return impl ? static_cast<const Impl*>(impl)->pool->threads() : 0;
+}
+
+}  // namespace cpu
+}  // namespace umfa

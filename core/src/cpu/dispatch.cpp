@@ -1,0 +1,69 @@
+// Runtime choice of the kernel variant from the CPU's features.
+//
+// UMFA_CPU_ISA=generic|avx2|avx512 (environment) asks for a specific variant, for testing and
+// for comparing; a variant the CPU cannot run is never chosen.
+#include <cstdlib>
+#include <cstring>
+
+#include "cpu_common.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
+namespace umfa {
+namespace cpu {
+namespace {
+
+struct Features {
+  bool avx2 = false;     // AVX2 + FMA + F16C, with OS support for YMM state
+  bool avx512 = false;   // AVX-512 F/BW/VL/DQ, with OS support for ZMM state
+};
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+uint64_t xgetbv0() {
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+
+Features detect() {
+  Features f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1,
+             f16c = (c >> 29) & 1;
+  if (!osxsave || !avx) return f;
+  const uint64_t xcr0 = xgetbv0();
+  const bool ymm_os = (xcr0 & 0x6) == 0x6;
+  const bool zmm_os = (xcr0 & 0xe6) == 0xe6;
+  if (__get_cpuid_max(0, nullptr) < 7) return f;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool avx2 = (b >> 5) & 1;
+  const bool avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1,
+             avx512vl = (b >> 31) & 1;
+  f.avx2 = ymm_os && avx2 && fma && f16c;
+  f.avx512 = f.avx2 && zmm_os && avx512f && avx512dq && avx512bw && avx512vl;
+  return f;
+}
+#else
+Features detect() { return Features{}; }
+#endif
+
+}  // namespace
+
+const KernelSet* select_kernels() {
+  const Features f = detect();
+  const KernelSet* best = kernels_generic();
+  if (f.avx2 && kernels_avx2()) best = kernels_avx2();
+  if (f.avx512 && kernels_avx512()) best = kernels_avx512();
+  if (const char* want = std::getenv("UMFA_CPU_ISA"); want && *want) {
+    if (!std::strcmp(want, "generic")) return kernels_generic();
+    if (!std::strcmp(want, "avx2") && f.avx2 && kernels_avx2()) return kernels_avx2();
+    if (!std::strcmp(want, "avx512") && f.avx512 && kernels_avx512()) return kernels_avx512();
+  }
+  return best;
+}
+
+}  // namespace cpu
+}  // namespace umfa

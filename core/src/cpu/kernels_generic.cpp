@@ -1,0 +1,16 @@
+// Portable kernels: 4-lane GCC/Clang vector extensions (SSE2 on x86-64, NEON on AArch64), or a
+// scalar build of the same code on compilers without vector extensions.
+#include "cpu_common.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define UMFA_KNS generic
+#define UMFA_KNAME "generic"
+#define UMFA_KGET kernels_generic
+#define UMFA_KW 4
+#define UMFA_KR 6
+#define UMFA_KCV 2
+#define UMFA_KFMA 0
+#include "kernels_impl.inc"
+#else
+#error "the CPU kernels need GCC or Clang vector extensions"
+#endif

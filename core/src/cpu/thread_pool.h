@@ -1,0 +1,62 @@
+// A persistent thread pool shared by every call made on one CPU context.
+//
+// run() may be called from any number of threads at once: each call is its own job (an item
+// counter plus a reference count on the caller's stack). Idle workers join whichever job still
+// has unclaimed items; the calling thread works on its own job too, so a pool of N threads has
+// N - 1 workers and a 1-thread pool runs everything on the caller. Items are claimed with an
+// atomic counter, so every item runs exactly once; run() returns after every claimed item has
+// finished and no worker references the job any more.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace umfa {
+namespace cpu {
+
+class ThreadPool {
+ public:
+  // fn(ctx, item, slot): slot is in [0, max_slots) and unique among the threads working on one
+  // job at a time (slot 0 is the calling thread), so it can index per-thread scratch.
+  using Fn = void (*)(void* ctx, int64_t item, int slot);
+
+  // Starts threads - 1 workers. Throws std::system_error / std::bad_alloc on failure.
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Threads that can work on one job, the caller included.
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs fn for every item in [0, n) using at most max_slots threads; blocks until done.
+  void run(int64_t n, Fn fn, void* ctx, int max_slots);
+
+ private:
+  struct Job {
+    Fn fn = nullptr;
+    void* ctx = nullptr;
+    int64_t n = 0;
+    std::atomic<int64_t> next{0};
+    int refs = 0;        // workers inside the job; guarded by mu_
+    int slots_used = 1;  // slot 0 belongs to the caller; guarded by mu_
+    int max_slots = 1;
+  };
+
+  Job* find_job();  // requires mu_
+  void worker_main();
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // workers wait here for jobs
+  std::condition_variable done_cv_;  // callers wait here for their job's workers to leave
+  std::vector<Job*> jobs_;           // guarded by mu_
+  bool stop_ = false;                // guarded by mu_
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace cpu
+}  // namespace umfa
