@@ -423,3 +423,20 @@ def test_cuda_matches_cpu():  # pragma: no cover - exercised only on CUDA machin
     out.sum().backward()
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
     torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_torch_compile_traces_the_op():
+    # The fake implementations and the autograd registration let the op sit in a full graph.
+    q = torch.randn(1, 2, 8, 16, requires_grad=True)
+
+    def f(q):
+        return ut.scaled_dot_product_attention(q, q, q, is_causal=True).square().sum()
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    loss = compiled(q)
+    (g,) = torch.autograd.grad(loss, q)
+    q2 = q.detach().requires_grad_()
+    loss2 = f(q2)
+    (g2,) = torch.autograd.grad(loss2, q2)
+    torch.testing.assert_close(loss, loss2)
+    torch.testing.assert_close(g, g2)

@@ -251,6 +251,8 @@ def flash_attn_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, dropout_p: float =
     """
     _check_common(dropout_p, return_attn_probs)
     left, right = _window(window_size)
+    out: Any
+    lse: Any
     if _uses_torch(q, k, v):
         from . import torch as umfa_torch
 
@@ -312,6 +314,8 @@ def flash_attn_varlen_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, cu_seqlens_
     if block_table is not None:
         raise UmfaError(Status.UNSUPPORTED, None, "block_table (paged KV) is not supported yet")
     left, right = _window(window_size)
+    out: Any
+    lse: Any
     if _uses_torch(q, k, v):
         from . import torch as umfa_torch
 

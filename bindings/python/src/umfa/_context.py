@@ -59,15 +59,16 @@ class Context:
         opts.workspace_limit_bytes = int(workspace_limit_bytes)
         handle = ctypes.c_void_p()
         N.check(N.lib.umfa_context_create(ctypes.byref(opts), ctypes.byref(handle)), None)
-        self._handle: Optional[int] = handle.value
+        value = int(handle.value or 0)
+        self._handle: Optional[int] = value
         self._device_index = int(device_index)
-        self._finalizer = weakref.finalize(self, _destroy, handle.value)
+        self._finalizer = weakref.finalize(self, _destroy, value)
 
     # -- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:
         """Destroy the native context now (idempotent). Later calls raise ``UmfaError``."""
-        if self._finalizer.detach() is not None:
+        if self._finalizer.detach() is not None and self._handle is not None:
             _destroy(self._handle)
         self._handle = None
 
@@ -146,9 +147,11 @@ class Context:
         h = self._live()
         di = self._device_index
         opts, keep = attention_options(device_index=di, **options)
-        views = [_view_or_none(x, name, False, di) for x, name in
+        st = options.get("stream")
+        views = [_view_or_none(x, name, False, di, st) for x, name in
                  ((q, "q"), (k, "k"), (v, "v"))]
-        views += [_view_or_none(x, name, True, di) for x, name in ((out, "out"), (lse, "lse"))]
+        views += [_view_or_none(x, name, True, di, st) for x, name in
+                  ((out, "out"), (lse, "lse"))]
         status = N.lib.umfa_attention_forward(h, ctypes.byref(opts), *map(_ref, views))
         del keep
         N.check(status, h)
@@ -167,18 +170,22 @@ class Context:
         h = self._live()
         di = self._device_index
         opts, keep = attention_options(device_index=di, **options)
-        views = [_view_or_none(x, name, False, di) for x, name in
+        st = options.get("stream")
+        views = [_view_or_none(x, name, False, di, st) for x, name in
                  ((q, "q"), (k, "k"), (v, "v"), (out, "out"), (dout, "dout"), (lse, "lse"))]
-        views += [_view_or_none(x, name, True, di) for x, name in
+        views += [_view_or_none(x, name, True, di, st) for x, name in
                   ((dq, "dq"), (dk, "dk"), (dv, "dv"))]
         status = N.lib.umfa_attention_backward(h, ctypes.byref(opts), *map(_ref, views))
         del keep
         N.check(status, h)
 
 
-def _view_or_none(x: Any, name: str, writable: bool, device_index: int) -> Optional[View]:
+def _view_or_none(x: Any, name: str, writable: bool, device_index: int,
+                  stream: Optional[int] = None) -> Optional[View]:
     # None passes NULL, so that the core reports the missing argument with its own status.
-    return None if x is None else make_view(x, name, writable=writable, device_index=device_index)
+    if x is None:
+        return None
+    return make_view(x, name, writable=writable, device_index=device_index, stream=stream)
 
 
 def _ref(view: Optional[View]) -> Any:

@@ -532,7 +532,7 @@ def unpatch() -> None:
             return
         _depth -= 1
         if _depth == 0:
-            torch.nn.functional.scaled_dot_product_attention = _original
+            torch.nn.functional.scaled_dot_product_attention = _original  # type: ignore
             _original = None
 
 
