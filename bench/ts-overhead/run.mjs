@@ -3,6 +3,7 @@
 // one CPU thread), against umfa_attention_forward called directly from C, in one run.
 //
 //   node bench/ts-overhead/run.mjs [--batches 2000] [--per-batch 100] [--json FILE]
+//   (the docs' table: --json bench/results/overhead.json)
 //
 // Needs the core built (dist/native) and the packages built (pnpm nx run-many -t build).
 // Each figure is the median over batches of the per-call time (batch time / calls in it), after
@@ -10,7 +11,7 @@
 // (latency including the hop to a worker thread and back).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -99,5 +100,26 @@ const ok = bar.every((b) => b.overhead_us <= 2);
 console.log('');
 console.log(`bar (koffi sync and napi sync within 2 µs of C): ${ok ? 'met' : 'NOT met'} (${bar.map((b) => `${b.name} +${b.overhead_us.toFixed(2)} µs`).join(', ')})`);
 if (jsonOut) {
-  writeFileSync(jsonOut, JSON.stringify({ node: process.version, platform: `${process.platform}-${process.arch}`, batches, perBatch, rows, bar, ok }, null, 2) + '\n');
+  const cpus = os.cpus();
+  const result = {
+    meta: {
+      date: new Date().toISOString().slice(0, 10),
+      machine: { cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, platform: process.platform, arch: process.arch },
+      command: 'node bench/ts-overhead/run.mjs --json bench/results/overhead.json',
+      node: process.version,
+      problem: 'B=H=1, N=1, D=64, f32, CPU backend, 1 thread',
+      method: `median over ${batches} batches of ${perBatch} calls (async: ${Math.max(20, Math.floor(batches / 10))} batches, each call awaited)`,
+      bar: 'koffi sync and napi sync within 2 us of the direct C call',
+      bar_met: ok,
+    },
+    rows: rows.map((r) => ({
+      path: r.name,
+      median_us: +(r.median / 1000).toFixed(3),
+      p10_us: +(r.p10 / 1000).toFixed(3),
+      p90_us: +(r.p90 / 1000).toFixed(3),
+      overhead_vs_c_us: r === rows[0] ? 0 : +((r.median - base) / 1000).toFixed(3),
+    })),
+  };
+  writeFileSync(jsonOut, JSON.stringify(result, null, 2) + '\n');
+  console.log(`wrote ${jsonOut}`);
 }

@@ -40,7 +40,7 @@ function findNodeDir() {
 
 const gyp = findNodeGyp();
 const nodedir = findNodeDir();
-const args = [gyp, 'rebuild', '--release', `--jobs=${process.env.UMFA_JOBS ?? '2'}`];
+const args = [gyp, 'rebuild', '--release', '--loglevel=warn', `--jobs=${process.env.UMFA_JOBS ?? '2'}`];
 if (nodedir) args.push(`--nodedir=${nodedir}`);
 console.log(`build-addon: node ${args.map((a) => (a.includes(' ') ? JSON.stringify(a) : a)).join(' ')}`);
 const r = spawnSync(process.execPath, args, { cwd: here, stdio: 'inherit' });

@@ -475,6 +475,21 @@ describe(`${packageName}: async`, () => {
     results.forEach((r, i) => expect(r.out.data).toEqual(expected[i % inputs.length]));
   });
 
+  it('keeps inputs alive until completion when the caller drops them (gc mid-flight)', async () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    const pending = Array.from({ length: 300 }, (_, i) =>
+      u.attentionAsync(bshdRand(1, 16, 2, 32, 1000 + i), bshdRand(1, 16, 2, 32, 2000 + i), bshdRand(1, 16, 2, 32, 3000 + i)),
+    );
+    gc?.();
+    await new Promise((r) => setTimeout(r, 0));
+    gc?.();
+    const results = await Promise.all(pending);
+    for (const i of [0, 150, 299]) {
+      const want = u.attention(bshdRand(1, 16, 2, 32, 1000 + i), bshdRand(1, 16, 2, 32, 2000 + i), bshdRand(1, 16, 2, 32, 3000 + i));
+      expect(results[i]?.out.data).toEqual(want.out.data);
+    }
+  });
+
   it('runs backward asynchronously', async () => {
     const q = bshdRand(1, 6, 2, 16, 31);
     const { out, lse } = u.attention(q, q, q, { returnLse: true });
