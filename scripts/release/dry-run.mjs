@@ -98,10 +98,11 @@ if (!existsSync(join(pyDir, "pyproject.toml"))) {
 } else {
   const out = mkdtempSync(join(tmpdir(), "umfa-wheel-"));
   try {
-    const hasBuild = run(py, ["-c", "import build"]).status === 0;
-    const r = hasBuild
-      ? run(py, ["-m", "build", "--wheel", "--no-isolation", "--outdir", out, pyDir])
-      : run(py, ["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", out, pyDir]);
+    // The build backend installed here is used as is; otherwise pip builds in an isolated
+    // environment (fetching the backend named in pyproject.toml).
+    const backend = /build-backend\s*=\s*"([\w.]+)"/.exec(readFileSync(join(pyDir, "pyproject.toml"), "utf8"))?.[1]?.split(".")[0];
+    const haveBackend = backend !== undefined && run(py, ["-c", `import ${backend}`]).status === 0;
+    const r = run(py, ["-m", "pip", "wheel", "--no-deps", ...(haveBackend ? ["--no-build-isolation"] : []), "-w", out, pyDir]);
     if (r.missing) {
       results.push({ part: "python wheel", status: "skipped", detail: `${py} not found` });
     } else if (r.status !== 0) {
