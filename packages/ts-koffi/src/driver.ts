@@ -227,10 +227,10 @@ export class KoffiDriver implements Driver {
   }
 
   async #async(name: string, args: () => unknown[], frame: Frame): Promise<AsyncOutcome> {
-    if (this.#inflight >= MAX_ASYNC_IN_FLIGHT) {
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    }
-    this.#inflight++;
+    // At most MAX_ASYNC_IN_FLIGHT calls are handed to koffi; a finished call passes its slot
+    // straight to the oldest waiting one.
+    if (this.#inflight < MAX_ASYNC_IN_FLIGHT) this.#inflight++;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
     try {
       const fn = this.#fn[name]!;
       const status = await new Promise<number>((resolve, reject) => {
@@ -244,8 +244,9 @@ export class KoffiDriver implements Driver {
       });
       return { status };
     } finally {
-      this.#inflight--;
-      this.#waiting.shift()?.();
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#inflight--;
     }
   }
 
