@@ -1,0 +1,139 @@
+// Times the CPU backend directly (no API layer): forward or backward of one shape, median of
+// repeated runs after a warm-up, in GFLOP/s with FlashAttention's FLOP count (forward
+// 4*B*Hq*Nq*Nk*D, halved when causal; backward 2.5x forward).
+//
+// Usage: cpu_bench [--fwd|--bwd] [--b B] [--hq H] [--hkv H] [--nq N] [--nk N] [--d D]
+//                  [--dtype f32|f16|bf16] [--causal] [--threads T] [--reps R] [--det]
+// UMFA_CPU_ISA=generic|avx2|avx512 picks a kernel variant.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cpu/cpu_backend.h"
+
+int main(int argc, char** argv) {
+  bool bwd = false, causal = false, det = false;
+  int64_t B = 1, Hq = 1, Hkv = 0, Nq = 4096, Nk = 0, D = 64;
+  int threads = 0, reps = 5;
+  int32_t dt = UMFA_DTYPE_F32;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::atoll(argv[++i]) : 0LL; };
+    if (a == "--fwd") bwd = false;
+    else if (a == "--bwd") bwd = true;
+    else if (a == "--causal") causal = true;
+    else if (a == "--det") det = true;
+    else if (a == "--b") B = next();
+    else if (a == "--hq") Hq = next();
+    else if (a == "--hkv") Hkv = next();
+    else if (a == "--nq") Nq = next();
+    else if (a == "--nk") Nk = next();
+    else if (a == "--d") D = next();
+    else if (a == "--threads") threads = static_cast<int>(next());
+    else if (a == "--reps") reps = static_cast<int>(next());
+    else if (a == "--dtype" && i + 1 < argc) {
+      const std::string d = argv[++i];
+      dt = d == "f16" ? UMFA_DTYPE_F16 : d == "bf16" ? UMFA_DTYPE_BF16 : UMFA_DTYPE_F32;
+    } else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  if (Hkv <= 0) Hkv = Hq;
+  if (Nk <= 0) Nk = Nq;
+  const umfa::BackendTable* t = umfa::cpu::backend_table();
+  void* impl = nullptr;
+  if (t->create(0, threads, &impl, nullptr) != UMFA_STATUS_OK) return 1;
+  const int64_t es = dt == UMFA_DTYPE_F32 ? 4 : 2;
+
+  auto view = [&](int64_t n, int64_t h, std::vector<unsigned char>& buf, int32_t dtype, int64_t e) {
+    buf.assign(static_cast<size_t>(B * n * h * D * e), 0);
+    umfa::View v;
+    v.data = buf.data();
+    v.dtype = dtype;
+    const int64_t s[4] = {B, n, h, D};
+    for (int k = 0; k < 4; ++k) v.shape[k] = s[k];
+    v.strides[3] = 1;
+    v.strides[2] = D;
+    v.strides[1] = h * D;
+    v.strides[0] = n * h * D;
+    return v;
+  };
+  std::vector<unsigned char> q, k, v, o, dO, dq, dk, dv, lse;
+  umfa::Problem p;
+  p.batch = B;
+  p.heads_q = Hq;
+  p.heads_kv = Hkv;
+  p.seqlen_q = Nq;
+  p.seqlen_k = Nk;
+  p.head_dim = D;
+  p.q = view(Nq, Hq, q, dt, es);
+  p.k = view(Nk, Hkv, k, dt, es);
+  p.v = view(Nk, Hkv, v, dt, es);
+  p.out = view(Nq, Hq, o, dt, es);
+  p.dout = view(Nq, Hq, dO, dt, es);
+  p.dq = view(Nq, Hq, dq, dt, es);
+  p.dk = view(Nk, Hkv, dk, dt, es);
+  p.dv = view(Nk, Hkv, dv, dt, es);
+  lse.assign(static_cast<size_t>(B * Hq * Nq * 4), 0);
+  p.lse.data = lse.data();
+  p.lse.dtype = UMFA_DTYPE_F32;
+  p.lse.shape[0] = B;
+  p.lse.shape[1] = Hq;
+  p.lse.shape[2] = Nq;
+  p.lse.strides[0] = Hq * Nq;
+  p.lse.strides[1] = Nq;
+  p.lse.strides[2] = 1;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  p.bottom_right = true;
+  p.window_right = causal ? 0 : -1;
+  p.flags = det ? UMFA_FLAG_DETERMINISTIC : 0;
+
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (auto* buf : {&q, &k, &v, &dO}) {
+    const size_t n = buf->size() / static_cast<size_t>(es);
+    for (size_t i = 0; i < n; ++i) {
+      const float x = u(rng);
+      if (dt == UMFA_DTYPE_F32) {
+        std::memcpy(buf->data() + i * 4, &x, 4);
+      } else {
+        uint32_t bits;
+        std::memcpy(&bits, &x, 4);
+        uint16_t h = static_cast<uint16_t>(bits >> 16);  // bf16 truncation; for f16 use _Float16
+        if (dt == UMFA_DTYPE_F16) {
+          _Float16 f = static_cast<_Float16>(x);
+          std::memcpy(&h, &f, 2);
+        }
+        std::memcpy(buf->data() + i * 2, &h, 2);
+      }
+    }
+  }
+  if (t->forward(impl, &p, nullptr) != UMFA_STATUS_OK) return 1;  // also produces out/lse
+  std::vector<double> times;
+  for (int r = 0; r < reps + 1; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const umfa_status st = bwd ? t->backward(impl, &p, nullptr) : t->forward(impl, &p, nullptr);
+    const auto t1 = std::chrono::steady_clock::now();
+    if (st != UMFA_STATUS_OK) return 1;
+    if (r > 0) times.push_back(std::chrono::duration<double>(t1 - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  const double med = times[times.size() / 2];
+  double flops = 4.0 * B * Hq * Nq * Nk * D * (causal ? 0.5 : 1.0);
+  if (bwd) flops *= 2.5;
+  std::printf("%s %s B=%lld Hq=%lld Hkv=%lld Nq=%lld Nk=%lld D=%lld %s%s threads=%d kernels=%s: "
+              "median %.4f s, %.1f GFLOP/s\n",
+              bwd ? "backward" : "forward", dt == UMFA_DTYPE_F32 ? "f32" : dt == UMFA_DTYPE_F16 ? "f16" : "bf16",
+              (long long)B, (long long)Hq, (long long)Hkv, (long long)Nq, (long long)Nk, (long long)D,
+              causal ? "causal" : "full", det ? " deterministic" : "", umfa::cpu::context_threads(impl),
+              umfa::cpu::kernel_isa(), med, flops / med * 1e-9);
+  t->destroy(impl);
+  return 0;
+}
