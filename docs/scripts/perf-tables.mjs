@@ -16,7 +16,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+// --root DIR: work on another checkout (tests); default: this repository.
+const rootArg = process.argv.indexOf("--root");
+const repo = rootArg > 0 ? process.argv[rootArg + 1] : join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const page = join(repo, "docs", "performance.md");
 
 const fmt = (v) => {
