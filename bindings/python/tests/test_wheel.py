@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+import umfa
+
+VERSION = umfa.__version__
 PKG_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,10 +50,10 @@ def wheel(tmp_path_factory):
 
 def test_wheel_is_platform_specific_and_carries_the_library(wheel):
     name = wheel.name
-    assert name.startswith("umfa-0.1.0-py3-none-") and not name.endswith("-any.whl"), name
+    assert name.startswith(f"umfa-{VERSION}-py3-none-") and not name.endswith("-any.whl"), name
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
-        wheel_meta = z.read("umfa-0.1.0.dist-info/WHEEL").decode()
+        wheel_meta = z.read(f"umfa-{VERSION}.dist-info/WHEEL").decode()
     assert "Root-Is-Purelib: false" in wheel_meta
     lib = "umfa/_lib/libumfa.1.dylib" if sys.platform == "darwin" else "umfa/_lib/libumfa.so.1"
     assert lib in names
@@ -69,7 +72,8 @@ def test_fresh_venv_install_and_run(wheel, tmp_path):
         site = {str(venv)!r}
         assert umfa.__file__.startswith(site), umfa.__file__
         assert umfa.library_path().startswith(site), umfa.library_path()
-        assert umfa.get_version() == (0, 1, 0) and "cpu" in umfa.backends()
+        assert umfa.__version__ == {VERSION!r} == umfa.version_string()
+        assert "cpu" in umfa.backends()
         q = np.random.default_rng(0).standard_normal((2, 16, 4, 32)).astype(np.float32)
         out, lse = umfa.flash_attn_func(q, q, q, causal=True, return_lse=True)
         s = np.einsum("bqhd,bkhd->bhqk", q, q) / np.sqrt(32)
@@ -80,4 +84,4 @@ def test_fresh_venv_install_and_run(wheel, tmp_path):
         print("umfa", umfa.__version__, "from", umfa.library_path())
     """)
     r = _run([str(py), "-c", script], env=_env(), cwd=work)
-    assert "umfa 0.1.0 from" in r.stdout
+    assert f"umfa {VERSION} from" in r.stdout
