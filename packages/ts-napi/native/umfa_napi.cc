@@ -113,23 +113,49 @@ Napi::Value BigPtr(Napi::Env env, const void* p) {
   return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)));
 }
 
-// Address of a typed array's or DataView's first byte (nullptr with length 0 for anything else).
+size_t ElementSize(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int8_array:
+    case napi_uint8_array:
+    case napi_uint8_clamped_array:
+      return 1;
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      return 4;
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      return 8;
+    default:
+      return 2;  // float16 arrays (newer Node-API versions)
+  }
+}
+
+// Address of a typed array's or DataView's first byte, with its length in bytes (nullptr and 0
+// for anything else). Uses the element pointer Node-API reports, which also covers typed arrays
+// over a SharedArrayBuffer.
 uint8_t* ViewData(const Napi::Value& v, size_t* length) {
   *length = 0;
+  napi_env env = v.Env();
+  void* data = nullptr;
   if (v.IsTypedArray()) {
-    Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    *length = ta.ByteLength();
-    return static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    napi_typedarray_type type;
+    size_t count = 0;
+    if (napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr) != napi_ok) return nullptr;
+    *length = count * ElementSize(type);
+    return static_cast<uint8_t*>(data);
   }
   if (v.IsDataView()) {
-    Napi::DataView dv = v.As<Napi::DataView>();
-    *length = dv.ByteLength();
-    return static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
+    if (napi_get_dataview_info(env, v, length, &data, nullptr, nullptr) != napi_ok) return nullptr;
+    return static_cast<uint8_t*>(data);
   }
   if (v.IsArrayBuffer()) {
-    Napi::ArrayBuffer ab = v.As<Napi::ArrayBuffer>();
-    *length = ab.ByteLength();
-    return static_cast<uint8_t*>(ab.Data());
+    if (napi_get_arraybuffer_info(env, v, &data, length) != napi_ok) return nullptr;
+    return static_cast<uint8_t*>(data);
   }
   return nullptr;
 }

@@ -567,6 +567,18 @@ describe(`${packageName}: lifetimes and zero copy`, () => {
     }
   });
 
+  it('accepts typed arrays over a SharedArrayBuffer and DataViews', () => {
+    const q = bshdRand(1, 4, 2, 8, 71);
+    const shared = new Float32Array(new SharedArrayBuffer(q.data.byteLength));
+    shared.set(q.data as Float32Array);
+    const a = u.attention(u.bshd(shared, [1, 4, 2, 8]), q, q);
+    const dv = new DataView((q.data as Float32Array).buffer);
+    const b = u.attention(u.tensor(dv, [1, 4, 2, 8], { dtype: 'f32' }), q, q);
+    const c = u.attention(q, q, q);
+    expect(a.out.data).toEqual(c.out.data);
+    expect(b.out.data).toEqual(c.out.data);
+  });
+
   it('hands typed arrays to the core in place', () => {
     const driver = u._driver();
     const big = rand(1 << 16, 61);
