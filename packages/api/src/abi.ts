@@ -247,6 +247,23 @@ export function resolveMaskMode(options: AttentionOptions): number {
   return fromMode ?? fromCausal ?? 0;
 }
 
+/** Encodes an optional tensor an options field points to (0 = NULL, else the slot's offset). */
+function encodeRef(
+  frame: Frame,
+  field: number,
+  slot: number,
+  t: Tensor | ArrayBufferView | undefined,
+  dtype: DType,
+  role: string,
+): void {
+  if (t === undefined || t === null) {
+    setInt64(frame.view, field, 0);
+    return;
+  }
+  encodeTensor(frame, slot, vectorTensor(t, dtype), role);
+  setInt64(frame.view, field, slotOffset(slot));
+}
+
 /**
  * Encodes `umfa_attention_options` (and the tensors it points to, in slots MASK, ALIBI,
  * CU_SEQLENS_Q/K) into `frame`. Pointer fields to slots are written as frame offsets (see
@@ -279,18 +296,10 @@ export function encodeOptions(frame: Frame, options: AttentionOptions | undefine
   v.setUint32(o.flags, opts.deterministic ? 1 : 0, true);
   setInt64(v, o.windowLeft, left);
   setInt64(v, o.windowRight, right);
-  const ref = (field: number, slot: number, t: Tensor | ArrayBufferView | undefined, dtype: DType, role: string) => {
-    if (t === undefined || t === null) {
-      setInt64(v, field, 0);
-      return;
-    }
-    encodeTensor(frame, slot, vectorTensor(t, dtype), role);
-    setInt64(v, field, slotOffset(slot));
-  };
-  ref(o.attnMask, Slot.MASK, opts.attnMask, 'f32', 'attn_mask');
-  ref(o.alibiSlopes, Slot.ALIBI, opts.alibiSlopes, 'f32', 'alibi_slopes');
-  ref(o.cuSeqlensQ, Slot.CU_SEQLENS_Q, opts.cuSeqlensQ, 'i32', 'cu_seqlens_q');
-  ref(o.cuSeqlensK, Slot.CU_SEQLENS_K, opts.cuSeqlensK, 'i32', 'cu_seqlens_k');
+  encodeRef(frame, o.attnMask, Slot.MASK, opts.attnMask, 'f32', 'attn_mask');
+  encodeRef(frame, o.alibiSlopes, Slot.ALIBI, opts.alibiSlopes, 'f32', 'alibi_slopes');
+  encodeRef(frame, o.cuSeqlensQ, Slot.CU_SEQLENS_Q, opts.cuSeqlensQ, 'i32', 'cu_seqlens_q');
+  encodeRef(frame, o.cuSeqlensK, Slot.CU_SEQLENS_K, opts.cuSeqlensK, 'i32', 'cu_seqlens_k');
   setInt64(v, o.maxSeqlenQ, checkInt(opts.maxSeqlenQ ?? 0, 'maxSeqlenQ'));
   setInt64(v, o.maxSeqlenK, checkInt(opts.maxSeqlenK ?? 0, 'maxSeqlenK'));
   v.setBigUint64(o.stream, opts.stream ?? 0n, true);
