@@ -70,7 +70,7 @@ describe('packed tarballs install and run outside the monorepo', () => {
     if (!keep) rmSync(work, { recursive: true, force: true });
   });
 
-  it('packs, installs with npm, and computes attention through both bindings', () => {
+  it('packs, installs with npm and with pnpm, and computes attention through both bindings', () => {
     const tarballs = join(work, 'tarballs');
     for (const p of packages) {
       execFileSync('pnpm', ['pack', '--pack-destination', tarballs], {
@@ -85,28 +85,41 @@ describe('packed tarballs install and run outside the monorepo', () => {
     const nativeContents = execFileSync('tar', ['-tzf', join(tarballs, files.find((f) => f.includes('native'))!)], { encoding: 'utf8' });
     expect(nativeContents).toContain('package/lib/libumfa.so.1');
 
-    const app = join(work, 'app');
-    execFileSync('mkdir', ['-p', app]);
     const deps: Record<string, string> = {};
     for (const f of files) {
       const name = f.replace(/-\d+\.\d+\.\d+.*\.tgz$/, '').replace(/^umfa-/, '@umfa/');
       deps[name] = `file:${join(tarballs, f)}`;
     }
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'umfa-pack-check', private: true, type: 'module', dependencies: deps }, null, 2));
-    writeFileSync(join(app, 'use.mjs'), useScript);
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], {
-      cwd: app,
-      env: cleanEnv(),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const output = execFileSync(process.execPath, ['use.mjs'], { cwd: app, env: cleanEnv(), encoding: 'utf8' });
-    const lines = output.trim().split('\n').map((l) => JSON.parse(l) as { binding: string; library: string; maxError: number; abi: number });
-    expect(lines.map((l) => l.binding)).toEqual(['koffi', 'napi']);
-    for (const l of lines) {
-      expect(l.library.startsWith(join(app, 'node_modules', '@umfa', 'native-linux-x64-gnu', 'lib'))).toBe(true);
-      expect(l.maxError).toBeLessThan(1e-5);
-      expect(l.abi).toBe(1);
+    // npm: the four tarballs as dependencies (the bindings' own @umfa dependencies dedupe onto
+    // them). pnpm: the bindings only, with overrides pointing every @umfa package at its tarball.
+    const installs: [string, string[], Record<string, unknown>][] = [
+      ['npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { dependencies: deps }],
+      [
+        'pnpm',
+        ['install', '--no-frozen-lockfile', '--reporter=silent'],
+        {
+          dependencies: { '@umfa/koffi': deps['@umfa/koffi'], '@umfa/napi': deps['@umfa/napi'] },
+          pnpm: { overrides: deps },
+        },
+      ],
+    ];
+    for (const [tool, args, manifest] of installs) {
+      const app = join(work, `app-${tool}`);
+      execFileSync('mkdir', ['-p', app]);
+      writeFileSync(join(app, 'package.json'), JSON.stringify({ name: `umfa-pack-check-${tool}`, private: true, type: 'module', ...manifest }, null, 2));
+      writeFileSync(join(app, 'use.mjs'), useScript);
+      execFileSync(tool, args, { cwd: app, env: cleanEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+      const output = execFileSync(process.execPath, ['use.mjs'], { cwd: app, env: cleanEnv(), encoding: 'utf8' });
+      const lines = output.trim().split('\n').map((l) => JSON.parse(l) as { binding: string; library: string; maxError: number; abi: number });
+      expect(lines.map((l) => l.binding)).toEqual(['koffi', 'napi']);
+      for (const l of lines) {
+        // Loaded from the platform package inside this project (pnpm resolves its symlinks).
+        expect(l.library.startsWith(app)).toBe(true);
+        expect(l.library).toMatch(/native-linux-x64-gnu.*\/lib\/libumfa\.so\.1$/);
+        expect(l.maxError).toBeLessThan(1e-5);
+        expect(l.abi).toBe(1);
+      }
+      console.log(`${tool}:\n${output.trim()}`);
     }
-    console.log(output.trim());
   });
 });
