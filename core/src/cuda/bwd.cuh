@@ -1,0 +1,343 @@
+// Backward flash attention (FlashAttention-2 style) on tensor cores.
+//
+// bwd_kernel: one block of 8 warps owns BN keys of one (batch, kv head) and walks every query
+// head of its GQA group and every query block that can see those keys. Per query block:
+//   S = Q K^T, dP = dO V^T                 (warps tiled WMS x WNS over BM x BN)
+//   P = exp2(S' - LSE2), dS = P (dP - Delta) f'(.)   -> shared memory as 16-bit
+//   dV += P^T dO, dK += dS^T Q             (warps tiled WNKV x WDKV over BN x D; in registers)
+//   dQ += dS K                             (warps tiled WMQ x WDQ over BM x D; f32 atomics)
+// Q/dO tiles are double-buffered with cp.async when shared memory allows (p.dbuf).
+// dK and dV of a kv head sum all heads of its group in registers, so they are written once,
+// without atomics. With UMFA_FLAG_DETERMINISTIC the dQ atomics are off and dq_kernel computes
+// dQ per query block by walking the key blocks (S, dP and dS recomputed; fixed order).
+#pragma once
+
+#include "common.cuh"
+
+namespace umfa {
+namespace cuda {
+
+template <int D_, int BM_, int BN_, int WMS_, int WNS_, int WNKV_, int WDKV_, int WMQ_, int WDQ_>
+struct BwdCfg {
+  static constexpr int D = D_, BM = BM_, BN = BN_;
+  static constexpr int WMS = WMS_, WNS = WNS_, WNKV = WNKV_, WDKV = WDKV_, WMQ = WMQ_, WDQ = WDQ_;
+  static constexpr int kThreads = 256;
+  static constexpr int kPitchB = (D + 8) * 2;    // Q, dO, K, V tiles
+  static constexpr int kPitchPB = (BN + 8) * 2;  // P, dS tiles
+  static constexpr int MT_S = BM / WMS / 16, NT_S = BN / WNS / 8;
+  static constexpr int MT_KV = BN / WNKV / 16, NT_KV = D / WDKV / 8;
+  static constexpr int MT_Q = BM / WMQ / 16, NT_Q = D / WDQ / 8;
+  // Layout: K | V | P | dS | Q0 | dO0 | Q1 | dO1 (the second stage only when double-buffered).
+  static constexpr int kOffV = BN * kPitchB;
+  static constexpr int kOffP = 2 * BN * kPitchB;
+  static constexpr int kOffDS = kOffP + BM * kPitchPB;
+  static constexpr int kOffQ = kOffDS + BM * kPitchPB;
+  static constexpr int kStage = 2 * BM * kPitchB;
+  static constexpr int kSmemSingle = kOffQ + kStage;
+  static constexpr int kSmem = kOffQ + 2 * kStage;
+  static_assert(WMS * WNS == 8 && WNKV * WDKV == 8 && WMQ * WDQ == 8, "8 warps");
+  static_assert(MT_S >= 1 && NT_S >= 2 && MT_KV >= 1 && NT_KV >= 2 && MT_Q >= 1 && NT_Q >= 2,
+                "warp tiles");
+  static_assert(BN * (D + 8) * 4 <= kSmemSingle, "the f32 dK/dV tile fits in shared memory");
+};
+
+// Per-element score, probability and dS for a (BM x BN) tile held as C fragments.
+// acc_s: raw q.k in, P out; acc_dp: dP in, dS (times f') out.
+template <int MT, int NT>
+__device__ __forceinline__ void scores_to_p_ds(float (&acc_s)[MT][NT][4], float (&acc_dp)[MT][NT][4],
+                                               const float (&lse_r)[MT][2],
+                                               const float (&dlt_r)[MT][2], const KParams& p,
+                                               const SeqInfo& s, float slope, int row_base,
+                                               int col_base, bool full, int lane) {
+  const bool transform = p.softcap > 0.f || p.alibi != nullptr;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = row_base + mt * 16 + (e >> 1) * 8;
+        const int j = col_base + nt * 8 + (lane & 3) * 2 + (e & 1);
+        float fp = 1.f, x;
+        if (transform)
+          x = transform_score(acc_s[mt][nt][e], p, slope, i, j, s.off, &fp) * kLog2e;
+        else
+          x = acc_s[mt][nt][e] * p.scale_log2;
+        const bool vis = full || (i < s.nq && j < s.nk && visible(i, j, s.off, p.wl, p.wr));
+        const float pr = vis ? fast_exp2(x - lse_r[mt][e >> 1]) : 0.f;
+        const float ds = vis ? pr * (acc_dp[mt][nt][e] - dlt_r[mt][e >> 1]) * fp : 0.f;
+        acc_s[mt][nt][e] = pr;
+        acc_dp[mt][nt][e] = ds;
+      }
+}
+
+__device__ __forceinline__ void atomic_add2(float* dst, float a, float b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float2*>(dst), make_float2(a, b));
+#else
+  atomicAdd(dst, a);
+  atomicAdd(dst + 1, b);
+#endif
+}
+
+template <typename T, class C>
+__global__ void __launch_bounds__(256, 1) bwd_kernel(const __grid_constant__ KParams p) {
+  constexpr int BM = C::BM, BN = C::BN, D = C::D;
+  constexpr int PB = C::kPitchB, PPB = C::kPitchPB;
+  constexpr int MT_S = C::MT_S, NT_S = C::NT_S, MT_KV = C::MT_KV, NT_KV = C::NT_KV;
+  constexpr int MT_Q = C::MT_Q, NT_Q = C::NT_Q;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  const int nblocks = (p.nk + BN - 1) / BN;
+  int idx = blockIdx.x;
+  const int n_block = idx % nblocks;
+  idx /= nblocks;
+  const int hk = idx % p.hkv;
+  const int b = idx / p.hkv;
+  const SeqInfo s = seq_info(p, b);
+  const int n0 = n_block * BN;
+  if (n0 >= s.nk) return;
+  const bool varlen = p.cu_q != nullptr;
+
+  // Query blocks that can see keys [n0, key_last].
+  const int key_last = min(n0 + BN, s.nk) - 1;
+  const int i_lo = p.wr < 0 ? 0 : max(0, n0 - s.off - p.wr);
+  const int i_hi = p.wl < 0 ? s.nq : min(s.nq, key_last - s.off + p.wl + 1);
+  const int m_begin = i_lo / BM;
+  const int m_count = i_hi > i_lo ? (i_hi + BM - 1) / BM - m_begin : 0;
+  const int steps = m_count * p.group;
+
+  const uint32_t base = smem_u32(smem);
+  const uint32_t sK = base, sV = base + C::kOffV, sP = base + C::kOffP, sdS = base + C::kOffDS;
+
+  float acc_dk[MT_KV][NT_KV][4], acc_dv[MT_KV][NT_KV][4];
+  zero(acc_dk);
+  zero(acc_dv);
+
+  auto load_step = [&](int t, int stage) {
+    const int h = hk * p.group + t / m_count;
+    const int m0 = (m_begin + t % m_count) * BM;
+    const uint32_t sQ = base + C::kOffQ + stage * C::kStage;
+    const uint32_t sdO = sQ + BM * PB;
+    const T* qg = static_cast<const T*>(p.q.ptr) + view_row(p.q, varlen, b, s.q_row0 + m0, h);
+    const T* dg =
+        static_cast<const T*>(p.dout.ptr) + view_row(p.dout, varlen, b, s.q_row0 + m0, h);
+    load_tile<BM, D, 256>(sQ, qg, p.q.ss, s.nq - m0, p.d, p.q.ptr, tid);
+    load_tile<BM, D, 256>(sdO, dg, p.dout.ss, s.nq - m0, p.d, p.dout.ptr, tid);
+  };
+
+  if (steps > 0) {
+    const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0 + n0, hk);
+    const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0 + n0, hk);
+    load_tile<BN, D, 256>(sK, kg, p.k.ss, s.nk - n0, p.d, p.k.ptr, tid);
+    load_tile<BN, D, 256>(sV, vg, p.v.ss, s.nk - n0, p.d, p.v.ptr, tid);
+    load_step(0, 0);
+    cp_async_commit();
+  }
+
+  // Warp coordinates in the three tilings.
+  const int wsm = warp / C::WNS, wsn = warp % C::WNS;
+  const int wkn = warp / C::WDKV, wkd = warp % C::WDKV;
+  const int wqm = warp / C::WDQ, wqd = warp % C::WDQ;
+
+  for (int t = 0; t < steps; ++t) {
+    const int h = hk * p.group + t / m_count;
+    const int m0 = (m_begin + t % m_count) * BM;
+    const int stage = p.dbuf ? (t & 1) : 0;
+    const uint32_t sQ = base + C::kOffQ + stage * C::kStage;
+    const uint32_t sdO = sQ + BM * PB;
+
+    cp_async_wait<0>();
+    __syncthreads();  // this step's Q/dO landed; the previous step's readers are done
+    if (p.dbuf && t + 1 < steps) {
+      load_step(t + 1, stage ^ 1);
+      cp_async_commit();
+    }
+
+    const int row_base = m0 + wsm * MT_S * 16 + (lane >> 2);
+    float lse_r[MT_S][2], dlt_r[MT_S][2];
+#pragma unroll
+    for (int mt = 0; mt < MT_S; ++mt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t k = int64_t(h) * p.rows_pad + s.q_glob + row_base + mt * 16 + r * 8;
+        lse_r[mt][r] = p.lse2[k];
+        dlt_r[mt][r] = p.delta[k];
+      }
+
+    float acc_s[MT_S][NT_S][4], acc_dp[MT_S][NT_S][4];
+    zero(acc_s);
+    zero(acc_dp);
+    gemm_ss<T, false, false, MT_S, NT_S, D / 16>(
+        acc_s, sQ + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
+        sK + wsn * NT_S * 8 * PB + lane_off_b<false>(lane, PB), PB);
+    gemm_ss<T, false, false, MT_S, NT_S, D / 16>(
+        acc_dp, sdO + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
+        sV + wsn * NT_S * 8 * PB + lane_off_b<false>(lane, PB), PB);
+
+    const bool full = m0 + BM <= s.nq && n0 + BN <= s.nk &&
+                      (p.wl < 0 || n0 >= m0 + BM - 1 + s.off - p.wl) &&
+                      (p.wr < 0 || n0 + BN - 1 <= m0 + s.off + p.wr);
+    scores_to_p_ds(acc_s, acc_dp, lse_r, dlt_r, p, s, alibi_slope(p, b, h), row_base,
+                   n0 + wsn * NT_S * 8, full, lane);
+
+    // P and dS to shared memory (16-bit).
+#pragma unroll
+    for (int mt = 0; mt < MT_S; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT_S; ++nt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int row = wsm * MT_S * 16 + mt * 16 + (lane >> 2) + r * 8;
+          const int col = wsn * NT_S * 8 + nt * 8 + (lane & 3) * 2;
+          const uint32_t off = uint32_t(row * PPB + col * 2);
+          const uint32_t pv = Elem<T>::pack(acc_s[mt][nt][2 * r], acc_s[mt][nt][2 * r + 1]);
+          const uint32_t dv = Elem<T>::pack(acc_dp[mt][nt][2 * r], acc_dp[mt][nt][2 * r + 1]);
+          asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sP + off), "r"(pv) : "memory");
+          asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sdS + off), "r"(dv) : "memory");
+        }
+    __syncthreads();
+
+    // dV += P^T dO, dK += dS^T Q.
+    gemm_ss<T, true, true, MT_KV, NT_KV, BM / 16>(
+        acc_dv, sP + wkn * MT_KV * 16 * 2 + lane_off_a<true>(lane, PPB), PPB,
+        sdO + wkd * NT_KV * 8 * 2 + lane_off_b<true>(lane, PB), PB);
+    gemm_ss<T, true, true, MT_KV, NT_KV, BM / 16>(
+        acc_dk, sdS + wkn * MT_KV * 16 * 2 + lane_off_a<true>(lane, PPB), PPB,
+        sQ + wkd * NT_KV * 8 * 2 + lane_off_b<true>(lane, PB), PB);
+
+    // dQ += dS K, accumulated in f32 scratch.
+    if (p.dq_atomic) {
+      float acc_dq[MT_Q][NT_Q][4];
+      zero(acc_dq);
+      gemm_ss<T, false, true, MT_Q, NT_Q, BN / 16>(
+          acc_dq, sdS + wqm * MT_Q * 16 * PPB + lane_off_a<false>(lane, PPB), PPB,
+          sK + wqd * NT_Q * 8 * 2 + lane_off_b<true>(lane, PB), PB);
+#pragma unroll
+      for (int mt = 0; mt < MT_Q; ++mt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int i = m0 + wqm * MT_Q * 16 + mt * 16 + (lane >> 2) + r * 8;
+          if (i >= s.nq) continue;
+          float* dst = p.dq_acc + ((s.q_glob + i) * p.hq + h) * p.dq_pitch + wqd * NT_Q * 8 +
+                       (lane & 3) * 2;
+#pragma unroll
+          for (int nt = 0; nt < NT_Q; ++nt)
+            atomic_add2(dst + nt * 8, acc_dq[mt][nt][2 * r], acc_dq[mt][nt][2 * r + 1]);
+        }
+    }
+
+    if (!p.dbuf && t + 1 < steps) {
+      __syncthreads();  // single buffer: everyone is done with Q/dO before they are replaced
+      load_step(t + 1, 0);
+      cp_async_commit();
+    }
+  }
+
+  // Epilogue: dV, then dK (times the softmax scale), each through shared memory.
+  float* so = reinterpret_cast<float*>(smem);
+  const int kv_rows = min(BN, s.nk - n0);
+  __syncthreads();  // every warp is done with the tiles
+  frag_to_smem<D>(so, acc_dv, wkn * MT_KV * 16, wkd * NT_KV * 8, 1.f, lane);
+  __syncthreads();
+  smem_to_global<BN, D, 256>(so, kv_rows, p.dv, varlen, b, s.k_row0 + n0, hk, p.d, tid);
+  __syncthreads();
+  frag_to_smem<D>(so, acc_dk, wkn * MT_KV * 16, wkd * NT_KV * 8, p.scale, lane);
+  __syncthreads();
+  smem_to_global<BN, D, 256>(so, kv_rows, p.dk, varlen, b, s.k_row0 + n0, hk, p.d, tid);
+}
+
+// Deterministic dQ: one block of 4 warps per 64 query rows of one (batch, head).
+template <int D_>
+struct DqCfg {
+  static constexpr int D = D_, BM = 64, BN = 64, NW = 4, kThreads = 128;
+  static constexpr int kPitchB = (D + 8) * 2;
+  static constexpr int NT = BN / 8, DT = D / 8;
+  static constexpr int kSmem = (2 * BM + 2 * BN) * kPitchB;  // Q | dO | K | V
+  static_assert(BM * (D + 8) * 4 <= kSmem, "the f32 dQ tile fits in shared memory");
+};
+
+template <typename T, class C>
+__global__ void __launch_bounds__(128) dq_kernel(const __grid_constant__ KParams p) {
+  constexpr int BM = C::BM, BN = C::BN, D = C::D, NT = C::NT, DT = C::DT, PB = C::kPitchB;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  const int mblocks = (p.nq + BM - 1) / BM;
+  int idx = blockIdx.x;
+  const int m_block = mblocks - 1 - idx % mblocks;
+  idx /= mblocks;
+  const int h = idx % p.hq;
+  const int b = idx / p.hq;
+  const SeqInfo s = seq_info(p, b);
+  const int m0 = m_block * BM;
+  if (m0 >= s.nq) return;
+  const int hk = h / p.group;
+  const bool varlen = p.cu_q != nullptr;
+
+  const int m_last = min(m0 + BM, s.nq) - 1;
+  const int j_lo = p.wl < 0 ? 0 : max(0, m0 + s.off - p.wl);
+  const int j_hi = p.wr < 0 ? s.nk : min(s.nk, m_last + s.off + p.wr + 1);
+  const int n_begin = j_lo / BN;
+  const int n_end = j_hi > j_lo ? (j_hi + BN - 1) / BN : n_begin;
+
+  float acc_dq[1][DT][4];
+  zero(acc_dq);
+  const int row_base = m0 + warp * 16 + (lane >> 2);
+
+  if (n_begin < n_end) {
+    const uint32_t sQ = smem_u32(smem), sdO = sQ + BM * PB, sK = sdO + BM * PB, sV = sK + BN * PB;
+    const T* qg = static_cast<const T*>(p.q.ptr) + view_row(p.q, varlen, b, s.q_row0 + m0, h);
+    const T* dg =
+        static_cast<const T*>(p.dout.ptr) + view_row(p.dout, varlen, b, s.q_row0 + m0, h);
+    const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0, hk);
+    const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0, hk);
+    load_tile<BM, D, 128>(sQ, qg, p.q.ss, s.nq - m0, p.d, p.q.ptr, tid);
+    load_tile<BM, D, 128>(sdO, dg, p.dout.ss, s.nq - m0, p.d, p.dout.ptr, tid);
+
+    float lse_r[1][2], dlt_r[1][2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t k = int64_t(h) * p.rows_pad + s.q_glob + row_base + r * 8;
+      lse_r[0][r] = p.lse2[k];
+      dlt_r[0][r] = p.delta[k];
+    }
+    const float slope = alibi_slope(p, b, h);
+    const uint32_t a_q = sQ + warp * 16 * PB + lane_off_a<false>(lane, PB);
+    const uint32_t a_do = sdO + warp * 16 * PB + lane_off_a<false>(lane, PB);
+
+    for (int n = n_begin; n < n_end; ++n) {
+      const int n0 = n * BN;
+      load_tile<BN, D, 128>(sK, kg + int64_t(n0) * p.k.ss, p.k.ss, s.nk - n0, p.d, p.k.ptr, tid);
+      load_tile<BN, D, 128>(sV, vg + int64_t(n0) * p.v.ss, p.v.ss, s.nk - n0, p.d, p.v.ptr, tid);
+      cp_async_commit();
+      cp_async_wait<0>();
+      __syncthreads();
+
+      float acc_s[1][NT][4], acc_dp[1][NT][4];
+      zero(acc_s);
+      zero(acc_dp);
+      gemm_ss<T, false, false, 1, NT, D / 16>(acc_s, a_q, PB, sK + lane_off_b<false>(lane, PB), PB);
+      gemm_ss<T, false, false, 1, NT, D / 16>(acc_dp, a_do, PB, sV + lane_off_b<false>(lane, PB),
+                                              PB);
+      const bool full = m0 + BM <= s.nq && n0 + BN <= s.nk &&
+                        (p.wl < 0 || n0 >= m0 + BM - 1 + s.off - p.wl) &&
+                        (p.wr < 0 || n0 + BN - 1 <= m0 + s.off + p.wr);
+      scores_to_p_ds(acc_s, acc_dp, lse_r, dlt_r, p, s, slope, row_base, n0, full, lane);
+      uint32_t dsa[1][BN / 16][4];
+      acc_to_a<T, 1, BN / 16>(dsa, acc_dp);
+      gemm_rs<T, true, 1, DT, BN / 16>(acc_dq, dsa, sK + lane_off_b<true>(lane, PB), PB);
+      __syncthreads();  // everyone is done with K/V before the next tiles land
+    }
+  }
+
+  float* so = reinterpret_cast<float*>(smem);
+  __syncthreads();
+  frag_to_smem<D>(so, acc_dq, warp * 16, 0, p.scale, lane);
+  __syncthreads();
+  smem_to_global<BM, D, 128>(so, s.nq - m0, p.dq, varlen, b, s.q_row0 + m0, h, p.d, tid);
+}
+
+}  // namespace cuda
+}  // namespace umfa

@@ -1,0 +1,11 @@
+// bwd tensor-core kernels for bf16 inputs (one translation unit per kind and dtype, so that
+// a parallel build spreads nvcc's work).
+#include "configs.cuh"
+
+namespace umfa {
+namespace cuda {
+
+KernelInfo bwd_kernel_info_bf16(int dt) { return bwd_info_for<__nv_bfloat16>(dt); }
+
+}  // namespace cuda
+}  // namespace umfa

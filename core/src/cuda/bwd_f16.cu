@@ -1,0 +1,11 @@
+// bwd tensor-core kernels for f16 inputs (one translation unit per kind and dtype, so that
+// a parallel build spreads nvcc's work).
+#include "configs.cuh"
+
+namespace umfa {
+namespace cuda {
+
+KernelInfo bwd_kernel_info_f16(int dt) { return bwd_info_for<__half>(dt); }
+
+}  // namespace cuda
+}  // namespace umfa

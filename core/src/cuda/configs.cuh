@@ -1,0 +1,95 @@
+// Tile configurations of the tensor-core kernels, one per head-dim template (64, 96, 128, 256),
+// and the KernelInfo records the dispatcher reads. Each dtype's translation unit instantiates
+// these for its element type; kernels are otherwise shared by every option (masks, windows,
+// softcap, ALiBi, GQA, varlen and split-KV are run-time parameters), which keeps nvcc's work to
+// 3 kernels x 4 head dims x 2 dtypes.
+#pragma once
+
+#include "bwd.cuh"
+#include "fwd.cuh"
+#include "kernels.h"
+
+namespace umfa {
+namespace cuda {
+
+//                  D    BM   BN  warps
+using Fwd64 = FwdCfg<64, 128, 128, 4>;
+using Fwd96 = FwdCfg<96, 128, 64, 4>;
+using Fwd128 = FwdCfg<128, 128, 64, 4>;
+using Fwd256 = FwdCfg<256, 128, 64, 8>;
+
+//                   D   BM   BN  S: WM WN  dKV: WN WD  dQ: WM WD
+using Bwd64 = BwdCfg<64, 64, 128, 2, 4, 4, 2, 2, 4>;
+using Bwd96 = BwdCfg<96, 64, 128, 2, 4, 4, 2, 4, 2>;
+using Bwd128 = BwdCfg<128, 64, 128, 2, 4, 4, 2, 2, 4>;
+using Bwd256 = BwdCfg<256, 64, 64, 2, 4, 2, 4, 2, 4>;
+
+template <typename T, class C>
+KernelInfo fwd_info() {
+  KernelInfo k;
+  k.fn = reinterpret_cast<const void*>(&fwd_kernel<T, C>);
+  k.bm = C::BM;
+  k.bn = C::BN;
+  k.threads = C::kThreads;
+  k.smem = C::kSmem;
+  return k;
+}
+
+template <typename T, class C>
+KernelInfo bwd_info() {
+  KernelInfo k;
+  k.fn = reinterpret_cast<const void*>(&bwd_kernel<T, C>);
+  k.bm = C::BM;
+  k.bn = C::BN;
+  k.threads = C::kThreads;
+  k.smem = C::kSmem;
+  k.smem_small = C::kSmemSingle;
+  return k;
+}
+
+template <typename T, class C>
+KernelInfo dq_info() {
+  KernelInfo k;
+  k.fn = reinterpret_cast<const void*>(&dq_kernel<T, C>);
+  k.bm = C::BM;
+  k.bn = C::BN;
+  k.threads = C::kThreads;
+  k.smem = C::kSmem;
+  return k;
+}
+
+template <typename T>
+KernelInfo fwd_info_for(int dt) {
+  switch (dt) {
+    case 64: return fwd_info<T, Fwd64>();
+    case 96: return fwd_info<T, Fwd96>();
+    case 128: return fwd_info<T, Fwd128>();
+    case 256: return fwd_info<T, Fwd256>();
+    default: return KernelInfo{};
+  }
+}
+
+template <typename T>
+KernelInfo bwd_info_for(int dt) {
+  switch (dt) {
+    case 64: return bwd_info<T, Bwd64>();
+    case 96: return bwd_info<T, Bwd96>();
+    case 128: return bwd_info<T, Bwd128>();
+    case 256: return bwd_info<T, Bwd256>();
+    default: return KernelInfo{};
+  }
+}
+
+template <typename T>
+KernelInfo dq_info_for(int dt) {
+  switch (dt) {
+    case 64: return dq_info<T, DqCfg<64>>();
+    case 96: return dq_info<T, DqCfg<96>>();
+    case 128: return dq_info<T, DqCfg<128>>();
+    case 256: return dq_info<T, DqCfg<256>>();
+    default: return KernelInfo{};
+  }
+}
+
+}  // namespace cuda
+}  // namespace umfa

@@ -1,0 +1,57 @@
+// Host-side view of the CUDA kernels: the tensor-core kernels as (function, tile, shared memory)
+// records looked up by dtype and head-dim template, and launchers for the generic and helper
+// kernels. Everything launches on the given stream and never synchronizes.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "params.h"
+
+namespace umfa {
+namespace cuda {
+
+struct KernelInfo {
+  const void* fn = nullptr;  // __global__ function taking one KParams
+  int bm = 0, bn = 0;        // query / key tile
+  int threads = 0;
+  int smem = 0;              // dynamic shared memory (bytes)
+  int smem_small = 0;        // backward only: single-buffered Q/dO (0 when not applicable)
+};
+
+// Head-dim templates: 64, 96, 128, 256. dtype: UMFA_DTYPE_F16 or UMFA_DTYPE_BF16.
+KernelInfo fwd_kernel_info(int dtype, int dt);
+KernelInfo bwd_kernel_info(int dtype, int dt);
+KernelInfo dq_kernel_info(int dtype, int dt);
+KernelInfo fwd_kernel_info_f16(int dt);
+KernelInfo fwd_kernel_info_bf16(int dt);
+KernelInfo bwd_kernel_info_f16(int dt);
+KernelInfo bwd_kernel_info_bf16(int dt);
+KernelInfo dq_kernel_info_f16(int dt);
+KernelInfo dq_kernel_info_bf16(int dt);
+
+// Generic fp32 kernels (any dtype, any strides, masks/bias, any head_dim <= 256).
+cudaError_t launch_generic_forward(const KParams& p, cudaStream_t st);
+// Needs p.lse2 / p.delta filled by launch_bwd_preprocess.
+cudaError_t launch_generic_backward(const KParams& p, cudaStream_t st);
+
+// Helpers.
+// Delta = rowsum(dO * O) and LSE * log2(e) per (head, row) into p.delta / p.lse2.
+cudaError_t launch_bwd_preprocess(const KParams& p, cudaStream_t st);
+// dq = dq_acc * scale, into p.dq.
+cudaError_t launch_dq_convert(const KParams& p, cudaStream_t st);
+// Merges p.num_splits partial outputs into p.o / p.lse.
+cudaError_t launch_combine(const KParams& p, cudaStream_t st);
+// Copies a [B, N, H, D] / [1, total, H, D] view of any dtype into a dense [rows, H, dp] buffer of
+// dtype `dst_dtype` (F16 or BF16), zero-padding columns >= d.
+cudaError_t launch_stage(const TView& src, bool varlen, int64_t rows, int n, int heads, int d,
+                         int dp, void* dst, int dst_dtype, cudaStream_t st);
+// Varlen: zero rows [cu[batch], total) of `t` (and set lse rows there to -inf when lse != null).
+cudaError_t launch_varlen_tail(const TView& t, const int* cu, int batch, int64_t total, int heads,
+                               int d, float* lse, int64_t lse_sh, int64_t lse_ss,
+                               cudaStream_t st);
+
+}  // namespace cuda
+}  // namespace umfa
