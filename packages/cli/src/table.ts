@@ -30,7 +30,8 @@ export function formatBytes(n: number): string {
 export function formatRate(flopsPerSecond: number): string {
   if (!Number.isFinite(flopsPerSecond)) return '-';
   if (flopsPerSecond >= 1e12) return `${(flopsPerSecond / 1e12).toFixed(2)} TFLOP/s`;
-  return `${(flopsPerSecond / 1e9).toFixed(1)} GFLOP/s`;
+  if (flopsPerSecond >= 1e10) return `${(flopsPerSecond / 1e9).toFixed(1)} GFLOP/s`;
+  return `${(flopsPerSecond / 1e9).toPrecision(3)} GFLOP/s`;
 }
 
 /** Milliseconds with three significant digits (at least 3 decimals below 1 ms). */

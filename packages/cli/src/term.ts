@@ -62,7 +62,7 @@ export class Progress {
   /** Shows `label` against the number of steps finished so far. */
   update(label: string): void {
     if (!this.#active) return;
-    const cols = (this.#stream as WriteStream).columns ?? 80;
+    const cols = (this.#stream as WriteStream).columns || 80; // 0 on some pseudo-terminals
     const width = 24;
     const filled = Math.round((this.#done / this.#total) * width);
     const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.#done}/${this.#total} `;

@@ -1,9 +1,10 @@
 // `umfa bench`: the JSON schema, FLOP accounting, the SVG plot, --quick, errors from the core.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { cliRoot, haveLibrary, umfa, validate } from './helpers.js';
+import { bin, cliRoot, haveLibrary, umfa, validate } from './helpers.js';
 
 const schema = JSON.parse(readFileSync(join(cliRoot, 'schema', 'bench.schema.json'), 'utf8')) as Record<string, unknown>;
 
@@ -100,6 +101,22 @@ describe.skipIf(!haveLibrary)('bench', () => {
     expect(j.meta.quick).toBe(true);
     expect(new Set(j.results.map((x) => x.dtype))).toEqual(new Set(['f32', 'f16', 'bf16']));
     for (const x of j.results) expect(x.check?.passed).toBe(true);
+  });
+
+  // util-linux `script` runs the CLI on a pseudo-terminal: progress bar and colour appear there.
+  const haveScript = spawnSync('script', ['--version']).status === 0;
+  test.skipIf(!haveScript)('on a terminal: a progress bar on stderr and colours; NO_COLOR removes colours only', () => {
+    const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} bench --seqlen 32,64 --heads 1 --head-dim 8 --reps 1 --warmup 0`;
+    const env = { ...process.env, UMFA_NUM_THREADS: '2' } as NodeJS.ProcessEnv;
+    delete env.FORCE_COLOR;
+    delete env.NO_COLOR;
+    const tty = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env });
+    expect(tty.status).toBe(0);
+    expect(tty.stdout).toContain('\r\u001b[2K['); // the bar redraws in place
+    expect(tty.stdout).toMatch(/\] 1\/2 /);
+    const noColor = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env: { ...env, NO_COLOR: '1' } });
+    expect(noColor.stdout).toContain('\r\u001b[2K[');
+    expect(noColor.stdout).not.toMatch(/\u001b\[3\dm/);
   });
 
   test("errors from the core reach stderr with the core's message and status", () => {

@@ -91,6 +91,7 @@ describe('pieces', () => {
     expect(formatBytes(1536)).toBe('1.50 KiB');
     expect(formatRate(2.5e12)).toBe('2.50 TFLOP/s');
     expect(formatRate(3.21e10)).toBe('32.1 GFLOP/s');
+    expect(formatRate(3.2e8)).toBe('0.320 GFLOP/s');
   });
   test('svg: log axis for wide ranges, escaped labels, one point per value', () => {
     const svg = renderPlot([{ label: 'a<b', points: [{ x: 128, y: 1 }, { x: 4096, y: 2 }] }], { title: 't', xLabel: 'x', yLabel: 'y' });

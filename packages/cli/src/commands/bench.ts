@@ -358,6 +358,8 @@ export async function run(args: string[], io: Io): Promise<number> {
   return Exit.OK;
 }
 
+const tolText = (x: number) => (x < 1e-3 ? x.toExponential(0) : String(x));
+
 function printTable(report: BenchReport, io: Io): void {
   const s = io.style;
   const m = report.meta;
@@ -370,7 +372,7 @@ function printTable(report: BenchReport, io: Io): void {
     const n = r.seqlenK === r.seqlenQ ? `${r.seqlenQ}` : `${r.seqlenQ}/${r.seqlenK}`;
     const h = r.kvHeads === r.heads ? `${r.heads}` : `${r.heads}/${r.kvHeads}`;
     const checkCells = r.check
-      ? [r.check.maxAbsError.toExponential(2), `${r.check.atol}+${r.check.rtol}·|x|`, r.check.passed ? s.green('pass') : s.red('FAIL')]
+      ? [r.check.maxAbsError.toExponential(2), `${tolText(r.check.atol)} + ${tolText(r.check.rtol)}·|x|`, r.check.passed ? s.green('pass') : s.red('FAIL')]
       : [];
     return [r.direction, r.dtype, `${r.batch}×${n}×${h}×${r.headDim}`, r.causal ? 'yes' : 'no', ...checkCells, formatMs(r.ms.median), formatRate(r.gflops * 1e9), formatBytes(r.memoryBytes)];
   });

@@ -61,7 +61,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   io.print(`${key('library')}${libraryPath}`);
   io.print(`${key('binding')}${info.binding}, @umfa/cli ${info.cli}, Node ${process.version}`);
   io.print(`${key('build')}${build}`);
-  io.print(`${key('backends')}`);
+  io.print(key('backends').trimEnd());
   for (const b of backends) {
     const state = b.available ? s.green('available') : s.dim('unavailable');
     const devices = `${b.deviceCount} device${b.deviceCount === 1 ? '' : 's'}`;
