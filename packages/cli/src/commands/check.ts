@@ -39,6 +39,8 @@ interface TensorEntry {
   shape: number[];
   storage_order?: number[];
   strides?: number[];
+  /** Inputs only: strides with 0 where the stored data merely repeats (stride-0 broadcasting). */
+  view_strides?: number[];
 }
 
 interface Tolerance {
@@ -120,33 +122,34 @@ function loadTensor(umfa: Binding, base: string, e: TensorEntry) {
   const count = arr.shape.reduce((a, b) => a * b, 1);
   const need = e.shape.length === 0 ? 1 : e.shape.reduce((a, b) => a * b, 1);
   if (count !== need) throw new Error(`${e.file}: holds ${count} elements, the manifest's shape [${e.shape.join(', ')}] has ${need}`);
-  return umfa.tensor(arr.data, e.shape, e.strides ? { dtype: e.dtype, strides: e.strides } : { dtype: e.dtype });
+  const strides = e.view_strides ?? e.strides;
+  return umfa.tensor(arr.data, e.shape, strides ? { dtype: e.dtype, strides } : { dtype: e.dtype });
 }
 
-/** An expected tensor as f32 values in logical row-major order (gathering through its strides). */
+const NAN_BITS: Record<string, number> = { f16: 0x7e00, bf16: 0x7fc0 };
+
+/**
+ * An output view laid out like the expected file (same storage order and strides), filled with
+ * NaN so that an element the library does not write fails the comparison.
+ */
+function makeOutput(umfa: Binding, e: TensorEntry) {
+  const n = e.shape.reduce((a, b) => a * b, 1);
+  let data: Float32Array | Uint16Array;
+  if (e.dtype === 'f32') data = new Float32Array(n).fill(Number.NaN);
+  else if (e.dtype === 'f16' || e.dtype === 'bf16') data = new Uint16Array(n).fill(NAN_BITS[e.dtype] as number);
+  else throw new Error(`output dtype ${e.dtype} is not a float dtype`);
+  return umfa.tensor(data, e.shape, e.strides ? { dtype: e.dtype, strides: e.strides } : { dtype: e.dtype });
+}
+
+/** An expected tensor's values in storage order (the order of the output view's buffer). */
 function loadExpected(base: string, e: TensorEntry): Float32Array | Float64Array {
   const arr = readNpy(resolve(base, e.file));
-  let values: Float32Array | Float64Array;
-  if (arr.data instanceof Float32Array || arr.data instanceof Float64Array) values = arr.data;
-  else throw new Error(`${e.file}: expected values must be f32 or f64, found ${arr.descr}`);
-  const n = e.shape.reduce((a, b) => a * b, 1);
-  if (values.length !== n) throw new Error(`${e.file}: holds ${values.length} elements, the manifest's shape has ${n}`);
-  const order = e.storage_order;
-  if (!e.strides || !order || order.every((d, i) => d === i)) return values;
-  const out = new Float64Array(n);
-  const rank = e.shape.length;
-  const idx = new Array<number>(rank).fill(0);
-  for (let i = 0; i < n; i++) {
-    let at = 0;
-    for (let d = 0; d < rank; d++) at += (idx[d] as number) * (e.strides[d] as number);
-    out[i] = values[at] as number;
-    for (let d = rank - 1; d >= 0; d--) {
-      idx[d] = (idx[d] as number) + 1;
-      if ((idx[d] as number) < (e.shape[d] as number)) break;
-      idx[d] = 0;
-    }
+  if (!(arr.data instanceof Float32Array || arr.data instanceof Float64Array)) {
+    throw new Error(`${e.file}: expected values must be f32 or f64, found ${arr.descr}`);
   }
-  return out;
+  const n = e.shape.reduce((a, b) => a * b, 1);
+  if (arr.data.length !== n) throw new Error(`${e.file}: holds ${arr.data.length} elements, the manifest's shape has ${n}`);
+  return arr.data;
 }
 
 function attentionOptions(umfa: Binding, base: string, c: CaseEntry) {
@@ -209,17 +212,25 @@ function runCase(umfa: Binding, ctx: InstanceType<Binding['Context']>, base: str
     return result;
   }
 
-  const fwd = ctx.attention(q, k, v, { ...opts, outDtype, returnLse: true });
+  // Outputs laid out like the expected files and NaN-filled (conformance/README.md, "Running a case").
+  const outEntry = expected.out ?? { file: '', dtype: outDtype, shape: q.shape.slice(0, -1).concat([v.shape.at(-1) ?? 0]) };
+  const out = makeOutput(umfa, { ...outEntry, dtype: outDtype });
+  const lse = expected.lse ? makeOutput(umfa, { ...expected.lse, dtype: 'f32' }) : undefined;
+  const fwd = ctx.attention(q, k, v, { ...opts, out, ...(lse ? { lse } : { returnLse: true }) });
   check('out', fwd.out.data, outDtype);
   if (fwd.lse) check('lse', fwd.lse.data, 'f32');
   const wantsGrads = c.backward !== false && ['dq', 'dk', 'dv'].some((g) => expected[g]);
   if (wantsGrads) {
     const dout = loadTensor(umfa, base, need(c.inputs, 'dout', c.id));
-    const gradDtype = (expected.dq?.dtype ?? c.dtype) as AnyDType;
-    const g = ctx.attentionBackward(q, k, v, fwd.out, dout, fwd.lse!, { ...opts, gradDtype });
-    check('dq', g.dq.data, gradDtype);
-    check('dk', g.dk.data, (expected.dk?.dtype ?? gradDtype) as AnyDType);
-    check('dv', g.dv.data, (expected.dv?.dtype ?? gradDtype) as AnyDType);
+    const grad = (name: 'dq' | 'dk' | 'dv') => {
+      const e = expected[name];
+      if (!e) throw new Error(`case ${c.id} has no expected ${name}`);
+      return makeOutput(umfa, e);
+    };
+    const g = ctx.attentionBackward(q, k, v, fwd.out, dout, fwd.lse!, { ...opts, dq: grad('dq'), dk: grad('dk'), dv: grad('dv') });
+    check('dq', g.dq.data, (expected.dq?.dtype ?? c.dtype) as AnyDType);
+    check('dk', g.dk.data, (expected.dk?.dtype ?? c.dtype) as AnyDType);
+    check('dv', g.dv.data, (expected.dv?.dtype ?? c.dtype) as AnyDType);
   }
   if (result.outcome === 'fail') {
     result.message = Object.entries(result.mismatches)
