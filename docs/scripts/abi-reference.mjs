@@ -12,7 +12,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+// --root DIR: another checkout (the release scripts use it); default: this repository.
+const rootArg = process.argv.indexOf("--root");
+const repo = rootArg > 0 ? process.argv[rootArg + 1] : join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const headerPath = join(repo, "include", "umfa.h");
 const pagePath = join(repo, "docs", "abi-reference.md");
 

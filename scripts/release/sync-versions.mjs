@@ -7,6 +7,7 @@
 //   options: --root DIR (default: the repository), --dry-run (print, write nothing)
 //
 // Run after `changeset version` (the `pnpm release:version` script does both).
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,7 +41,18 @@ for (const site of collectSites(root)) {
   changed++;
   console.log(`${site.file} (${site.kind}): ${before} -> ${expectedFor(site, version)}`);
 }
-if (!values["dry-run"]) updateRootChangelog(root, version);
+if (!values["dry-run"]) {
+  updateRootChangelog(root, version);
+  // The generated ABI reference quotes the header's version macros: regenerate it.
+  const gen = join(root, "docs", "scripts", "abi-reference.mjs");
+  if (changed && existsSync(gen)) {
+    const r = spawnSync(process.execPath, [gen, "--root", root], { encoding: "utf8" });
+    if (r.status !== 0) {
+      console.error(`sync-versions: regenerating the ABI reference failed:\n${r.stderr}`);
+      process.exit(1);
+    }
+  }
+}
 console.log(`sync-versions: ${changed} site(s) ${values["dry-run"] ? "would change" : "changed"}; version ${version}`);
 
 /** Adds `## version` to CHANGELOG.md, merging the packages' sections for that version. */
@@ -64,7 +76,9 @@ function updateRootChangelog(root, version) {
         continue;
       }
       const bullet = block.trimEnd();
-      if (!bullet.startsWith("- ") || /^- Updated dependencies/.test(bullet)) continue;
+      // Dependency bumps inside the fixed group ("Updated dependencies", "- @umfa/api@0.2.0") say
+      // nothing in a lockstep release.
+      if (!bullet.startsWith("- ") || /^- Updated dependencies/.test(bullet) || /^- (@[\w.-]+\/)?[\w.-]+@\d\S*$/.test(bullet)) continue;
       if (!groups.has(heading)) groups.set(heading, new Set());
       groups.get(heading).add(bullet);
     }
