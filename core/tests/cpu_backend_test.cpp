@@ -574,6 +574,60 @@ void concurrency_test(void* impl) {
   }
 }
 
+// ---- the rest of the table ---------------------------------------------------------------------
+void table_test() {
+  const umfa::BackendTable* t = T();
+  CHECK(t->struct_size == sizeof(umfa::BackendTable), "table: struct_size");
+  CHECK(std::string(t->name) == "cpu", "table: name %s", t->name);
+  CHECK(t->device_count() == 1, "table: device_count");
+  void* impl = nullptr;
+  CHECK(t->create(0, -1, &impl, nullptr) == UMFA_STATUS_INVALID_ARGUMENT, "create(-1 threads)");
+  setenv("UMFA_NUM_THREADS", "3", 1);
+  CHECK(t->create(0, 0, &impl, nullptr) == UMFA_STATUS_OK, "create(0 threads)");
+  CHECK(umfa::cpu::context_threads(impl) == 3, "UMFA_NUM_THREADS=3 gives %d threads",
+        umfa::cpu::context_threads(impl));
+  unsetenv("UMFA_NUM_THREADS");
+  void* p = nullptr;
+  CHECK(t->alloc(impl, 1000, &p, nullptr) == UMFA_STATUS_OK && p, "alloc");
+  CHECK(reinterpret_cast<uintptr_t>(p) % 64 == 0, "alloc: 64-byte aligned");
+  bool zero = true;
+  for (int i = 0; i < 1000; ++i) zero = zero && static_cast<unsigned char*>(p)[i] == 0;
+  CHECK(zero, "alloc: zero-filled");
+  std::vector<unsigned char> src(1000), dst(1000);
+  for (int i = 0; i < 1000; ++i) src[static_cast<size_t>(i)] = static_cast<unsigned char>(i * 7);
+  CHECK(t->copy_to_device(impl, p, src.data(), 1000, nullptr) == UMFA_STATUS_OK, "copy_to_device");
+  CHECK(t->copy_to_host(impl, dst.data(), p, 1000, nullptr) == UMFA_STATUS_OK && dst == src,
+        "copy_to_host round trip");
+  t->free(impl, p);
+  void* huge = nullptr;
+  CHECK(t->alloc(impl, UINT64_MAX / 2, &huge, nullptr) == UMFA_STATUS_OUT_OF_MEMORY && !huge,
+        "alloc(2^63) fails cleanly");
+
+  Case c;
+  c.Nq = 300; c.Nk = 200; c.D = 64; c.Hq = 2;
+  std::mt19937_64 rng(3);
+  Prepared P = prepare(c, rng);
+  Problem pr = make_problem(c, P);
+  Tensor out = make_tensor(P.q.shape(), UMFA_DTYPE_F32, 0, 0);
+  pr.out = out.v;
+  const uint64_t fw = t->forward_workspace(impl, &pr);
+  CHECK(fw > 0 && fw < (16u << 20), "forward_workspace %llu", (unsigned long long)fw);
+  pr.flags = 0;
+  const uint64_t bw = t->backward_workspace(impl, &pr);
+  pr.flags = UMFA_FLAG_DETERMINISTIC;
+  const uint64_t bwd = t->backward_workspace(impl, &pr);
+  // The non-deterministic path holds an f32 dQ accumulator (Nq * Hq * D floats) on top.
+  CHECK(bw >= bwd + 300u * 2u * 64u * 4u, "backward_workspace %llu vs deterministic %llu",
+        (unsigned long long)bw, (unsigned long long)bwd);
+  char msg[256] = {0};
+  umfa::ErrorSink sink{msg, sizeof msg};
+  pr.q.data = nullptr;
+  CHECK(t->forward(impl, &pr, &sink) == UMFA_STATUS_INTERNAL && std::strstr(msg, "q"),
+        "forward with a null q view: %s", msg);
+  t->destroy(impl);
+  t->destroy(nullptr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -581,6 +635,7 @@ int main(int argc, char** argv) {
   const uint64_t seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 20240611;
   std::printf("cpu backend: %s, default kernels %s\n", T()->name, umfa::cpu::kernel_isa());
 
+  table_test();
   const char* isas[] = {"avx512", "avx2", "generic"};
   std::vector<Case> cases = fixed_cases();
   std::mt19937_64 rng(seed);
@@ -588,8 +643,9 @@ int main(int argc, char** argv) {
 
   for (const char* isa : isas) {
     Ctx one(1, isa), three(3, isa);
-    // Skip variants this CPU cannot run (the backend falls back to the best supported one).
-    std::printf("variant %s: %zu cases\n", isa, cases.size());
+    // A variant this CPU cannot run falls back to the best supported one (printed below).
+    std::printf("variant %s (runs %s): %zu cases\n", isa, umfa::cpu::context_isa(one.impl),
+                cases.size());
     for (size_t i = 0; i < cases.size(); ++i) {
       void* impl = (i % 2 == 0) ? three.impl : one.impl;
       run_case(cases[i], impl, isa, seed * 1000003u + i);

@@ -495,13 +495,43 @@ umfa_status guarded(const char* what, ErrorSink* err, Fn fn) {
   }
 }
 
+// The API layer validates every view; these checks only keep a broken caller from making the
+// backend dereference null (a view with zero elements may be null).
+bool has_data(const View& v) {
+  return v.data != nullptr || v.shape[0] * v.shape[1] * v.shape[2] * v.shape[3] == 0;
+}
+
+umfa_status missing(ErrorSink* err, const char* what, const char* name) {
+  report(err, "%s: internal error: the %s view has no data", what, name);
+  return UMFA_STATUS_INTERNAL;
+}
+
+umfa_status bad_heads(ErrorSink* err, const char* what, const Problem& p) {
+  report(err, "%s: internal error: heads_q %lld, heads_kv %lld, head_dim %lld", what,
+         static_cast<long long>(p.heads_q), static_cast<long long>(p.heads_kv),
+         static_cast<long long>(p.head_dim));
+  return UMFA_STATUS_INTERNAL;
+}
+
 umfa_status forward(void* vimpl, const Problem* p, ErrorSink* err) {
   if (!vimpl || !p) return UMFA_STATUS_INTERNAL;
+  if (!has_data(p->q)) return missing(err, "forward", "q");
+  if (!has_data(p->k)) return missing(err, "forward", "k");
+  if (!has_data(p->v)) return missing(err, "forward", "v");
+  if (!has_data(p->out)) return missing(err, "forward", "out");
+  if (p->heads_kv <= 0 || p->heads_q % p->heads_kv != 0 || p->head_dim <= 0)
+    return bad_heads(err, "forward", *p);
   return guarded("forward", err, [&] { return forward_impl(*static_cast<Impl*>(vimpl), *p); });
 }
 
 umfa_status backward(void* vimpl, const Problem* p, ErrorSink* err) {
   if (!vimpl || !p) return UMFA_STATUS_INTERNAL;
+  const View* views[] = {&p->q, &p->k, &p->v, &p->out, &p->dout, &p->lse, &p->dq, &p->dk, &p->dv};
+  const char* names[] = {"q", "k", "v", "out", "dout", "lse", "dq", "dk", "dv"};
+  for (int i = 0; i < 9; ++i)
+    if (!has_data(*views[i])) return missing(err, "backward", names[i]);
+  if (p->heads_kv <= 0 || p->heads_q % p->heads_kv != 0 || p->head_dim <= 0)
+    return bad_heads(err, "backward", *p);
   return guarded("backward", err, [&] { return backward_impl(*static_cast<Impl*>(vimpl), *p); });
 }
 
@@ -554,6 +584,10 @@ const BackendTable* backend_table() { return &kTable; }
 const char* kernel_isa() {
   static const char* name = select_kernels()->name;
   return name;
+}
+
+const char* context_isa(const void* impl) {
+  return impl ? static_cast<const Impl*>(impl)->ks->name : "";
 }
 
 int32_t context_threads(const void* impl) {

@@ -13,6 +13,9 @@ const BackendTable* backend_table();
 // (static string; the environment variable UMFA_CPU_ISA may select a lower one).
 const char* kernel_isa();
 
+// The SIMD variant a context's CPU state (the `impl` that create() returned) runs with.
+const char* context_isa(const void* impl);
+
 // Worker threads of a context's CPU state (the `impl` that create() returned), caller included.
 int32_t context_threads(const void* impl);
 
