@@ -83,3 +83,15 @@ def test_cuda_forward_backward_match_cpu(dtype):
         for a, b in zip(got, grads_c):
             np.testing.assert_allclose(a.astype(np.float32), b.astype(np.float32),
                                        atol=10 * tol, rtol=10 * tol)
+
+
+def test_classic_api_on_a_cuda_context():
+    # MFAContext picks CUDA here: numpy arrays are staged through device buffers.
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((2, 33, 4, 64)).astype(np.float16)
+    with umfa.MFAContext() as ctx:
+        assert ctx.backend == "cuda"
+        out = umfa.flash_attention_forward(ctx, q, q, q, causal=True)
+    ref = umfa.flash_attention_forward(umfa.Context("cpu"), q, q, q, causal=True)
+    np.testing.assert_allclose(out.astype(np.float32), ref.astype(np.float32), atol=4e-3,
+                               rtol=4e-3)

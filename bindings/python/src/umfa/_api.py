@@ -8,7 +8,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _native as N
-from ._context import Context, backend_available, default_context
+from ._context import Context, backend_available, default_context, staged_forward
 from ._native import Status, UmfaError
 from ._views import is_torch_tensor, numpy_bfloat16
 
@@ -152,8 +152,11 @@ def flash_attention_forward(context: Context, q: ArrayLike, k: ArrayLike, v: Arr
                  else _precision_dtype(output_precision, "output_precision"))
     out_shape = q4.shape[:-1] + (v4.shape[-1],)
     out = np.empty(out_shape, dtype=out_dtype)
-    context.forward(q4, k4, v4, out, None, softmax_scale=softmax_scale,
-                    mask_mode="causal_top_left" if causal else None)
+    opts = dict(softmax_scale=softmax_scale, mask_mode="causal_top_left" if causal else None)
+    if context.backend == "cuda":  # MFAContext is "auto": numpy arrays go through the device
+        staged_forward(context, q4, k4, v4, out, **opts)
+    else:
+        context.forward(q4, k4, v4, out, None, **opts)
     return out.reshape(q.shape[:-1] + (out.shape[-1],)) if q.ndim == 2 else out
 
 

@@ -8,9 +8,11 @@ import threading
 import weakref
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from . import _native as N
 from ._native import Status, UmfaError
-from ._views import View, make_view
+from ._views import RawView, View, dtype_code_of, make_view
 
 _BACKENDS = {"auto": N.BACKEND_AUTO, "cpu": N.BACKEND_CPU, "cuda": N.BACKEND_CUDA}
 _BACKEND_NAMES = {N.BACKEND_CPU: "cpu", N.BACKEND_CUDA: "cuda"}
@@ -178,6 +180,58 @@ class Context:
         status = N.lib.umfa_attention_backward(h, ctypes.byref(opts), *map(_ref, views))
         del keep
         N.check(status, h)
+
+
+class _DeviceBuffer:
+    """A ``umfa_buffer`` on the context's device (used to stage host arrays for a GPU context)."""
+
+    def __init__(self, ctx: Context, nbytes: int) -> None:
+        self.ctx = ctx
+        handle = ctypes.c_void_p()
+        h = ctx.handle
+        N.check(N.lib.umfa_buffer_create(h, max(int(nbytes), 1), ctypes.byref(handle)), h)
+        self.handle = handle
+        ptr = ctypes.c_void_p()
+        N.check(N.lib.umfa_buffer_data(handle, ctypes.byref(ptr)), h)
+        self.ptr = int(ptr.value or 0)
+
+    def upload(self, a: np.ndarray) -> None:
+        if a.nbytes:
+            N.check(N.lib.umfa_buffer_upload(self.handle, 0, a.ctypes.data, a.nbytes),
+                    self.ctx.handle)
+
+    def download(self, a: np.ndarray) -> None:
+        if a.nbytes:
+            N.check(N.lib.umfa_buffer_download(self.handle, 0, a.ctypes.data, a.nbytes),
+                    self.ctx.handle)
+
+    def close(self) -> None:
+        if self.handle:
+            N.lib.umfa_buffer_destroy(self.handle)
+            self.handle = None  # type: ignore[assignment]
+
+
+def staged_forward(ctx: Context, q: np.ndarray, k: np.ndarray, v: np.ndarray, out: np.ndarray,
+                   **options: Any) -> None:
+    """Forward on host numpy arrays with a device (CUDA) context: copies the inputs into device
+    buffers, runs there, and copies ``out`` (C-contiguous) back. The host round trip is what
+    host arrays on a GPU cost; CPU contexts never come here."""
+    bufs: List[_DeviceBuffer] = []
+    try:
+        views = []
+        for a, name in ((q, "q"), (k, "k"), (v, "v"), (out, "out")):
+            c = np.ascontiguousarray(a)
+            buf = _DeviceBuffer(ctx, c.nbytes)
+            bufs.append(buf)
+            if name != "out":
+                buf.upload(c)
+            views.append(RawView(buf.ptr, dtype_code_of(c, name), N.DEVICE_CUDA,
+                                 ctx.device_index, c.shape))
+        ctx.forward(views[0], views[1], views[2], views[3], None, **options)
+        bufs[-1].download(out)
+    finally:
+        for b in bufs:
+            b.close()
 
 
 def _view_or_none(x: Any, name: str, writable: bool, device_index: int,

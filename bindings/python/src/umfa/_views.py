@@ -276,6 +276,30 @@ def reinterpret(array: Any, dtype: str) -> Reinterpreted:
     return Reinterpreted(array, dtype)
 
 
+class RawView:
+    """A view described field by field (pointer, umfa dtype code, device, shape, strides in
+    elements), for memory that no array object describes, e.g. a ``umfa_buffer``."""
+
+    __slots__ = ("ptr", "dtype_code", "device", "device_index", "shape", "strides", "owner")
+
+    def __init__(self, ptr: int, dtype_code: int, device: int, device_index: int,
+                 shape: Sequence[int], strides: Optional[Sequence[int]] = None,
+                 owner: Any = None) -> None:
+        self.ptr = int(ptr)
+        self.dtype_code = int(dtype_code)
+        self.device = int(device)
+        self.device_index = int(device_index)
+        self.shape = tuple(int(s) for s in shape)
+        self.strides = tuple(strides) if strides is not None else tuple(
+            _contiguous_strides(self.shape))
+        self.owner = owner
+
+
+def dtype_code_of(arr: np.ndarray, what: str) -> int:
+    """The umfa dtype code of a numpy array's element type (raises for unsupported ones)."""
+    return _np_dtype_code(arr.dtype, what)
+
+
 # --- the entry point ---------------------------------------------------------------------------
 
 
@@ -316,6 +340,10 @@ def make_view(obj: Any, what: str, *, writable: bool = False, device_index: int 
         _fill(t, int(obj.__array_interface__["data"][0] or 0), code, N.DEVICE_CPU, 0,
               obj.shape, strides, what)
         return View(t, obj, obj)
+    if isinstance(obj, RawView):
+        _fill(t, obj.ptr, obj.dtype_code, obj.device, obj.device_index, obj.shape, obj.strides,
+              what)
+        return View(t, obj.owner, obj)
     if isinstance(obj, Reinterpreted):
         a = obj.array
         if writable and not a.flags.writeable:

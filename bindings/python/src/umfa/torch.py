@@ -418,7 +418,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         UmfaError: for calls umfa does not run (the status says why: UNSUPPORTED for dropout,
             UNSUPPORTED_DTYPE for float64, SHAPE_MISMATCH for bad shapes, ...).
     """
-    return _run_sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    try:
+        return _run_sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    except _Unsupported as exc:
+        raise UmfaError(exc.status, exc.name, exc.message) from None
 
 
 # ----------------------------------------------------------------------------------------------
