@@ -35,7 +35,7 @@ import { parseArgs } from "node:util";
 const docs = join(dirname(fileURLToPath(import.meta.url)), "..");
 const repo = join(docs, "..");
 const CODE_LANGS = new Set(["c", "cpp", "c++", "js", "mjs", "javascript", "ts", "typescript", "rust", "rs", "python", "py", "objc", "objective-c", "swift"]);
-const FENCE_LANG = { ".c": "c", ".m": "objc", ".mjs": "js", ".js": "js", ".ts": "ts", ".rs": "rust", ".py": "python", ".sh": "sh" };
+const FENCE_LANG = { ".c": "c", ".m": "objc", ".mts": "ts", ".mjs": "js", ".js": "js", ".ts": "ts", ".rs": "rust", ".py": "python", ".sh": "sh" };
 
 function markdownFiles(dir = docs) {
   const out = [];
@@ -179,6 +179,34 @@ function npmPackageReady(name) {
   return null;
 }
 
+let tsBuild;
+/**
+ * Compiles every .mts sample once with the repository's TypeScript and the packages' strict
+ * tsconfig, into docs/examples/node_modules/.samples-build (so the output resolves @umfa/* from
+ * docs/examples/node_modules).
+ */
+function compileTypeScriptSamples() {
+  if (tsBuild) return tsBuild;
+  const examples = join(docs, "examples");
+  const outDir = join(examples, "node_modules", ".samples-build");
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  const config = join(outDir, "tsconfig.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      extends: join(repo, "packages", "tsconfig.base.json"),
+      compilerOptions: { rootDir: examples, outDir, declaration: false, declarationMap: false, sourceMap: false, typeRoots: [join(repo, "packages", "cli", "node_modules", "@types")] },
+      include: [join(examples, "**", "*.mts")],
+      exclude: [join(examples, "node_modules")],
+    }),
+  );
+  const tsc = join(repo, "node_modules", "typescript", "bin", "tsc");
+  const r = sh(process.execPath, [tsc, "-p", config]);
+  tsBuild = { ok: r.ok, out: r.out, outDir };
+  return tsBuild;
+}
+
 const RUNNERS = {
   c: {
     match: (f) => f.endsWith(".c"),
@@ -191,6 +219,23 @@ const RUNNERS = {
       const build = sh(cc, ["-std=c99", "-Wall", "-Wextra", "-Werror", file, "-I", existsSync(join(inc, "umfa.h")) ? inc : join(repo, "include"), "-L", lib, "-lumfa", "-lm", `-Wl,-rpath,${lib}`, "-o", exe]);
       if (!build.ok) return { fail: build.out };
       return sh(exe, [], { env: { ...process.env, UMFA_NUM_THREADS: "2" } });
+    },
+  },
+  ts: {
+    // TypeScript samples are type-checked together (strict, the packages' tsconfig) and then run.
+    match: (f) => f.endsWith(".mts"),
+    run(file, lib) {
+      const imports = [...readFileSync(file, "utf8").matchAll(/from\s+["'](@umfa\/[^"'/]+)/g)].map((m) => m[1]);
+      for (const name of new Set(imports)) {
+        const why = npmPackageReady(name);
+        if (why) return { skip: why };
+      }
+      if (!lib) return { skip: "libumfa is not built (dist/native or UMFA_LIB_DIR)" };
+      const first = tsBuild === undefined;
+      const built = compileTypeScriptSamples();
+      if (!built.ok) return { fail: first ? built.out : "the TypeScript samples do not type-check (see the first failure)" };
+      const js = join(built.outDir, relative(join(docs, "examples"), file)).replace(/\.mts$/, ".mjs");
+      return sh(process.execPath, [js], { cwd: dirname(file), env: { ...process.env, UMFA_LIB_DIR: lib, UMFA_NUM_THREADS: "2" } });
     },
   },
   node: {
