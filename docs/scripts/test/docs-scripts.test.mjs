@@ -36,7 +36,7 @@ test("a bench --json file becomes a table with date, machine and command", () =>
     "bench/results/a.json": JSON.stringify(benchJson),
   });
   try {
-    assert.equal(node([perf, "--root", root, "--check"]).status, 1, "stale page is detected");
+    assert.equal(node([perf, "--root", root, "--check"]).status, 1, "a table that differs from its results fails");
     assert.equal(node([perf, "--root", root]).status, 0);
     const page = readFileSync(join(root, "docs/performance.md"), "utf8");
     assert.match(page, /Measured 2026-01-02 on Test CPU, 2 cores, linux-x64, umfa 0\.1\.0\. Reproduce: `umfa bench --seqlen 512,1024 --json`/);
@@ -44,6 +44,13 @@ test("a bench --json file becomes a table with date, machine and command", () =>
     assert.match(page, /_Slot: no results yet\. This table is generated from `bench\/results\/missing\.json`/);
     assert.doesNotMatch(page, /stale/);
     assert.equal(node([perf, "--root", root, "--check"]).status, 0);
+    // New results committed without regenerating: an empty slot warns, a filled one fails.
+    writeFileSync(join(root, "bench/results/missing.json"), JSON.stringify(benchJson));
+    const warn = node([perf, "--root", root, "--check"]);
+    assert.equal(warn.status, 0);
+    assert.match(warn.stderr, /warning: .*missing\.json exists but its slot is empty/);
+    writeFileSync(join(root, "bench/results/a.json"), JSON.stringify({ ...benchJson, results: [{ ...benchJson.results[0], tflops: 9 }] }));
+    assert.equal(node([perf, "--root", root, "--check"]).status, 1);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
