@@ -47,7 +47,8 @@ if [ "$configure" = 1 ]; then
   fi
   # shellcheck disable=SC2086
   cmake -S "$root/core" -B "$build_dir" -G "$generator" \
-    -DCMAKE_BUILD_TYPE="$build_type" -DCMAKE_INSTALL_PREFIX="$prefix" ${UMFA_CMAKE_ARGS:-}
+    -DCMAKE_BUILD_TYPE="$build_type" -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR=lib \
+    ${UMFA_CMAKE_ARGS:-}
 fi
 cmake --build "$build_dir" --parallel "$jobs"
 cmake --install "$build_dir" >/dev/null
