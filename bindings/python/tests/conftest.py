@@ -26,8 +26,10 @@ def pytest_terminal_summary(terminalreporter):
         return
     tr = terminalreporter
     tr.section("umfa vs torch.nn.functional.scaled_dot_product_attention: largest abs errors")
-    for dtype in ("float32", "bfloat16", "float16"):
+    order = ["float32", "bfloat16", "float16"]
+    dtypes = sorted({d for d, _ in MAX_ERRORS},
+                    key=lambda d: (d.startswith("cuda-"), order.index(d.split("-")[-1])))
+    for dtype in dtypes:
         row = [f"{w}={MAX_ERRORS[(dtype, w)]:.3g}" for w in ("out", "dq", "dk", "dv")
                if (dtype, w) in MAX_ERRORS]
-        if row:
-            tr.write_line(f"{dtype:9s} " + "  ".join(row))
+        tr.write_line(f"{dtype:14s} " + "  ".join(row))
