@@ -1,6 +1,7 @@
 // In-process tests of the pieces the commands are built from.
 import { describe, expect, test } from 'vitest';
 import { intList } from '../src/args.js';
+import { splitTopLevel } from '../src/commands/info.js';
 import { attentionFlops } from '../src/flops.js';
 import { parseNpy } from '../src/npy.js';
 import { compare, referenceAttention } from '../src/reference.js';
@@ -86,6 +87,9 @@ describe('pieces', () => {
     expect(intList('seqlen', '100..1000', [])).toEqual([100, 200, 400, 800]);
     expect(() => intList('seqlen', '0', [])).toThrow(/>= 1/);
     expect(() => intList('seqlen', '9..3', [])).toThrow(/empty range/);
+  });
+  test('build info splits at top-level semicolons', () => {
+    expect(splitTopLevel('umfa 1; cuda: absent (a; b); compiler: gcc')).toEqual(['umfa 1', 'cuda: absent (a; b)', 'compiler: gcc']);
   });
   test('formatting', () => {
     expect(formatBytes(1536)).toBe('1.50 KiB');

@@ -60,7 +60,9 @@ export async function run(args: string[], io: Io): Promise<number> {
   io.print(`${key('umfa')}${version} (ABI ${abi})`);
   io.print(`${key('library')}${libraryPath}`);
   io.print(`${key('binding')}${info.binding}, @umfa/cli ${info.cli}, Node ${process.version}`);
-  io.print(`${key('build')}${build}`);
+  // umfa_build_info() is one line of "; "-separated parts: one per line here.
+  const parts = splitTopLevel(build);
+  parts.forEach((part, i) => io.print(`${i === 0 ? key('build') : ' '.repeat(10)}${part}`));
   io.print(key('backends').trimEnd());
   for (const b of backends) {
     const state = b.available ? s.green('available') : s.dim('unavailable');
@@ -71,4 +73,22 @@ export async function run(args: string[], io: Io): Promise<number> {
   io.print(`${key('cpu')}${machine.cpu}, ${machine.cores} logical core${machine.cores === 1 ? '' : 's'}, ${formatBytes(machine.memoryBytes)} memory`);
   io.print(`${key('simd')}${simd.length ? simd.join(' ') : '(not reported by the OS)'}`);
   return Exit.OK;
+}
+
+/** Splits at "; " outside parentheses ("a; b (c; d); e" gives a, b (c; d), e). */
+export function splitTopLevel(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '(') depth++;
+    else if (ch === ')') depth = Math.max(0, depth - 1);
+    else if (ch === ';' && depth === 0) {
+      parts.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start).trim());
+  return parts.filter((p) => p.length > 0);
 }
