@@ -485,3 +485,23 @@ def test_error_is_picklable():
     e2 = pickle.loads(pickle.dumps(e))
     assert (e2.status, e2.name, e2.message) == (5, "UMFA_STATUS_SHAPE_MISMATCH", "boom")
     assert umfa.MFAError is UmfaError
+
+
+def test_one_context_from_many_threads():
+    # ctypes drops the GIL during the call, so these run concurrently on one context.
+    from concurrent.futures import ThreadPoolExecutor
+
+    ctx = umfa.Context("cpu")
+    inputs = [(randn(1, 32, 2, 16), randn(1, 40, 2, 16)) for _ in range(8)]
+    expected = [umfa.flash_attn_func(q, k, k) for q, k in inputs]
+
+    def work(i):
+        q, k = inputs[i]
+        out = np.empty_like(q)
+        ctx.forward(q, k, k, out)
+        return out
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, list(range(8)) * 3))
+    for i, out in enumerate(results):
+        np.testing.assert_array_equal(out, expected[i % 8])

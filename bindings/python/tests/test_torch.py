@@ -129,6 +129,18 @@ def test_low_precision_matches_torch_same_dtype(dtype):
     torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
 
 
+def test_torch_views_are_zero_copy():
+    from umfa import _views
+
+    t = torch.randn(2, 5, 3, 8)  # BSHD storage
+    bhsd = t.transpose(1, 2)
+    v = _views.make_view(bhsd, "q")
+    assert v.tensor.data == bhsd.data_ptr() == t.data_ptr()
+    assert list(v.tensor.strides) == list(bhsd.stride())
+    sliced = t[:, 1:]
+    assert _views.make_view(sliced, "q").tensor.data == sliced.data_ptr() != t.data_ptr()
+
+
 def test_input_ranks_3_and_5():
     r = _gen(3)
     q, k, v = r(2, 7, 16), r(2, 9, 16), r(2, 9, 16)
