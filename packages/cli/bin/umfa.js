@@ -1,6 +1,14 @@
 #!/usr/bin/env node
 import { main } from '../dist/main.js';
 
+// `umfa bench | head`: a closed pipe ends the program quietly, as with any Unix tool.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e) => {
+    if (e && e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

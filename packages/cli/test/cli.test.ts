@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { cliRoot, haveLibrary, umfa } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { bin, cliRoot, haveLibrary, umfa } from './helpers.js';
 
 const version = (JSON.parse(readFileSync(join(cliRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -73,6 +74,13 @@ describe('usage errors exit with 2 and explain on stderr', () => {
   test('the hint names the command', () => {
     expect(umfa(['bench', '--dtype', 'x']).stderr).toContain("Run 'umfa bench --help' for usage.");
   });
+});
+
+test.skipIf(!haveLibrary)('a closed pipe ends quietly (no EPIPE trace)', () => {
+  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} check --filter mask | head -n 1`;
+  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', env: { ...process.env, UMFA_NUM_THREADS: '2' } });
+  expect(r.stdout).toMatch(/^conformance: /);
+  expect(r.stderr).not.toContain('EPIPE');
 });
 
 describe('colour', () => {
