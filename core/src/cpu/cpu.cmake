@@ -4,8 +4,8 @@
 # target pragmas inside the files, so they need no per-file flags and build with any global
 # flags; the choice among them happens at run time (dispatch.cpp).
 #
-# cpu_bench: a timing tool for the backend (not a test): core/build/bin/cpu_bench --help-less,
-# see the comment at the top of core/tests/cpu_bench.cpp.
+# cpu_bench: a timing tool for the backend (not a ctest test), core/build/bin/cpu_bench; its
+# options are listed at the top of core/tests/cpu_bench.cpp.
 if(UMFA_BUILD_TESTS AND EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/tests/cpu_bench.cpp")
   add_executable(cpu_bench "${CMAKE_CURRENT_SOURCE_DIR}/tests/cpu_bench.cpp" $<TARGET_OBJECTS:umfa_cpu>)
   target_include_directories(cpu_bench PRIVATE "${UMFA_INCLUDE_DIR}" "${CMAKE_CURRENT_SOURCE_DIR}/src")
