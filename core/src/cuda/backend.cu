@@ -38,6 +38,8 @@ struct Impl {
   int f32_compute = -1;        // UMFA_CUDA_F32=bf16|f16: f32 inputs converted for the fast path
   int max_splits = 64;         // UMFA_CUDA_SPLITS=n: upper bound on split-KV splits (1 = off)
   int force_splits = 0;        // UMFA_CUDA_FORCE_SPLITS=n: always split (testing)
+  int fwd_variant = 0;         // UMFA_CUDA_FWD_VARIANT / UMFA_CUDA_BWD_VARIANT: tile shapes of
+  int bwd_variant = 0;         // tuning builds (UMFA_CUDA_TUNING); 0 = production
 };
 
 void set_msg(ErrorSink* err, const char* fmt, ...) {
@@ -159,10 +161,10 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
     pl.cdt = cdt;
     pl.dt = head_dim_template(d);
     if (!backward) {
-      pl.main = fwd_kernel_info(cdt, pl.dt);
+      pl.main = fwd_kernel_info(cdt, pl.dt, im->fwd_variant);
       if (!pl.main.fn || pl.main.smem > im->smem_optin) pl.fast = false;
     } else {
-      pl.main = bwd_kernel_info(cdt, pl.dt);
+      pl.main = bwd_kernel_info(cdt, pl.dt, im->bwd_variant);
       pl.det = (p.flags & UMFA_FLAG_DETERMINISTIC) != 0;
       if (!pl.main.fn) {
         pl.fast = false;
@@ -371,7 +373,7 @@ int env_int(const char* name, int dflt) {
 }
 
 struct KernelList {
-  KernelInfo k[2 * 4 * 3];
+  KernelInfo k[2 * 4 * 3 * 3];
   int n = 0;
 };
 
@@ -381,11 +383,12 @@ const KernelList& all_fast_kernels() {
     const int dts[4] = {64, 96, 128, 256};
     const int dtypes[2] = {UMFA_DTYPE_F16, UMFA_DTYPE_BF16};
     for (int t : dtypes)
-      for (int dt : dts) {
-        l.k[l.n++] = fwd_kernel_info(t, dt);
-        l.k[l.n++] = bwd_kernel_info(t, dt);
-        l.k[l.n++] = dq_kernel_info(t, dt);
-      }
+      for (int dt : dts)
+        for (int var = 0; var < 3; ++var) {
+          l.k[l.n++] = fwd_kernel_info(t, dt, var);
+          l.k[l.n++] = bwd_kernel_info(t, dt, var);
+          l.k[l.n++] = dq_kernel_info(t, dt, var);
+        }
     return l;
   }();
   return list;
@@ -431,6 +434,8 @@ umfa_status create(int32_t device_index, int32_t num_threads, void** out_impl, E
   }
   im->max_splits = std::max(1, env_int("UMFA_CUDA_SPLITS", 64));
   im->force_splits = std::max(0, env_int("UMFA_CUDA_FORCE_SPLITS", 0));
+  im->fwd_variant = env_int("UMFA_CUDA_FWD_VARIANT", 0);
+  im->bwd_variant = env_int("UMFA_CUDA_BWD_VARIANT", 0);
 
   // Opt the kernels into the shared memory they need (per device, once per context).
   const KernelList& kl = all_fast_kernels();
@@ -591,14 +596,17 @@ const BackendTable kTable = {
 
 }  // namespace
 
-KernelInfo fwd_kernel_info(int dtype, int dt) {
-  return dtype == UMFA_DTYPE_BF16 ? fwd_kernel_info_bf16(dt) : fwd_kernel_info_f16(dt);
+KernelInfo fwd_kernel_info(int dtype, int dt, int variant) {
+  return dtype == UMFA_DTYPE_BF16 ? fwd_kernel_info_bf16(dt, variant)
+                                  : fwd_kernel_info_f16(dt, variant);
 }
-KernelInfo bwd_kernel_info(int dtype, int dt) {
-  return dtype == UMFA_DTYPE_BF16 ? bwd_kernel_info_bf16(dt) : bwd_kernel_info_f16(dt);
+KernelInfo bwd_kernel_info(int dtype, int dt, int variant) {
+  return dtype == UMFA_DTYPE_BF16 ? bwd_kernel_info_bf16(dt, variant)
+                                  : bwd_kernel_info_f16(dt, variant);
 }
-KernelInfo dq_kernel_info(int dtype, int dt) {
-  return dtype == UMFA_DTYPE_BF16 ? dq_kernel_info_bf16(dt) : dq_kernel_info_f16(dt);
+KernelInfo dq_kernel_info(int dtype, int dt, int variant) {
+  return dtype == UMFA_DTYPE_BF16 ? dq_kernel_info_bf16(dt, variant)
+                                  : dq_kernel_info_f16(dt, variant);
 }
 
 }  // namespace cuda

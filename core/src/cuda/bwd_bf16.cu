@@ -5,7 +5,7 @@
 namespace umfa {
 namespace cuda {
 
-KernelInfo bwd_kernel_info_bf16(int dt) { return bwd_info_for<__nv_bfloat16>(dt); }
+KernelInfo bwd_kernel_info_bf16(int dt, int variant) { return bwd_info_for<__nv_bfloat16>(dt, variant); }
 
 }  // namespace cuda
 }  // namespace umfa

@@ -5,7 +5,7 @@
 namespace umfa {
 namespace cuda {
 
-KernelInfo bwd_kernel_info_f16(int dt) { return bwd_info_for<__half>(dt); }
+KernelInfo bwd_kernel_info_f16(int dt, int variant) { return bwd_info_for<__half>(dt, variant); }
 
 }  // namespace cuda
 }  // namespace umfa

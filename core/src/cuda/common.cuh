@@ -362,12 +362,14 @@ __device__ __forceinline__ float warp_sum(float x) {
 
 // Score transform shared by every kernel: raw q.k -> natural-log-domain score (scale, softcap,
 // ALiBi). Returns the score; *fprime (when softcap is on) gets d score / d (scale q.k).
+// `exact` (the f32 generic kernels) uses the libm tanh.
 __device__ __forceinline__ float transform_score(float qk, const KParams& p, float slope, int i,
-                                                 int j, int off, float* fprime) {
+                                                 int j, int off, float* fprime,
+                                                 bool exact = false) {
   float x = qk * p.scale;
   float fp = 1.f;
   if (p.softcap > 0.f) {
-    const float t = tanh_abs_accurate(x * p.inv_softcap);
+    const float t = exact ? tanhf(x / p.softcap) : tanh_abs_accurate(x * p.inv_softcap);
     x = p.softcap * t;
     fp = 1.f - t * t;
   }

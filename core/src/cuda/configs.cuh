@@ -58,8 +58,50 @@ KernelInfo dq_info() {
   return k;
 }
 
+// Alternative tile shapes, compiled only with -DUMFA_CUDA_TUNING (for measuring on a GPU which
+// shape is fastest; selected with UMFA_CUDA_FWD_VARIANT / UMFA_CUDA_BWD_VARIANT = 1 or 2).
+#ifdef UMFA_CUDA_TUNING
 template <typename T>
-KernelInfo fwd_info_for(int dt) {
+KernelInfo fwd_variant(int dt, int variant) {
+  if (variant == 1) {
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 128, 64, 4>>();
+      case 128: return fwd_info<T, FwdCfg<128, 128, 128, 8>>();
+      case 256: return fwd_info<T, FwdCfg<256, 64, 64, 4>>();
+      default: break;
+    }
+  } else if (variant == 2) {
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 64, 64, 4>>();
+      case 128: return fwd_info<T, FwdCfg<128, 64, 64, 4>>();
+      case 256: return fwd_info<T, FwdCfg<256, 64, 32, 4>>();
+      default: break;
+    }
+  }
+  return KernelInfo{};
+}
+template <typename T>
+KernelInfo bwd_variant(int dt, int variant) {
+  if (variant == 1) {
+    switch (dt) {
+      case 64: return bwd_info<T, BwdCfg<64, 128, 128, 4, 2, 4, 2, 4, 2>>();
+      case 128: return bwd_info<T, BwdCfg<128, 64, 64, 2, 4, 2, 4, 2, 4>>();
+      default: break;
+    }
+  }
+  return KernelInfo{};
+}
+#endif
+
+template <typename T>
+KernelInfo fwd_info_for(int dt, int variant) {
+#ifdef UMFA_CUDA_TUNING
+  if (variant) {
+    KernelInfo k = fwd_variant<T>(dt, variant);
+    if (k.fn) return k;
+  }
+#endif
+  (void)variant;
   switch (dt) {
     case 64: return fwd_info<T, Fwd64>();
     case 96: return fwd_info<T, Fwd96>();
@@ -70,7 +112,14 @@ KernelInfo fwd_info_for(int dt) {
 }
 
 template <typename T>
-KernelInfo bwd_info_for(int dt) {
+KernelInfo bwd_info_for(int dt, int variant) {
+#ifdef UMFA_CUDA_TUNING
+  if (variant) {
+    KernelInfo k = bwd_variant<T>(dt, variant);
+    if (k.fn) return k;
+  }
+#endif
+  (void)variant;
   switch (dt) {
     case 64: return bwd_info<T, Bwd64>();
     case 96: return bwd_info<T, Bwd96>();
@@ -81,7 +130,8 @@ KernelInfo bwd_info_for(int dt) {
 }
 
 template <typename T>
-KernelInfo dq_info_for(int dt) {
+KernelInfo dq_info_for(int dt, int variant) {
+  (void)variant;
   switch (dt) {
     case 64: return dq_info<T, DqCfg<64>>();
     case 96: return dq_info<T, DqCfg<96>>();

@@ -5,7 +5,7 @@
 namespace umfa {
 namespace cuda {
 
-KernelInfo dq_kernel_info_bf16(int dt) { return dq_info_for<__nv_bfloat16>(dt); }
+KernelInfo dq_kernel_info_bf16(int dt, int variant) { return dq_info_for<__nv_bfloat16>(dt, variant); }
 
 }  // namespace cuda
 }  // namespace umfa

@@ -5,7 +5,7 @@
 namespace umfa {
 namespace cuda {
 
-KernelInfo dq_kernel_info_f16(int dt) { return dq_info_for<__half>(dt); }
+KernelInfo dq_kernel_info_f16(int dt, int variant) { return dq_info_for<__half>(dt, variant); }
 
 }  // namespace cuda
 }  // namespace umfa

@@ -5,7 +5,7 @@
 namespace umfa {
 namespace cuda {
 
-KernelInfo fwd_kernel_info_bf16(int dt) { return fwd_info_for<__nv_bfloat16>(dt); }
+KernelInfo fwd_kernel_info_bf16(int dt, int variant) { return fwd_info_for<__nv_bfloat16>(dt, variant); }
 
 }  // namespace cuda
 }  // namespace umfa

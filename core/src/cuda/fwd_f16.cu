@@ -5,7 +5,7 @@
 namespace umfa {
 namespace cuda {
 
-KernelInfo fwd_kernel_info_f16(int dt) { return fwd_info_for<__half>(dt); }
+KernelInfo fwd_kernel_info_f16(int dt, int variant) { return fwd_info_for<__half>(dt, variant); }
 
 }  // namespace cuda
 }  // namespace umfa

@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(128) generic_fwd_kernel(const __grid_constant_
   float acc[kMaxPerLane] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   for (int j = j_lo; j < j_hi; ++j) {
     const float qk = dot_row(q, p.k, view_row(p.k, varlen, b, s.k_row0 + j, hk), p.d, lane);
-    float x = transform_score(qk, p, slope, i, j, s.off, nullptr);
+    float x = transform_score(qk, p, slope, i, j, s.off, nullptr, true);
     if (!apply_mask(p, b, h, i, j, x) || x == neg_inf()) continue;
     const float m_new = fmaxf(m, x);
     const float corr = expf(m - m_new);
@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(128) generic_bwd_dq_kernel(const __grid_consta
     const int64_t krow = view_row(p.k, varlen, b, s.k_row0 + j, hk);
     const float qk = dot_row(q, p.k, krow, p.d, lane);
     float fp;
-    float x = transform_score(qk, p, slope, i, j, s.off, &fp);
+    float x = transform_score(qk, p, slope, i, j, s.off, &fp, true);
     if (!apply_mask(p, b, h, i, j, x) || x == neg_inf()) continue;
     const float pr = exp2f(x * kLog2e - lse2);
     const float dp = dot_row(dout, p.v, view_row(p.v, varlen, b, s.k_row0 + j, hk), p.d, lane);
@@ -172,7 +172,7 @@ __global__ void __launch_bounds__(128) generic_bwd_dkdv_kernel(const __grid_cons
       const int64_t qrow = view_row(p.q, varlen, b, s.q_row0 + i, h);
       const float qk = dot_row(kr, p.q, qrow, p.d, lane);
       float fp;
-      float x = transform_score(qk, p, slope, i, j, s.off, &fp);
+      float x = transform_score(qk, p, slope, i, j, s.off, &fp, true);
       if (!apply_mask(p, b, h, i, j, x) || x == neg_inf()) continue;
       const int64_t si = int64_t(h) * p.rows_pad + s.q_glob + i;
       const float pr = exp2f(x * kLog2e - p.lse2[si]);

@@ -21,16 +21,17 @@ struct KernelInfo {
   int smem_small = 0;        // backward only: single-buffered Q/dO (0 when not applicable)
 };
 
-// Head-dim templates: 64, 96, 128, 256. dtype: UMFA_DTYPE_F16 or UMFA_DTYPE_BF16.
-KernelInfo fwd_kernel_info(int dtype, int dt);
-KernelInfo bwd_kernel_info(int dtype, int dt);
-KernelInfo dq_kernel_info(int dtype, int dt);
-KernelInfo fwd_kernel_info_f16(int dt);
-KernelInfo fwd_kernel_info_bf16(int dt);
-KernelInfo bwd_kernel_info_f16(int dt);
-KernelInfo bwd_kernel_info_bf16(int dt);
-KernelInfo dq_kernel_info_f16(int dt);
-KernelInfo dq_kernel_info_bf16(int dt);
+// Head-dim templates: 64, 96, 128, 256. dtype: UMFA_DTYPE_F16 or UMFA_DTYPE_BF16. `variant` 0 is
+// the production tile shape; others exist only in builds with UMFA_CUDA_TUNING (see configs.cuh).
+KernelInfo fwd_kernel_info(int dtype, int dt, int variant = 0);
+KernelInfo bwd_kernel_info(int dtype, int dt, int variant = 0);
+KernelInfo dq_kernel_info(int dtype, int dt, int variant = 0);
+KernelInfo fwd_kernel_info_f16(int dt, int variant);
+KernelInfo fwd_kernel_info_bf16(int dt, int variant);
+KernelInfo bwd_kernel_info_f16(int dt, int variant);
+KernelInfo bwd_kernel_info_bf16(int dt, int variant);
+KernelInfo dq_kernel_info_f16(int dt, int variant);
+KernelInfo dq_kernel_info_bf16(int dt, int variant);
 
 // Generic fp32 kernels (any dtype, any strides, masks/bias, any head_dim <= 256).
 cudaError_t launch_generic_forward(const KParams& p, cudaStream_t st);
