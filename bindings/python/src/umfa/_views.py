@@ -78,11 +78,17 @@ def is_torch_tensor(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+_TORCH_DTYPES: Optional[dict] = None
+
+
 def _torch_dtype_code(dtype: Any, what: str) -> int:
-    torch = _torch_module()
-    table = {torch.float32: N.DTYPE_F32, torch.float16: N.DTYPE_F16,
-             torch.bfloat16: N.DTYPE_BF16, torch.bool: N.DTYPE_BOOL, torch.int32: N.DTYPE_I32}
-    code = table.get(dtype)
+    global _TORCH_DTYPES
+    if _TORCH_DTYPES is None:
+        torch = _torch_module()
+        _TORCH_DTYPES = {torch.float32: N.DTYPE_F32, torch.float16: N.DTYPE_F16,
+                         torch.bfloat16: N.DTYPE_BF16, torch.bool: N.DTYPE_BOOL,
+                         torch.int32: N.DTYPE_I32}
+    code = _TORCH_DTYPES.get(dtype)
     if code is None:
         raise UmfaError(Status.UNSUPPORTED_DTYPE, None,
                         f"{what}: dtype {dtype} is not supported (float32, float16, bfloat16; "
@@ -96,19 +102,19 @@ def _fill(t: N.Tensor, ptr: int, dtype: int, device: int, device_index: int,
     if rank > N.MAX_RANK:
         raise UmfaError(Status.INVALID_RANK, None,
                         f"{what}: rank {rank} is more than a umfa tensor holds ({N.MAX_RANK})")
-    numel = 1
-    for s in shape:
-        numel *= int(s)
-    if not ptr and numel == 0:
+    if not ptr and 0 in tuple(shape):
         ptr = _EMPTY_ADDR
     t.data = ptr or None
     t.dtype = dtype
     t.device = device
     t.device_index = device_index
     t.rank = rank
-    for i in range(N.MAX_RANK):
-        t.shape[i] = int(shape[i]) if i < rank else 0
-        t.strides[i] = int(strides[i]) if i < rank else 0
+    pad = _PADS[rank]
+    t.shape[:] = tuple(shape) + pad
+    t.strides[:] = tuple(strides) + pad
+
+
+_PADS = [(0,) * (N.MAX_RANK - r) for r in range(N.MAX_RANK + 1)]
 
 
 def _byte_strides_to_elements(strides: Sequence[int], itemsize: int, what: str) -> List[int]:
