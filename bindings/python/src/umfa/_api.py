@@ -242,7 +242,8 @@ def flash_attn_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, dropout_p: float =
         return_attn_probs: FlashAttention compatibility: also return the log-sum-exp, and
             ``None`` in place of the dropout mask/probabilities (never materialized).
         return_lse: also return the log-sum-exp of each row's scores, float32
-            ``[batch, heads_q, seqlen_q]`` (natural log; ``-inf`` for rows that see no key).
+            ``[batch, heads_q, seqlen_q]`` (natural log; ``-inf`` for rows that see no key;
+            not differentiable, as in FlashAttention).
 
     Returns:
         ``out`` ``[batch, seqlen_q, heads_q, head_dim]`` in q's dtype, or ``(out, lse)`` with
