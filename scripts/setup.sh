@@ -40,7 +40,7 @@ PY=${PYTHON:-python3}
 need_py=()
 "$PY" -c 'import numpy' 2>/dev/null || need_py+=(numpy)
 "$PY" -c 'import pytest' 2>/dev/null || need_py+=(pytest)
-"$PY" -c 'import build, wheel' 2>/dev/null || need_py+=(build wheel)
+"$PY" -c 'import build, wheel, hatchling' 2>/dev/null || need_py+=(build wheel hatchling)
 "$PY" -c 'import torch' 2>/dev/null || need_py+=('torch==2.13.0+cpu')
 if [ ${#need_py[@]} -gt 0 ]; then
   log "pip install ${need_py[*]}"
