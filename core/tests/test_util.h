@@ -54,10 +54,15 @@ inline int summary(const char* name) {
 
 #define CHECK(cond) t::report(static_cast<bool>(cond), __FILE__, __LINE__, #cond)
 #define CHECK_MSG(cond, ...) t::report(static_cast<bool>(cond), __FILE__, __LINE__, t::fmt(__VA_ARGS__))
+// Evaluates each argument once (an argument may be a call with side effects, e.g. a create).
 #define CHECK_EQ(a, b)                                                                         \
-  t::report((a) == (b), __FILE__, __LINE__,                                                    \
-            t::fmt("%s == %s (%lld vs %lld)", #a, #b, static_cast<long long>(a),              \
-                   static_cast<long long>(b)))
+  [&]() {                                                                                      \
+    const auto a_ = (a);                                                                       \
+    const auto b_ = (b);                                                                       \
+    return t::report(a_ == b_, __FILE__, __LINE__,                                             \
+                     t::fmt("%s == %s (%lld vs %lld)", #a, #b, static_cast<long long>(a_),     \
+                            static_cast<long long>(b_)));                                      \
+  }()
 #define CHECK_STATUS(call, expected)                                                           \
   do {                                                                                         \
     umfa_status st_ = (call);                                                                  \
