@@ -1,0 +1,1595 @@
+// libFuzzer target for the umfa C ABI (and, with replay_main.cpp, a corpus replayer built by any
+// compiler).
+//
+// Each input is decoded into one call: umfa_attention_forward, umfa_attention_backward,
+// umfa_context_create, or one of the small helpers (tensor init, dtype sizes, status strings,
+// buffers). The decoder starts from a valid problem (dimensions, dtypes, layouts, masks, ALiBi,
+// varlen offsets, options) and then applies a few byte-driven mutations: option structs with
+// odd struct_size, unknown enums, non-finite scalars, tensors with another rank, dtype, device,
+// extent or stride (negative, huge, overlapping, broadcast), NULL pointers, aliasing outputs,
+// broken cu_seqlens.
+//
+// Memory: every tensor gets its own allocation covering exactly the elements its view can
+// reach (computed here, in 128-bit arithmetic), plus guard bytes. A view whose reach cannot be
+// represented (it overflows) gets a small allocation: the library must refuse it before reading
+// (SIZE_OVERFLOW or another status). A view whose reach is representable but too large to
+// allocate is never handed over: the library cannot know how much memory a pointer has, so
+// such an input is skipped.
+//
+// Oracle: from the header's rules alone, the harness works out which statuses the call may
+// return (an issue may map to more than one when the header leaves room) and whether it may
+// succeed. Then:
+//   - a failing call must return an allowed status, leave every output byte untouched, leave
+//     inputs untouched and set a non-empty last-error message;
+//   - a successful call must be allowed, must not write a byte outside its output views, and
+//     its results must match a float64 reference (reference.h) within tolerance.
+// Any violation prints a description and aborts (a crash for libFuzzer).
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstddef>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reference.h"
+#include "umfa.h"
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Input reading
+// ---------------------------------------------------------------------------------------------
+
+class Reader {
+ public:
+  Reader(const uint8_t* data, size_t size) : p_(data), n_(size) {}
+  uint8_t u8() { return i_ < n_ ? p_[i_++] : 0; }
+  uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
+  uint32_t u32() { return static_cast<uint32_t>(u16()) | (static_cast<uint32_t>(u16()) << 16); }
+  uint64_t u64() { return static_cast<uint64_t>(u32()) | (static_cast<uint64_t>(u32()) << 32); }
+  // True with probability 1/k for random bytes; false once the input is exhausted.
+  bool chance(unsigned k) { return i_ < n_ && p_[i_++] % k == 1 % k; }
+  bool exhausted() const { return i_ >= n_; }
+  template <class T, size_t N>
+  T pick(const T (&values)[N]) {
+    return values[u8() % N];
+  }
+
+ private:
+  const uint8_t* p_;
+  size_t n_;
+  size_t i_ = 0;
+};
+
+// A small deterministic generator for tensor contents.
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) {}
+  uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  double uniform(double lo, double hi) {
+    return lo + (hi - lo) * static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Failure reporting
+// ---------------------------------------------------------------------------------------------
+
+std::string g_trace;  // a description of the current input, printed on failure
+const uint8_t* g_input = nullptr;
+size_t g_input_size = 0;
+
+[[noreturn]] void die(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void die(const char* fmt, ...) {
+  std::fprintf(stderr, "\n==umfa-fuzz== CHECK FAILED: ");
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, "\n==umfa-fuzz== input: %s\n", g_trace.c_str());
+  // Keep the input when asked (libFuzzer saves its own crash-* file anyway).
+  if (const char* path = std::getenv("UMFA_FUZZ_FAILURE_FILE"); path && *path && g_input) {
+    if (FILE* f = std::fopen(path, "wb")) {
+      std::fwrite(g_input, 1, g_input_size, f);
+      std::fclose(f);
+      std::fprintf(stderr, "==umfa-fuzz== input written to %s\n", path);
+    }
+  }
+  std::fflush(stderr);
+  std::abort();
+}
+
+void trace(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void trace(const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  g_trace += buf;
+  g_trace += "; ";
+}
+
+std::string status_list(uint32_t set) {
+  std::string s;
+  for (int i = 0; i < 32; ++i)
+    if (set & (1u << i)) {
+      if (!s.empty()) s += "|";
+      s += umfa_status_string(i);
+      s.resize(s.find(':') == std::string::npos ? s.size() : s.find(':'));
+    }
+  return s;
+}
+
+constexpr uint32_t S(umfa_status s) { return 1u << s; }
+
+// ---------------------------------------------------------------------------------------------
+// Contexts (created once: thread pools are expensive to start per input)
+// ---------------------------------------------------------------------------------------------
+
+umfa_context* make_context(int32_t threads, uint64_t limit) {
+  umfa_context_options o;
+  std::memset(&o, 0, sizeof o);
+  o.struct_size = sizeof o;
+  o.backend = UMFA_BACKEND_CPU;
+  o.num_threads = threads;
+  o.workspace_limit_bytes = limit;
+  umfa_context* c = nullptr;
+  if (umfa_context_create(&o, &c) != UMFA_STATUS_OK || !c) die("cannot create a CPU context");
+  return c;
+}
+
+struct Contexts {
+  umfa_context* one = make_context(1, 0);
+  umfa_context* two = make_context(2, 0);
+  uint64_t limits[4] = {1, 4096, 65536, 1 << 20};
+  umfa_context* limited[4] = {make_context(1, limits[0]), make_context(1, limits[1]),
+                              make_context(2, limits[2]), make_context(1, limits[3])};
+};
+
+Contexts& contexts() {
+  static Contexts* c = new Contexts();
+  return *c;
+}
+
+// Memory that is not a context (for INVALID_HANDLE): readable, zero-filled.
+alignas(64) unsigned char g_not_a_context[512];
+
+// ---------------------------------------------------------------------------------------------
+// Tensors and their memory
+// ---------------------------------------------------------------------------------------------
+
+enum Role { Q, K, V, OUT, LSE, DOUT, DQ, DK, DV, MASK, ALIBI, CUQ, CUK, NROLES };
+const char* const kRoleNames[NROLES] = {"q",  "k",  "v",  "out",  "lse",   "dout",        "dq",
+                                        "dk", "dv", "attn_mask", "alibi_slopes", "cu_seqlens_q",
+                                        "cu_seqlens_k"};
+
+constexpr size_t kGuard = 64;                // guard bytes on each side of every allocation
+constexpr int64_t kMaxBytes = 4 << 20;       // largest reach the harness allocates per tensor
+constexpr uint8_t kSentinel = 0xA7;          // fill byte of output memory
+
+struct Slot {
+  bool present = false;     // a non-NULL umfa_tensor* is passed
+  umfa_tensor t{};
+  // Memory: [kGuard | reach | kGuard]; t.data = base + kGuard + (-min_offset bytes) unless NULL.
+  std::unique_ptr<unsigned char[]> mem;
+  size_t mem_size = 0;
+  bool null_data = false;   // t.data = NULL
+  int64_t misalign = 0;     // bytes added to t.data (0 = element-aligned)
+  int alias_of = -1;        // t.data = data of this other role (mutation)
+  std::vector<unsigned char> snapshot;
+};
+
+// The elements a view can reach, in elements relative to data, computed without overflow.
+struct Reach {
+  bool overflow = false;  // the offsets (or sizes) do not fit in 64 bits
+  bool empty = false;     // some extent is 0
+  bool negative_extent = false;
+  __int128 lo = 0, hi = 0;  // lowest and highest element offset
+};
+
+int eff_rank(const umfa_tensor& t) { return t.rank < 0 ? 0 : t.rank > 4 ? 4 : t.rank; }
+
+int64_t alloc_esize(int32_t dtype) {
+  int64_t e = ref::dtype_size(dtype);
+  return e ? e : 4;  // unknown dtype: assume 4 bytes for the memory the harness provides
+}
+
+Reach reach_of(const umfa_tensor& t) {
+  Reach r;
+  const int rank = eff_rank(t);
+  for (int d = 0; d < rank; ++d) {
+    if (t.shape[d] < 0) r.negative_extent = true;
+    if (t.shape[d] == 0) r.empty = true;
+  }
+  if (r.negative_extent || r.empty) return r;
+  const __int128 lim = static_cast<__int128>(INT64_MAX);
+  for (int d = 0; d < rank; ++d) {
+    const __int128 span = static_cast<__int128>(t.shape[d] - 1) * t.strides[d];
+    if (span < 0)
+      r.lo += span;
+    else
+      r.hi += span;
+  }
+  const __int128 esize = alloc_esize(t.dtype);
+  if (r.hi > lim || r.lo < -lim || (r.hi + 1) * esize > lim || (r.hi - r.lo + 1) * esize > lim)
+    r.overflow = true;
+  return r;
+}
+
+// Fills the memory of a slot with data (inputs) or the sentinel (outputs).
+void allocate(Slot& s, bool output, Rng& rng, int special) {
+  if (!s.present) return;
+  const Reach r = reach_of(s.t);
+  const int64_t esize = alloc_esize(s.t.dtype);
+  int64_t lo_bytes = 0, span_bytes = esize;
+  if (!r.overflow && !r.negative_extent && !r.empty) {
+    lo_bytes = static_cast<int64_t>(r.lo * esize);
+    span_bytes = static_cast<int64_t>((r.hi - r.lo + 1) * esize);
+  }
+  s.mem_size = kGuard + static_cast<size_t>(span_bytes) + static_cast<size_t>(s.misalign) + kGuard;
+  s.mem.reset(new unsigned char[s.mem_size]);
+  std::memset(s.mem.get(), kSentinel, s.mem_size);
+  unsigned char* data = s.mem.get() + kGuard + s.misalign - lo_bytes;
+  s.t.data = s.null_data ? nullptr : data;
+  if (output) return;
+  // Inputs: every byte of the reachable range gets a value of the tensor's dtype.
+  unsigned char* begin = s.mem.get() + kGuard + s.misalign;
+  const int32_t dt = s.t.dtype;
+  const int64_t n = span_bytes / esize;
+  for (int64_t i = 0; i < n; ++i) {
+    double x = rng.uniform(-1.0, 1.0);
+    if (special && rng.next() % 16 == 0) {
+      const double specials[] = {std::numeric_limits<double>::quiet_NaN(),
+                                 std::numeric_limits<double>::infinity(),
+                                 -std::numeric_limits<double>::infinity(), 1e30, -65504.0, 0.0};
+      x = specials[rng.next() % 6];
+    }
+    if (dt == UMFA_DTYPE_BOOL) x = rng.next() % 4 != 0;
+    if (dt == UMFA_DTYPE_I32) x = static_cast<double>(rng.next() % 8);
+    if (ref::dtype_size(dt) == 0) {
+      begin[i * 4] = static_cast<unsigned char>(rng.next());
+      continue;
+    }
+    ref::store(begin, dt, i, x);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decoded call
+// ---------------------------------------------------------------------------------------------
+
+struct Call {
+  bool backward = false;
+  umfa_context* ctx = nullptr;
+  uint64_t workspace_limit = 0;
+  bool ctx_null = false, ctx_fake = false;
+  bool options_null = false;
+  umfa_attention_options o{};  // what is passed (struct_size may be anything)
+  Slot s[NROLES];
+  bool specials = false;  // inputs may hold NaN/inf: results are not compared
+  // Base problem as generated (before mutations).
+  int64_t B = 1, Nq = 1, Nk = 1, Hq = 1, Hkv = 1, D = 1;
+  bool varlen = false;
+};
+
+// Strides for `rank` dims of `shape`, stored in the axis order `perm` (outermost first), with
+// optional padding elements after each axis.
+void layout(umfa_tensor& t, const int* perm, const int64_t* pad) {
+  int64_t running = 1;
+  for (int a = t.rank - 1; a >= 0; --a) {
+    const int axis = perm[a];
+    t.strides[axis] = running;
+    running *= (t.shape[axis] > 0 ? t.shape[axis] : 1) + pad[axis];
+  }
+}
+
+void set_shape(umfa_tensor& t, int32_t dtype, int rank, const int64_t* shape) {
+  std::memset(&t, 0, sizeof t);
+  t.dtype = dtype;
+  t.device = UMFA_DEVICE_CPU;
+  t.rank = rank;
+  for (int d = 0; d < rank; ++d) t.shape[d] = shape[d];
+}
+
+// A random permutation of 0..n-1 and padding, driven by the input.
+void random_layout(Reader& in, umfa_tensor& t, bool allow_broadcast) {
+  int perm[4] = {0, 1, 2, 3};
+  int64_t pad[4] = {0, 0, 0, 0};
+  const uint8_t mode = in.u8();
+  if (mode & 1) {  // shuffle
+    for (int i = t.rank - 1; i > 0; --i) {
+      const int j = in.u8() % (i + 1);
+      std::swap(perm[i], perm[j]);
+    }
+  }
+  if (mode & 2)
+    for (int d = 0; d < t.rank; ++d) pad[d] = in.u8() % 3;
+  layout(t, perm, pad);
+  if (allow_broadcast && (mode & 12) == 12 && t.rank > 0) t.strides[in.u8() % t.rank] = 0;
+}
+
+const int32_t kFloatDtypes[3] = {UMFA_DTYPE_F32, UMFA_DTYPE_F16, UMFA_DTYPE_BF16};
+
+// cu_seqlens contents (written into their tensors after allocation; mutations may change them).
+struct Offsets {
+  std::vector<int32_t> q, k;
+};
+
+void build_problem(Reader& in, Call& c, Offsets& off) {
+  const uint8_t f = in.u8();
+  c.varlen = (f & 1) != 0;
+  const bool with_mask = (f & 2) != 0 && !c.varlen;
+  const bool with_alibi = (f & 4) != 0;
+  const bool long_seq = (f & 0x18) == 0x18;
+  const uint8_t dims = in.u8();
+  c.B = dims % 4;
+  if (c.B == 0 && (dims & 0x80) == 0) c.B = 1;  // batch 0 is rare
+  c.Hkv = 1 + in.u8() % 3;
+  c.Hq = c.Hkv * (1 + in.u8() % 3);
+  static const int64_t kDims[] = {1, 2, 3, 4, 5, 7, 8, 8, 16, 16, 17, 31, 32, 32, 33, 48,
+                                  63, 64, 64, 65, 80, 96, 127, 128, 129, 160, 192, 255, 256};
+  c.D = in.pick(kDims);
+  const int64_t max_n = long_seq ? (c.D <= 32 ? 150 : 70) : (c.D > 64 ? 6 : 10);
+  c.Nq = in.u8() % max_n;
+  c.Nk = in.u8() % max_n;
+  if (long_seq && c.B > 2) c.B = 1;
+
+  const int32_t dtype = kFloatDtypes[in.u8() % 3];
+  const uint8_t od = in.u8();
+  const int32_t out_dtype = od & 0x80 ? kFloatDtypes[od % 3] : dtype;
+  const int32_t grad_dtype = od & 0x40 ? kFloatDtypes[(od >> 2) % 3] : dtype;
+
+  // Varlen: per-sequence lengths (0..max), packed, with 0..2 padding rows at the end.
+  std::vector<int32_t> cu_q(1, 0), cu_k(1, 0);
+  int64_t tq = 0, tk = 0;
+  if (c.varlen) {
+    for (int64_t b = 0; b < c.B; ++b) {
+      const int64_t lq = c.Nq == 0 ? 0 : in.u8() % (c.Nq + 1);
+      const int64_t lk = c.Nk == 0 ? 0 : in.u8() % (c.Nk + 1);
+      cu_q.push_back(static_cast<int32_t>(cu_q.back() + lq));
+      cu_k.push_back(static_cast<int32_t>(cu_k.back() + lk));
+    }
+    const uint8_t padding = in.u8();
+    tq = cu_q.back() + (padding & 3) % 3;
+    tk = cu_k.back() + ((padding >> 2) & 3) % 3;
+  }
+
+  auto seq = [&](Role r, int32_t dt, bool kv) {
+    Slot& s = c.s[r];
+    s.present = true;
+    const int64_t n = kv ? c.Nk : c.Nq;
+    const int64_t h = kv ? c.Hkv : c.Hq;
+    if (c.varlen) {
+      const int64_t shape[3] = {kv ? tk : tq, h, c.D};
+      set_shape(s.t, dt, 3, shape);
+    } else {
+      const int64_t shape[4] = {c.B, n, h, c.D};
+      set_shape(s.t, dt, 4, shape);
+    }
+  };
+  seq(Q, dtype, false);
+  seq(K, dtype, true);
+  seq(V, dtype, true);
+  seq(OUT, out_dtype, false);
+  const bool want_lse = c.backward || (f & 0x20) == 0;
+  if (want_lse) {
+    Slot& s = c.s[LSE];
+    s.present = true;
+    if (c.varlen) {
+      const int64_t shape[2] = {c.Hq, tq};
+      set_shape(s.t, UMFA_DTYPE_F32, 2, shape);
+    } else {
+      const int64_t shape[3] = {c.B, c.Hq, c.Nq};
+      set_shape(s.t, UMFA_DTYPE_F32, 3, shape);
+    }
+  }
+  if (c.backward) {
+    seq(DOUT, dtype, false);
+    seq(DQ, grad_dtype, false);
+    seq(DK, grad_dtype, true);
+    seq(DV, grad_dtype, true);
+  }
+  for (int r = Q; r <= DV; ++r)
+    if (c.s[r].present) {
+      const bool output = c.backward ? (r == DQ || r == DK || r == DV) : (r == OUT || r == LSE);
+      random_layout(in, c.s[r].t, !output);
+    }
+
+  if (with_mask) {
+    Slot& s = c.s[MASK];
+    s.present = true;
+    const uint8_t m = in.u8();
+    const int rank = 1 + m % 4;
+    const int64_t full[4] = {c.B, c.Hq, c.Nq, c.Nk};
+    int64_t shape[4];
+    for (int i = 0; i < rank; ++i) {
+      const int64_t target = full[4 - rank + i];
+      shape[i] = (m >> (2 + i)) & 1 ? 1 : target;
+    }
+    static const int32_t kMaskDtypes[4] = {UMFA_DTYPE_BOOL, UMFA_DTYPE_F32, UMFA_DTYPE_F16,
+                                           UMFA_DTYPE_BF16};
+    set_shape(s.t, kMaskDtypes[in.u8() % 4], rank, shape);
+    random_layout(in, s.t, true);
+  }
+  if (with_alibi) {
+    Slot& s = c.s[ALIBI];
+    s.present = true;
+    if (in.u8() & 1) {
+      const int64_t shape[1] = {c.Hq};
+      set_shape(s.t, UMFA_DTYPE_F32, 1, shape);
+    } else {
+      const int64_t shape[2] = {c.B, c.Hq};
+      set_shape(s.t, UMFA_DTYPE_F32, 2, shape);
+    }
+    random_layout(in, s.t, true);
+  }
+  if (c.varlen) {
+    for (int r : {CUQ, CUK}) {
+      Slot& s = c.s[r];
+      s.present = true;
+      const int64_t shape[1] = {c.B + 1};
+      set_shape(s.t, UMFA_DTYPE_I32, 1, shape);
+      s.t.strides[0] = 1 + (in.u8() % 4 == 1 ? 1 : 0);
+    }
+  }
+
+  // Options.
+  std::memset(&c.o, 0, sizeof c.o);
+  c.o.struct_size = sizeof c.o;
+  const uint8_t of = in.u8();
+  c.o.mask_mode = of % 3;
+  static const float kScales[] = {0.f, 0.f, 0.f, 0.125f, 0.3f, 1.f, -0.7f, 2.f};
+  c.o.softmax_scale = in.pick(kScales);
+  static const float kCaps[] = {0.f, 0.f, 0.f, 0.f, 0.5f, 2.f, 30.f, 0.f};
+  c.o.softcap = in.pick(kCaps);
+  if (of & 4) {
+    c.o.has_window = 1;
+    static const int64_t kWin[] = {-1, 0, 1, 2, 3, 7, 100, -5};
+    c.o.window_left = in.pick(kWin);
+    c.o.window_right = in.pick(kWin);
+  }
+  if (of & 8) c.o.flags = UMFA_FLAG_DETERMINISTIC;
+  if (c.varlen && (of & 16)) {
+    c.o.max_seqlen_q = c.Nq + in.u8() % 3;
+    c.o.max_seqlen_k = c.Nk + in.u8() % 3;
+  }
+  off.q = cu_q;
+  off.k = cu_k;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutations
+// ---------------------------------------------------------------------------------------------
+
+const int64_t kInteresting[] = {-1,
+                                0,
+                                1,
+                                2,
+                                3,
+                                7,
+                                255,
+                                256,
+                                257,
+                                INT32_MAX,
+                                static_cast<int64_t>(1) << 31,
+                                static_cast<int64_t>(1) << 32,
+                                static_cast<int64_t>(1) << 40,
+                                static_cast<int64_t>(1) << 62,
+                                INT64_MAX,
+                                INT64_MIN,
+                                -(static_cast<int64_t>(1) << 62),
+                                -2};
+
+int64_t interesting(Reader& in) {
+  if (in.chance(4)) return static_cast<int64_t>(in.u64());
+  return in.pick(kInteresting);
+}
+
+void mutate_tensor(Reader& in, Call& c, int role) {
+  Slot& s = c.s[role];
+  umfa_tensor& t = s.t;
+  const uint8_t what = in.u8() % 14;
+  const int d = t.rank > 0 ? in.u8() % (t.rank > 4 ? 4 : t.rank) : 0;
+  switch (what) {
+    case 0: s.present = false; trace("%s=NULL", kRoleNames[role]); break;
+    case 1: t.rank = static_cast<int32_t>(in.pick(kInteresting)) % 7 - (in.u8() & 1); trace("%s.rank=%d", kRoleNames[role], t.rank); break;
+    case 2: t.rank += in.u8() & 1 ? 1 : -1; trace("%s.rank=%d", kRoleNames[role], t.rank); break;
+    case 3: t.dtype = static_cast<int32_t>(in.u8() % 7) - 1; trace("%s.dtype=%d", kRoleNames[role], t.dtype); break;
+    case 4: t.dtype = static_cast<int32_t>(in.u32()); trace("%s.dtype=%d", kRoleNames[role], t.dtype); break;
+    case 5: t.device = in.u8() & 1 ? UMFA_DEVICE_CUDA : static_cast<int32_t>(in.u32()); t.device_index = static_cast<int32_t>(in.u8()); trace("%s.device=%d", kRoleNames[role], t.device); break;
+    case 6: t.shape[d] += in.u8() & 1 ? 1 : -1; trace("%s.shape[%d]=%" PRId64, kRoleNames[role], d, t.shape[d]); break;
+    case 7: t.shape[d] = interesting(in); trace("%s.shape[%d]=%" PRId64, kRoleNames[role], d, t.shape[d]); break;
+    case 8: t.strides[d] = interesting(in); trace("%s.strides[%d]=%" PRId64, kRoleNames[role], d, t.strides[d]); break;
+    case 9: t.strides[d] = -t.strides[d] - (in.u8() & 1); trace("%s.strides[%d]=%" PRId64, kRoleNames[role], d, t.strides[d]); break;
+    case 10: t.strides[d] = in.u8() % 3; trace("%s.strides[%d]=%" PRId64, kRoleNames[role], d, t.strides[d]); break;  // overlap / broadcast
+    case 11: s.null_data = true; trace("%s.data=NULL", kRoleNames[role]); break;
+    case 12: s.misalign = 1 + in.u8() % 3; trace("%s.data misaligned by %" PRId64, kRoleNames[role], s.misalign); break;
+    case 13: {  // an output aliasing an input (same start address)
+      const int outputs[] = {OUT, LSE, DQ, DK, DV};
+      const int inputs[] = {Q, K, V, DOUT, OUT};
+      const int a = outputs[in.u8() % 5], b = inputs[in.u8() % 5];
+      if (a != b && c.s[a].present && c.s[b].present) {
+        c.s[a].alias_of = b;
+        trace("%s.data=%s.data", kRoleNames[a], kRoleNames[b]);
+      }
+      break;
+    }
+  }
+}
+
+void mutate_options(Reader& in, Call& c, Offsets& off) {
+  umfa_attention_options& o = c.o;
+  switch (in.u8() % 15) {
+    case 0: {
+      static const uint32_t kSizes[] = {0,  1,  3,  4,  8,  12, 16, 20, 24, 32, 40, 48, 56,
+                                        64, 72, 80, 88, 95, 97, 100, 128, 4096, 0xffffffffu, 2};
+      o.struct_size = in.pick(kSizes);
+      if (in.chance(4)) o.struct_size = in.u8();
+      trace("options.struct_size=%u", o.struct_size);
+      break;
+    }
+    case 1: o.mask_mode = in.u8() & 1 ? 3 + in.u8() : in.u32(); trace("options.mask_mode=%u", o.mask_mode); break;
+    case 2: {
+      const float v[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                         -std::numeric_limits<float>::infinity(), 1e-40f, 1e30f, -1e30f,
+                         std::numeric_limits<float>::max(), -0.f, 1e-8f};
+      o.softmax_scale = in.pick(v);
+      trace("options.softmax_scale=%g", static_cast<double>(o.softmax_scale));
+      break;
+    }
+    case 3: {
+      const float v[] = {-1.f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                         1e-38f, 1e38f, -0.f, 1e-3f};
+      o.softcap = in.pick(v);
+      trace("options.softcap=%g", static_cast<double>(o.softcap));
+      break;
+    }
+    case 4: o.has_window = in.u8() | 1; o.window_left = interesting(in); o.window_right = interesting(in);
+      trace("options.window=(%" PRId64 ",%" PRId64 ")", o.window_left, o.window_right); break;
+    case 5: o.flags = in.u32(); trace("options.flags=0x%x", o.flags); break;
+    case 6: o.max_seqlen_q = interesting(in); trace("options.max_seqlen_q=%" PRId64, o.max_seqlen_q); break;
+    case 7: o.max_seqlen_k = interesting(in) % 300; trace("options.max_seqlen_k=%" PRId64, o.max_seqlen_k); break;
+    case 8:  // half of a varlen pair, or varlen with dense tensors
+      if (in.u8() & 1) {
+        c.s[CUQ].present = !c.s[CUQ].present;
+        if (c.s[CUQ].present && c.s[CUQ].t.rank == 0) {
+          const int64_t shape[1] = {2};
+          set_shape(c.s[CUQ].t, UMFA_DTYPE_I32, 1, shape);
+          c.s[CUQ].t.strides[0] = 1;
+          off.q = {0, 1};
+        }
+        trace("cu_seqlens_q toggled");
+      } else {
+        c.s[CUK].present = !c.s[CUK].present;
+        trace("cu_seqlens_k toggled");
+      }
+      break;
+    case 9:
+    case 10:
+    case 11: {  // offsets contents
+      std::vector<int32_t>& v = in.u8() & 1 ? off.q : off.k;
+      if (v.empty()) break;
+      const size_t i = in.u8() % v.size();
+      const int32_t vals[] = {-1, 0, 1, 2, 100, INT32_MAX, INT32_MIN, 5};
+      v[i] = in.u8() & 1 ? in.pick(vals) : v[i] + (in.u8() & 1 ? 1 : -1);
+      trace("offsets[%zu]=%d", i, v[i]);
+      break;
+    }
+    case 12: c.options_null = true; trace("options=NULL"); break;
+    case 13: c.ctx_null = in.u8() & 1; c.ctx_fake = !c.ctx_null; trace("context=%s", c.ctx_null ? "NULL" : "not a context"); break;
+    case 14: {  // a mask with varlen, or an alibi of the wrong dtype
+      if (!c.s[MASK].present) {
+        Slot& s = c.s[MASK];
+        s.present = true;
+        const int64_t shape[1] = {c.Nk};
+        set_shape(s.t, UMFA_DTYPE_F32, 1, shape);
+        s.t.strides[0] = 1;
+        trace("attn_mask added");
+      } else {
+        c.s[MASK].t.dtype = UMFA_DTYPE_I32;
+        trace("attn_mask.dtype=I32");
+      }
+      break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The oracle
+// ---------------------------------------------------------------------------------------------
+
+struct Expect {
+  uint32_t allowed = 0;   // statuses the call may return (OK included when it may succeed)
+  bool must_fail = false;
+  void issue(uint32_t statuses) {
+    allowed |= statuses;
+    must_fail = true;
+  }
+  void maybe(uint32_t statuses) { allowed |= statuses; }  // the library may or may not refuse
+};
+
+bool mul_overflows(int64_t a, int64_t b, int64_t* out) { return __builtin_mul_overflow(a, b, out); }
+
+// Exact self-overlap of an output view (small views only): true if two indices share a byte.
+// Returns -1 when the view is too large to enumerate.
+int exact_overlap(const umfa_tensor& t) {
+  const int64_t n = ref::numel(t);
+  if (n <= 1) return 0;
+  if (n > 1 << 16) return -1;
+  std::vector<int64_t> offs;
+  offs.reserve(static_cast<size_t>(n));
+  ref::for_each_element(t, [&](int64_t, int64_t off) { offs.push_back(off); });
+  std::sort(offs.begin(), offs.end());
+  for (size_t i = 1; i < offs.size(); ++i)
+    if (offs[i] == offs[i - 1]) return 1;
+  return 0;
+}
+
+// The sufficient no-overlap condition (sorted strides exceed the inner reach): a library may
+// refuse views that fail it even though they do not overlap.
+bool simple_no_overlap(const umfa_tensor& t) {
+  int64_t st[4], ex[4];
+  int n = 0;
+  for (int d = 0; d < t.rank; ++d)
+    if (t.shape[d] > 1) {
+      st[n] = t.strides[d];
+      ex[n] = t.shape[d];
+      ++n;
+    }
+  for (int i = 1; i < n; ++i)
+    for (int j = i; j > 0 && (st[j] < st[j - 1] || (st[j] == st[j - 1] && ex[j] < ex[j - 1])); --j) {
+      std::swap(st[j], st[j - 1]);
+      std::swap(ex[j], ex[j - 1]);
+    }
+  __int128 reach = 0;
+  for (int i = 0; i < n; ++i) {
+    if (st[i] <= reach) return false;
+    reach += static_cast<__int128>(ex[i] - 1) * st[i];
+  }
+  return true;
+}
+
+// Per-tensor checks; returns true when the tensor is individually valid for `rank_want` (0 =
+// 3 or 4, unknown varlen) and dtype set `allowed_dtypes`.
+bool check_tensor(Expect& e, const Slot& s, int rank_want, uint32_t allowed_dtypes, bool output,
+                  bool rank_any_34 = false) {
+  const umfa_tensor& t = s.t;
+  bool ok = true;
+  if (t.rank < 0 || t.rank > 4) {
+    e.issue(S(UMFA_STATUS_INVALID_RANK));
+    return false;
+  }
+  if (rank_any_34 ? (t.rank != 3 && t.rank != 4) : t.rank != rank_want) {
+    e.issue(S(UMFA_STATUS_INVALID_RANK));
+    ok = false;
+  }
+  if (t.dtype < 0 || t.dtype > UMFA_DTYPE_I32 || !(allowed_dtypes & (1u << t.dtype))) {
+    e.issue(S(UMFA_STATUS_UNSUPPORTED_DTYPE));
+    ok = false;
+  }
+  if (t.device != UMFA_DEVICE_CPU) {
+    e.issue(t.device == UMFA_DEVICE_CUDA ? S(UMFA_STATUS_DEVICE_MISMATCH)
+                                         : S(UMFA_STATUS_DEVICE_MISMATCH) | S(UMFA_STATUS_INVALID_ARGUMENT));
+    ok = false;
+  }
+  bool neg_shape = false, zero = false;
+  for (int d = 0; d < t.rank; ++d) {
+    if (t.shape[d] < 0) neg_shape = true;
+    if (t.shape[d] == 0) zero = true;
+  }
+  if (neg_shape) {
+    e.issue(S(UMFA_STATUS_INVALID_ARGUMENT) | S(UMFA_STATUS_SHAPE_MISMATCH));
+    ok = false;
+  }
+  for (int d = 0; d < t.rank; ++d)
+    if (t.strides[d] < 0) {
+      e.issue(S(UMFA_STATUS_INVALID_STRIDE));
+      ok = false;
+    }
+  if (neg_shape) return false;
+  // Element count: overflow of the product of the non-zero extents.
+  int64_t count = 1;
+  bool count_overflow = false;
+  for (int d = 0; d < t.rank; ++d)
+    if (t.shape[d] != 0 && mul_overflows(count, t.shape[d], &count)) count_overflow = true;
+  const int64_t esize = ref::dtype_size(t.dtype) ? ref::dtype_size(t.dtype) : 1;
+  if (!count_overflow && mul_overflows(count, esize, &count)) count_overflow = true;
+  if (count_overflow) {
+    if (zero)
+      e.maybe(S(UMFA_STATUS_SIZE_OVERFLOW));
+    else {
+      e.issue(S(UMFA_STATUS_SIZE_OVERFLOW));
+      ok = false;
+    }
+  }
+  if (zero) return ok;
+  const Reach r = reach_of(t);
+  if (r.overflow) {
+    e.issue(S(UMFA_STATUS_SIZE_OVERFLOW));
+    ok = false;
+  }
+  if (!t.data) {
+    e.issue(S(UMFA_STATUS_NULL_POINTER));
+    ok = false;
+  }
+  if (output && ok) {
+    const int exact = exact_overlap(t);
+    if (exact == 1) {
+      e.issue(S(UMFA_STATUS_INVALID_STRIDE));
+      ok = false;
+    } else if (!simple_no_overlap(t)) {
+      e.maybe(S(UMFA_STATUS_INVALID_STRIDE));
+      if (exact == -1) e.maybe(S(UMFA_STATUS_INVALID_STRIDE));
+    }
+  }
+  return ok;
+}
+
+constexpr uint32_t kFloatSet = (1u << UMFA_DTYPE_F32) | (1u << UMFA_DTYPE_F16) | (1u << UMFA_DTYPE_BF16);
+constexpr uint32_t kF32Set = 1u << UMFA_DTYPE_F32;
+constexpr uint32_t kMaskSet = kFloatSet | (1u << UMFA_DTYPE_BOOL);
+constexpr uint32_t kI32Set = 1u << UMFA_DTYPE_I32;
+
+struct Resolved {
+  bool valid_shapes = false;  // q/k/v relations evaluated and consistent
+  ref::Problem p;
+  umfa_attention_options o{};  // effective options
+};
+
+Expect oracle(Call& c, Resolved& res) {
+  Expect e;
+  if (c.ctx_null) {
+    e.issue(S(UMFA_STATUS_NULL_CONTEXT));
+    return e;
+  }
+  if (c.ctx_fake) {
+    e.issue(S(UMFA_STATUS_INVALID_HANDLE));
+    return e;
+  }
+  // Effective options: the first struct_size bytes over zeros.
+  umfa_attention_options& o = res.o;
+  std::memset(&o, 0, sizeof o);
+  bool options_known = true;
+  if (!c.options_null) {
+    const uint32_t size = c.o.struct_size;
+    if (size < sizeof(uint32_t) || size > sizeof o) {
+      e.issue(S(UMFA_STATUS_STRUCT_VERSION));
+      options_known = false;
+    } else {
+      std::memcpy(&o, &c.o, size);
+    }
+  }
+  const bool bwd = c.backward;
+  const Role required_f[] = {Q, K, V, OUT};
+  const Role required_b[] = {Q, K, V, OUT, DOUT, LSE, DQ, DK, DV};
+  const Role* req = bwd ? required_b : required_f;
+  const int n_req = bwd ? 9 : 4;
+  bool all_present = true;
+  for (int i = 0; i < n_req; ++i)
+    if (!c.s[req[i]].present) {
+      e.issue(S(UMFA_STATUS_NULL_POINTER));
+      all_present = false;
+    }
+  bool varlen_known = options_known;
+  bool varlen = false;
+  if (options_known) {
+    const bool hq = o.cu_seqlens_q != nullptr, hk = o.cu_seqlens_k != nullptr;
+    if (hq != hk) {
+      e.issue(S(UMFA_STATUS_NULL_POINTER) | S(UMFA_STATUS_INVALID_ARGUMENT));
+      varlen_known = false;
+    }
+    varlen = hq && hk;
+  }
+  const int rs = varlen ? 3 : 4, rl = varlen ? 2 : 3;
+
+  // Individual tensors.
+  bool ok[NROLES] = {};
+  auto one = [&](Role r, int rank, uint32_t dts, bool output) {
+    if (!c.s[r].present) return;
+    ok[r] = check_tensor(e, c.s[r], rank, dts, output, !varlen_known && rank >= 3);
+    if (!varlen_known) ok[r] = false;
+  };
+  one(Q, rs, kFloatSet, false);
+  one(K, rs, kFloatSet, false);
+  one(V, rs, kFloatSet, false);
+  one(OUT, rs, kFloatSet, !bwd);
+  if (c.s[LSE].present) {
+    if (!varlen_known) {
+      check_tensor(e, c.s[LSE], 2, kF32Set, !bwd);  // rank 2 or 3: allow the rank issue either way
+      e.maybe(S(UMFA_STATUS_INVALID_RANK));
+    } else {
+      ok[LSE] = check_tensor(e, c.s[LSE], rl, kF32Set, !bwd);
+    }
+  }
+  if (bwd) {
+    one(DOUT, rs, kFloatSet, false);
+    one(DQ, rs, kFloatSet, true);
+    one(DK, rs, kFloatSet, true);
+    one(DV, rs, kFloatSet, true);
+  }
+  if (!all_present || !varlen_known) return e;
+
+  // Relations between q, k, v and the outputs.
+  const umfa_tensor &q = c.s[Q].t, &k = c.s[K].t, &v = c.s[V].t;
+  auto shapes_usable = [&](Role r) {
+    const umfa_tensor& t = c.s[r].t;
+    if (t.rank != (r == LSE ? rl : rs)) return false;
+    for (int d = 0; d < t.rank; ++d)
+      if (t.shape[d] < 0) return false;
+    return true;
+  };
+  bool rel_ok = shapes_usable(Q) && shapes_usable(K) && shapes_usable(V);
+  int64_t batch = 0, nq = 0, nk = 0, hq = 0, hkv = 0, dd = 0;
+  if (rel_ok) {
+    const int hd = rs - 1, hh = rs - 2;
+    if (ok[Q] && ok[K] && ok[V] && (k.dtype != q.dtype || v.dtype != q.dtype))
+      e.issue(S(UMFA_STATUS_UNSUPPORTED_DTYPE));
+    dd = q.shape[hd];
+    if (dd < 1 || dd > UMFA_MAX_HEAD_DIM) e.issue(S(UMFA_STATUS_HEAD_DIM_OUT_OF_RANGE));
+    for (int d = 0; d < rs; ++d) {
+      if (v.shape[d] != k.shape[d])
+        e.issue(S(UMFA_STATUS_SHAPE_MISMATCH) | (d == hd ? S(UMFA_STATUS_HEAD_DIM_OUT_OF_RANGE) : 0));
+    }
+    if (k.shape[hd] != dd) e.issue(S(UMFA_STATUS_SHAPE_MISMATCH) | S(UMFA_STATUS_HEAD_DIM_OUT_OF_RANGE));
+    if (!varlen && k.shape[0] != q.shape[0]) e.issue(S(UMFA_STATUS_SHAPE_MISMATCH));
+    hq = q.shape[hh];
+    hkv = k.shape[hh];
+    if ((hkv == 0 && hq != 0) || (hkv != 0 && hq % hkv != 0)) e.issue(S(UMFA_STATUS_HEADS_NOT_DIVISIBLE));
+    auto same = [&](Role r, const umfa_tensor& like) {
+      if (!shapes_usable(r)) return;
+      for (int d = 0; d < rs; ++d)
+        if (c.s[r].t.shape[d] != like.shape[d]) e.issue(S(UMFA_STATUS_SHAPE_MISMATCH));
+    };
+    same(OUT, q);
+    if (bwd) {
+      same(DOUT, q);
+      same(DQ, q);
+      same(DK, k);
+      same(DV, k);
+    }
+    if (varlen) {
+      nq = 0;
+      nk = 0;
+    } else {
+      batch = q.shape[0];
+      nq = q.shape[1];
+      nk = k.shape[1];
+    }
+    if (c.s[LSE].present && shapes_usable(LSE)) {
+      const umfa_tensor& l = c.s[LSE].t;
+      const int64_t want[3] = {varlen ? hq : batch, varlen ? q.shape[0] : hq, nq};
+      for (int d = 0; d < rl; ++d)
+        if (l.shape[d] != want[d]) e.issue(S(UMFA_STATUS_SHAPE_MISMATCH));
+    }
+  }
+  // Outputs must not start at the address of another tensor.
+  {
+    const Role outs_f[] = {OUT, LSE};
+    const Role outs_b[] = {DQ, DK, DV};
+    const Role* outs = bwd ? outs_b : outs_f;
+    const int n_out = bwd ? 3 : 2;
+    const Role ins_f[] = {Q, K, V};
+    const Role ins_b[] = {Q, K, V, OUT, DOUT, LSE};
+    const Role* ins = bwd ? ins_b : ins_f;
+    const int n_in = bwd ? 6 : 3;
+    auto nonempty = [&](Role r) {
+      const umfa_tensor& t = c.s[r].t;
+      if (t.rank < 0 || t.rank > 4) return false;
+      for (int d = 0; d < t.rank; ++d)
+        if (t.shape[d] <= 0) return false;
+      return true;
+    };
+    for (int i = 0; i < n_out; ++i) {
+      const Role a = outs[i];
+      if (!c.s[a].present || !c.s[a].t.data || !nonempty(a)) continue;
+      auto clash = [&](Role b) {
+        return c.s[b].present && c.s[b].t.data == c.s[a].t.data && nonempty(b);
+      };
+      for (int j = 0; j < n_in; ++j)
+        if (clash(ins[j])) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+      for (int j = i + 1; j < n_out; ++j)
+        if (clash(outs[j])) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+    }
+  }
+  if (!options_known) return e;
+
+  // Options.
+  if (o.mask_mode > UMFA_MASK_CAUSAL_BOTTOM_RIGHT) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+  if (!std::isfinite(o.softmax_scale)) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+  if (!std::isfinite(o.softcap) || o.softcap < 0.f) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+  if (o.flags & ~static_cast<uint32_t>(UMFA_FLAG_DETERMINISTIC)) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+
+  std::vector<int64_t> cuq, cuk;
+  if (varlen) {
+    const Slot& cq = c.s[CUQ];
+    const Slot& ck = c.s[CUK];
+    const bool okq = check_tensor(e, cq, 1, kI32Set, false);
+    const bool okk = check_tensor(e, ck, 1, kI32Set, false);
+    bool counts_ok = okq && okk;
+    if (okq && cq.t.shape[0] < 1) {
+      e.issue(S(UMFA_STATUS_SHAPE_MISMATCH) | S(UMFA_STATUS_INVALID_SEQLENS));
+      counts_ok = false;
+    }
+    if (okq && okk && ck.t.shape[0] != cq.t.shape[0]) {
+      e.issue(S(UMFA_STATUS_SHAPE_MISMATCH) | S(UMFA_STATUS_INVALID_SEQLENS));
+      counts_ok = false;
+    }
+    if (o.max_seqlen_q < 0 || o.max_seqlen_k < 0) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+    auto read = [&](const Slot& s, int64_t rows, bool usable, std::vector<int64_t>& cu,
+                    int64_t max_given) {
+      if (!usable) return false;
+      const int64_t n = s.t.shape[0];
+      for (int64_t i = 0; i < n; ++i) cu.push_back(static_cast<int64_t>(ref::at(s.t, i)));
+      bool good = cu[0] == 0;
+      int64_t longest = 0;
+      for (int64_t i = 1; i < n; ++i) {
+        if (cu[i] < cu[i - 1]) good = false;
+        longest = std::max(longest, cu[i] - cu[i - 1]);
+      }
+      if (rows >= 0 && cu[n - 1] > rows) good = false;
+      if (max_given > 0 && max_given < longest) good = false;
+      if (!good) e.issue(S(UMFA_STATUS_INVALID_SEQLENS));
+      return good;
+    };
+    const bool rows_known = rel_ok;
+    const bool gq = read(cq, rows_known ? q.shape[0] : -1, counts_ok, cuq, o.max_seqlen_q);
+    const bool gk = read(ck, rows_known ? k.shape[0] : -1, counts_ok, cuk, o.max_seqlen_k);
+    if (!(gq && gk) || !rows_known) rel_ok = false;
+    if (rel_ok) {
+      batch = cq.t.shape[0] - 1;
+      for (int64_t b = 0; b < batch; ++b) {
+        nq = std::max(nq, cuq[b + 1] - cuq[b]);
+        nk = std::max(nk, cuk[b + 1] - cuk[b]);
+      }
+    }
+  }
+  if (rel_ok) {
+    int64_t prod = 1;
+    bool over = false, zero = false;
+    for (int64_t f : {batch, hq, nq, nk}) {
+      if (f == 0)
+        zero = true;
+      else if (mul_overflows(prod, f, &prod))
+        over = true;
+    }
+    if (over) {
+      if (zero)
+        e.maybe(S(UMFA_STATUS_SIZE_OVERFLOW));
+      else
+        e.issue(S(UMFA_STATUS_SIZE_OVERFLOW));
+    }
+  }
+
+  if (o.attn_mask) {
+    const Slot& m = c.s[MASK];
+    if (varlen) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+    if (m.t.rank < 1 || m.t.rank > 4) {
+      e.issue(S(UMFA_STATUS_INVALID_RANK));
+    } else {
+      const bool mok = check_tensor(e, m, m.t.rank, kMaskSet, false);
+      if (mok && rel_ok && !varlen) {
+        const int64_t target[4] = {batch, hq, nq, nk};
+        for (int i = 0; i < m.t.rank; ++i) {
+          const int64_t tv = target[4 - m.t.rank + i];
+          if (m.t.shape[i] != 1 && m.t.shape[i] != tv) e.issue(S(UMFA_STATUS_SHAPE_MISMATCH));
+        }
+      }
+    }
+  }
+  if (o.alibi_slopes) {
+    const Slot& a = c.s[ALIBI];
+    if (a.t.rank < 1 || a.t.rank > 2) {
+      e.issue(S(UMFA_STATUS_INVALID_RANK));
+    } else {
+      const bool aok = check_tensor(e, a, a.t.rank, kF32Set, false);
+      if (aok && rel_ok) {
+        if (a.t.rank == 1 && a.t.shape[0] != hq) e.issue(S(UMFA_STATUS_SHAPE_MISMATCH));
+        if (a.t.rank == 2 && (a.t.shape[0] != batch || a.t.shape[1] != hq))
+          e.issue(S(UMFA_STATUS_SHAPE_MISMATCH));
+      }
+    }
+  }
+
+  if (!e.must_fail && rel_ok) {
+    ref::Problem& p = res.p;
+    p.batch = batch;
+    p.nq = nq;
+    p.nk = nk;
+    p.hq = hq;
+    p.hkv = hkv;
+    p.d = dd;
+    p.varlen = varlen;
+    p.cu_q = cuq;
+    p.cu_k = cuk;
+    if (varlen) {
+      p.total_q = q.shape[0];
+      p.total_k = k.shape[0];
+    }
+    p.mask_mode = o.mask_mode;
+    p.scale = o.softmax_scale != 0.f ? static_cast<double>(o.softmax_scale)
+                                     : static_cast<double>(static_cast<float>(1.0 / std::sqrt(static_cast<double>(dd))));
+    p.softcap = o.softcap;
+    p.has_window = o.has_window != 0;
+    p.window_left = o.window_left;
+    p.window_right = o.window_right;
+    p.mask = o.attn_mask ? &c.s[MASK].t : nullptr;
+    p.alibi = o.alibi_slopes ? &c.s[ALIBI].t : nullptr;
+    p.q = q;
+    p.k = k;
+    p.v = v;
+    res.valid_shapes = true;
+  }
+  if (!e.must_fail) e.allowed |= S(UMFA_STATUS_OK);
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running and checking one attention call
+// ---------------------------------------------------------------------------------------------
+
+// Work the reference would do (B * Hq * Nq * Nk * D, saturating).
+double work_of(const Call& c) {
+  double w = 1.0;
+  const umfa_tensor& q = c.s[Q].t;
+  const umfa_tensor& k = c.s[K].t;
+  for (int d = 0; d < eff_rank(q); ++d) w *= static_cast<double>(std::max<int64_t>(q.shape[d], 0));
+  if (eff_rank(k) >= 3) w *= static_cast<double>(std::max<int64_t>(k.shape[eff_rank(k) - 3], 0));
+  return w;
+}
+
+bool is_output(const Call& c, int r) {
+  return c.backward ? (r == DQ || r == DK || r == DV) : (r == OUT || r == LSE);
+}
+
+// Marks the bytes an output view covers.
+void covered_bytes(const Slot& s, std::vector<char>& mark) {
+  mark.assign(s.mem_size, 0);
+  if (!s.t.data) return;
+  const int64_t esize = ref::dtype_size(s.t.dtype);
+  const unsigned char* data = static_cast<const unsigned char*>(s.t.data);
+  ref::for_each_element(s.t, [&](int64_t, int64_t off) {
+    const int64_t pos = (data - s.mem.get()) + off * esize;
+    for (int64_t b = 0; b < esize; ++b)
+      if (pos + b >= 0 && pos + b < static_cast<int64_t>(s.mem_size)) mark[static_cast<size_t>(pos + b)] = 1;
+  });
+}
+
+struct Stats {
+  uint64_t calls = 0, ok = 0, rejected = 0, compared = 0, skipped = 0;
+  uint64_t by_status[32] = {};
+} g_stats;
+
+void compare(const char* name, const umfa_tensor& t, const std::vector<double>& want, bool lse,
+             const ref::Problem& p, ref::Tol tol) {
+  // Element (index in the view) -> index in the reference arrays.
+  double m = 0.0;
+  for (double w : want)
+    if (std::isfinite(w)) m = std::max(m, std::fabs(w));
+  const int64_t rows = p.rows_q();
+  ref::for_each_element(t, [&](int64_t flat, int64_t off) {
+    size_t wi;
+    if (!lse) {
+      wi = static_cast<size_t>(flat);  // [rows, H, D] logical order equals the view's order
+    } else if (p.varlen) {
+      wi = static_cast<size_t>(flat);  // [Hq, T] == h * rows + t
+    } else {
+      const int64_t b = flat / (p.hq * p.nq), rem = flat % (p.hq * p.nq);
+      const int64_t h = rem / p.nq, i = rem % p.nq;
+      wi = static_cast<size_t>(h * rows + b * p.nq + i);
+    }
+    const double w = want[wi];
+    const double g = ref::load(t.data, t.dtype, off);
+    const double slack = tol.atol + tol.rtol * std::fabs(w) + tol.ctol * m;
+    bool good;
+    if (std::isnan(g))
+      good = false;
+    else if (!std::isfinite(w))
+      good = g == w;
+    else if (std::isinf(g))  // a value near the output dtype's overflow threshold may round to inf
+      good = std::isinf(ref::round_to(t.dtype, w + std::copysign(slack, w))) && (g > 0) == (w > 0);
+    else
+      good = std::fabs(g - w) <= slack;
+    if (!good)
+      die("%s[%" PRId64 "] = %.9g but the float64 reference gives %.9g (atol %g rtol %g ctol %g, max %g)",
+          name, flat, g, w, tol.atol, tol.rtol, tol.ctol, m);
+  });
+}
+
+
+// Bytes of a pointer field of umfa_attention_options that a struct_size cuts in two: the
+// library would read half a pointer, which no real caller can produce (an older header's size
+// ends at a field boundary), so the harness passes NULL there.
+void untear_pointers(umfa_attention_options& o) {
+  const size_t size = o.struct_size;
+  auto fix = [&](size_t offset, const umfa_tensor** field) {
+    if (size > offset && size < offset + sizeof(void*)) *field = nullptr;
+  };
+  fix(offsetof(umfa_attention_options, attn_mask), &o.attn_mask);
+  fix(offsetof(umfa_attention_options, alibi_slopes), &o.alibi_slopes);
+  fix(offsetof(umfa_attention_options, cu_seqlens_q), &o.cu_seqlens_q);
+  fix(offsetof(umfa_attention_options, cu_seqlens_k), &o.cu_seqlens_k);
+  if (size > offsetof(umfa_attention_options, stream)) o.stream = nullptr;
+}
+
+// Writes the varlen offsets into their tensors (where the view is an I32 vector we allocated).
+void write_offsets(Slot& s, const std::vector<int32_t>& values) {
+  if (!s.present || !s.t.data || s.t.rank != 1 || s.t.dtype != UMFA_DTYPE_I32) return;
+  const Reach r = reach_of(s.t);
+  if (r.overflow || r.empty || r.negative_extent) return;
+  const int64_t n = std::min<int64_t>(s.t.shape[0], static_cast<int64_t>(values.size()));
+  for (int64_t i = 0; i < n; ++i) ref::put(s.t, values[static_cast<size_t>(i)], i);
+}
+
+// Byte range [lo, hi] a view reaches relative to its data pointer (valid, non-empty views).
+bool byte_range(const umfa_tensor& t, int64_t* lo, int64_t* hi) {
+  const Reach r = reach_of(t);
+  if (r.overflow || r.empty || r.negative_extent) return false;
+  const int64_t e = alloc_esize(t.dtype);
+  *lo = static_cast<int64_t>(r.lo * e);
+  *hi = static_cast<int64_t>((r.hi + 1) * e - 1);
+  return true;
+}
+
+void run_attention(Reader& in, bool backward) {
+  Call c;
+  c.backward = backward;
+  Offsets off;
+  build_problem(in, c, off);
+  Contexts& cs = contexts();
+  const uint8_t cx = in.u8();
+  if (cx % 8 == 1) {
+    const int i = (cx >> 3) % 4;
+    c.ctx = cs.limited[i];
+    c.workspace_limit = cs.limits[i];
+  } else {
+    c.ctx = (cx & 0x10) ? cs.two : cs.one;
+  }
+  trace("%s B=%" PRId64 " Nq=%" PRId64 " Nk=%" PRId64 " Hq=%" PRId64 " Hkv=%" PRId64 " D=%" PRId64 "%s q=%d out=%d threads=%d limit=%" PRIu64,
+        backward ? "backward" : "forward", c.B, c.Nq, c.Nk, c.Hq, c.Hkv, c.D, c.varlen ? " varlen" : "",
+        c.s[Q].t.dtype, c.s[OUT].t.dtype, c.ctx == cs.two ? 2 : 1, c.workspace_limit);
+  const uint8_t nm = in.u8();
+  const int mutations = nm < 140 ? 0 : nm < 215 ? 1 : nm < 240 ? 2 : 3 + nm % 3;
+  for (int i = 0; i < mutations; ++i) {
+    if (in.u8() & 1)
+      mutate_tensor(in, c, in.u8() % NROLES);
+    else
+      mutate_options(in, c, off);
+  }
+  {
+    const umfa_attention_options& o = c.o;
+    trace("options: size=%u mask_mode=%u scale=%g softcap=%g window=%u(%" PRId64 ",%" PRId64 ") flags=%u max=(%" PRId64 ",%" PRId64 ") mask=%d alibi=%d",
+          o.struct_size, o.mask_mode, static_cast<double>(o.softmax_scale), static_cast<double>(o.softcap), o.has_window,
+          o.window_left, o.window_right, o.flags, o.max_seqlen_q, o.max_seqlen_k, c.s[MASK].present ? c.s[MASK].t.dtype : -1,
+          c.s[ALIBI].present ? c.s[ALIBI].t.rank : -1);
+  }
+  c.specials = in.chance(24);
+  const uint64_t seed = in.u32();
+  if (c.specials) trace("non-finite inputs");
+
+  // Skip what cannot be handed over safely: a representable reach too large to allocate.
+  for (int r = 0; r < NROLES; ++r) {
+    Slot& s = c.s[r];
+    if (!s.present) continue;
+    const Reach rc = reach_of(s.t);
+    if (!rc.overflow && !rc.empty && !rc.negative_extent &&
+        (rc.hi - rc.lo + 1) * alloc_esize(s.t.dtype) > kMaxBytes) {
+      ++g_stats.skipped;
+      return;
+    }
+  }
+
+  // Memory and contents.
+  Rng rng(seed);
+  for (int r = 0; r < NROLES; ++r) allocate(c.s[r], is_output(c, r), rng, c.specials ? 1 : 0);
+  if (c.s[MASK].present && c.s[MASK].t.dtype != UMFA_DTYPE_BOOL && ref::dtype_size(c.s[MASK].t.dtype) &&
+      !c.s[MASK].null_data) {
+    // Additive masks hold -inf now and then (a fully masked row must give 0 / -inf, not NaN).
+    const Reach rc = reach_of(c.s[MASK].t);
+    if (!rc.overflow && !rc.empty && !rc.negative_extent)
+      for (__int128 i = rc.lo; i <= rc.hi; ++i)
+        if (rng.next() % 6 == 0)
+          ref::store(c.s[MASK].t.data, c.s[MASK].t.dtype, static_cast<int64_t>(i),
+                     -std::numeric_limits<double>::infinity());
+  }
+  write_offsets(c.s[CUQ], off.q);
+  write_offsets(c.s[CUK], off.k);
+  for (int r = 0; r < NROLES; ++r) {
+    Slot& s = c.s[r];
+    if (!s.present || s.alias_of < 0) continue;
+    const Slot& o = c.s[s.alias_of];
+    int64_t lo, hi, olo, ohi;
+    if (o.t.data && byte_range(s.t, &lo, &hi) && byte_range(o.t, &olo, &ohi)) {
+      // Only when this view stays inside the other tensor's allocation.
+      const unsigned char* od = static_cast<const unsigned char*>(o.t.data);
+      const int64_t before = od - o.mem.get(), after = static_cast<int64_t>(o.mem_size) - before;
+      if (lo >= -before && hi < after) s.t.data = o.t.data;
+    }
+  }
+  c.o.attn_mask = c.s[MASK].present ? &c.s[MASK].t : nullptr;
+  c.o.alibi_slopes = c.s[ALIBI].present ? &c.s[ALIBI].t : nullptr;
+  c.o.cu_seqlens_q = c.s[CUQ].present ? &c.s[CUQ].t : nullptr;
+  c.o.cu_seqlens_k = c.s[CUK].present ? &c.s[CUK].t : nullptr;
+  untear_pointers(c.o);
+
+  Resolved res;
+  Expect e = oracle(c, res);
+  if (!e.must_fail && c.workspace_limit) e.allowed |= S(UMFA_STATUS_WORKSPACE_LIMIT);
+  if (!e.must_fail && work_of(c) > 4.0e6) {  // valid but too slow to check here
+    ++g_stats.skipped;
+    return;
+  }
+
+  // Backward reads out and lse as forward produced them: write the reference forward there
+  // (unless their views overlap themselves: then they cannot hold a forward result, and only
+  // the structural checks apply).
+  double fwd_max_score = 0.0;
+  if (backward && res.valid_shapes && (exact_overlap(c.s[OUT].t) != 0 || exact_overlap(c.s[LSE].t) != 0)) {
+    c.specials = true;
+    trace("out/lse views overlap: results not compared");
+  }
+  if (backward && res.valid_shapes && !c.specials) {
+    const ref::ForwardResult f = ref::forward(res.p);
+    fwd_max_score = f.max_abs_score;
+    const umfa_tensor& o = c.s[OUT].t;
+    ref::for_each_element(o, [&](int64_t flat, int64_t offv) {
+      ref::store(o.data, o.dtype, offv, f.out[static_cast<size_t>(flat)]);
+    });
+    const umfa_tensor& l = c.s[LSE].t;
+    const int64_t rows = res.p.rows_q();
+    ref::for_each_element(l, [&](int64_t flat, int64_t offv) {
+      size_t wi = static_cast<size_t>(flat);
+      if (!res.p.varlen) {
+        const int64_t b = flat / (res.p.hq * res.p.nq), rem = flat % (res.p.hq * res.p.nq);
+        wi = static_cast<size_t>((rem / res.p.nq) * rows + b * res.p.nq + rem % res.p.nq);
+      }
+      ref::store(l.data, l.dtype, offv, f.lse[wi]);
+    });
+  }
+
+  for (int r = 0; r < NROLES; ++r) {
+    Slot& s = c.s[r];
+    if (s.present) s.snapshot.assign(s.mem.get(), s.mem.get() + s.mem_size);
+  }
+
+  umfa_context* ctx = c.ctx_null ? nullptr
+                      : c.ctx_fake ? reinterpret_cast<umfa_context*>(g_not_a_context)
+                                   : c.ctx;
+  const umfa_attention_options* op = c.options_null ? nullptr : &c.o;
+  auto T = [&](int r) { return c.s[r].present ? &c.s[r].t : nullptr; };
+  umfa_status st;
+  if (!backward)
+    st = umfa_attention_forward(ctx, op, T(Q), T(K), T(V), T(OUT), T(LSE));
+  else
+    st = umfa_attention_backward(ctx, op, T(Q), T(K), T(V), T(OUT), T(DOUT), T(LSE), T(DQ), T(DK), T(DV));
+  ++g_stats.calls;
+  if (st >= 0 && st < 32) ++g_stats.by_status[st];
+
+  if (st < 0 || st > 31 || !(e.allowed & S(st)))
+    die("returned %s; allowed: %s", umfa_status_string(st), status_list(e.allowed).c_str());
+
+  if (st != UMFA_STATUS_OK) {
+    ++g_stats.rejected;
+    for (int r = 0; r < NROLES; ++r) {
+      const Slot& s = c.s[r];
+      if (s.present && std::memcmp(s.snapshot.data(), s.mem.get(), s.mem_size) != 0)
+        die("failed with %s but %s's memory changed", umfa_status_string(st), kRoleNames[r]);
+    }
+    const char* thread_msg = umfa_last_error(nullptr);
+    if (!thread_msg || !*thread_msg) die("failed with %s but left no message", umfa_status_string(st));
+    if (!c.ctx_null && !c.ctx_fake) {
+      const std::string tm = thread_msg;
+      const char* cm = umfa_last_error(ctx);
+      if (!cm || tm != cm) die("context message \"%s\" differs from the thread's \"%s\"", cm ? cm : "(null)", tm.c_str());
+    }
+    return;
+  }
+
+  ++g_stats.ok;
+  std::vector<char> mark;
+  for (int r = 0; r < NROLES; ++r) {
+    const Slot& s = c.s[r];
+    if (!s.present) continue;
+    if (!is_output(c, r)) {
+      if (std::memcmp(s.snapshot.data(), s.mem.get(), s.mem_size) != 0)
+        die("input %s was modified", kRoleNames[r]);
+      continue;
+    }
+    covered_bytes(s, mark);
+    for (size_t b = 0; b < s.mem_size; ++b)
+      if (!mark[b] && s.mem[b] != s.snapshot[b])
+        die("%s: byte %zd outside the view was written", kRoleNames[r],
+            static_cast<ssize_t>(b) - static_cast<ssize_t>(kGuard));
+  }
+  if (c.specials || !res.valid_shapes) return;
+  const ref::Problem& p = res.p;
+  if (std::getenv("UMFA_FUZZ_VERBOSE")) {
+    std::fprintf(stderr, "problem: batch=%" PRId64 " nq=%" PRId64 " nk=%" PRId64 " hq=%" PRId64 " hkv=%" PRId64 " d=%" PRId64 " scale=%g softcap=%g\n",
+                 p.batch, p.nq, p.nk, p.hq, p.hkv, p.d, p.scale, p.softcap);
+    for (size_t i = 0; i < p.cu_q.size(); ++i) std::fprintf(stderr, "cu[%zu] = %" PRId64 " / %" PRId64 "\n", i, p.cu_q[i], p.cu_k[i]);
+    for (int r = 0; r < NROLES; ++r)
+      if (c.s[r].present) {
+        const umfa_tensor& t = c.s[r].t;
+        std::fprintf(stderr, "%s: dtype %d rank %d shape [%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "] strides [%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "]\n",
+                     kRoleNames[r], t.dtype, t.rank, t.shape[0], t.shape[1], t.shape[2], t.shape[3], t.strides[0], t.strides[1], t.strides[2], t.strides[3]);
+      }
+    if (p.alibi) for (int64_t i = 0; i < ref::numel(*p.alibi); ++i) std::fprintf(stderr, "slope %g\n", ref::load(p.alibi->data, 0, i));
+  }
+  if (!backward) {
+    const ref::ForwardResult f = ref::forward(p);
+    if (f.max_abs_score > 1e4) return;
+    const int32_t in_dt = c.s[Q].t.dtype;
+    compare("out", c.s[OUT].t, f.out, false, p, ref::tolerance(in_dt, c.s[OUT].t.dtype, false, f.max_abs_score));
+    if (c.s[LSE].present) {
+      ref::Tol lt{2e-5 + 4e-7 * f.max_abs_score, 1e-5, 0.0};
+      compare("lse", c.s[LSE].t, f.lse, true, p, lt);
+    }
+  } else {
+    if (fwd_max_score > 1e4) return;
+    const umfa_tensor& l = c.s[LSE].t;
+    const auto lse_at = [&](int64_t h, int64_t row) {
+      if (p.varlen) return ref::at(l, h, row);
+      return ref::at(l, row / p.nq, h, row % p.nq);
+    };
+    const ref::BackwardResult g = ref::backward(p, c.s[OUT].t, c.s[DOUT].t, lse_at);
+    const int32_t in_dt = c.s[Q].t.dtype;
+    compare("dq", c.s[DQ].t, g.dq, false, p, ref::tolerance(in_dt, c.s[DQ].t.dtype, true, fwd_max_score));
+    compare("dk", c.s[DK].t, g.dk, false, p, ref::tolerance(in_dt, c.s[DK].t.dtype, true, fwd_max_score));
+    compare("dv", c.s[DV].t, g.dv, false, p, ref::tolerance(in_dt, c.s[DV].t.dtype, true, fwd_max_score));
+  }
+  ++g_stats.compared;
+}
+
+// ---------------------------------------------------------------------------------------------
+// umfa_context_create
+// ---------------------------------------------------------------------------------------------
+
+void run_context(Reader& in) {
+  umfa_context_options o;
+  std::memset(&o, 0, sizeof o);
+  static const uint32_t kSizes[] = {sizeof o, sizeof o, sizeof o, 0, 1, 3, 4, 8, 12, 16, 20, 25, 32, 1000, 0xffffffffu};
+  static const uint32_t kBackends[] = {0, 1, 1, 1, 2, 3, 0xffffffffu};
+  static const int32_t kDevices[] = {0, 0, 0, 1, -1, INT32_MIN};
+  static const int32_t kThreads[] = {0, 1, 1, 2, 3, -1, INT32_MIN, 4096};
+  o.struct_size = in.pick(kSizes);
+  o.backend = in.pick(kBackends);
+  o.device_index = in.pick(kDevices);
+  o.num_threads = in.pick(kThreads);
+  o.workspace_limit_bytes = in.u8() & 1 ? in.u64() : 0;
+  const bool null_opts = in.chance(8), null_out = in.chance(8);
+  trace("context_create size=%u backend=%u device=%d threads=%d%s%s", o.struct_size, o.backend,
+        o.device_index, o.num_threads, null_opts ? " options=NULL" : "", null_out ? " out=NULL" : "");
+  umfa_context_options eff;
+  std::memset(&eff, 0, sizeof eff);
+  uint32_t allowed = 0;
+  if (null_out) {
+    allowed = S(UMFA_STATUS_NULL_POINTER);
+  } else if (!null_opts && (o.struct_size < 4 || o.struct_size > sizeof o)) {
+    allowed = S(UMFA_STATUS_STRUCT_VERSION);
+  } else {
+    if (!null_opts) std::memcpy(&eff, &o, o.struct_size);
+    if (eff.backend > UMFA_BACKEND_CUDA) allowed |= S(UMFA_STATUS_INVALID_ARGUMENT);
+    if (eff.device_index < 0) allowed |= S(UMFA_STATUS_INVALID_ARGUMENT);
+    if (eff.num_threads < 0) allowed |= S(UMFA_STATUS_INVALID_ARGUMENT);
+    if (!allowed) {
+      if (eff.num_threads > 8) return;  // valid, but thousands of threads per input is too slow
+      allowed = eff.backend == UMFA_BACKEND_CUDA ? S(UMFA_STATUS_BACKEND_UNAVAILABLE) : S(UMFA_STATUS_OK);
+    }
+  }
+  umfa_context* const sentinel = reinterpret_cast<umfa_context*>(g_not_a_context + 8);
+  umfa_context* out = sentinel;
+  const umfa_status st = umfa_context_create(null_opts ? nullptr : &o, null_out ? nullptr : &out);
+  ++g_stats.calls;
+  if (st < 0 || st > 31 || !(allowed & S(st)))
+    die("umfa_context_create returned %s; allowed: %s", umfa_status_string(st), status_list(allowed).c_str());
+  if (st != UMFA_STATUS_OK) {
+    ++g_stats.rejected;
+    if (out != sentinel) die("umfa_context_create failed but wrote *out_context");
+    const char* m = umfa_last_error(nullptr);
+    if (!m || !*m) die("umfa_context_create failed without a message");
+    return;
+  }
+  ++g_stats.ok;
+  uint32_t backend = 99;
+  int32_t threads = -1;
+  if (umfa_context_backend(out, &backend) != UMFA_STATUS_OK || backend != UMFA_BACKEND_CPU)
+    die("context backend %u (CPU expected)", backend);
+  if (umfa_context_num_threads(out, &threads) != UMFA_STATUS_OK ||
+      (eff.num_threads > 0 && threads != eff.num_threads) || threads < 1)
+    die("context threads %d (asked for %d)", threads, eff.num_threads);
+  umfa_context_destroy(out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: dtype sizes, status strings, tensor init, buffers
+// ---------------------------------------------------------------------------------------------
+
+void run_misc(Reader& in) {
+  const uint8_t which = in.u8() % 4;
+  ++g_stats.calls;
+  if (which == 0) {
+    const int32_t x = static_cast<int32_t>(in.u32()) % 40 - 4;
+    const uint32_t size = umfa_dtype_size(x);
+    if (size != static_cast<uint32_t>(ref::dtype_size(x))) die("umfa_dtype_size(%d) = %u", x, size);
+    const char* s = umfa_status_string(x);
+    if (!s || std::strncmp(s, "UMFA_STATUS_", 12) != 0) die("umfa_status_string(%d)", x);
+    return;
+  }
+  if (which == 1) {
+    static const int32_t kRanks[] = {-1, 0, 1, 2, 3, 4, 4, 5, INT32_MAX, INT32_MIN};
+    const int32_t rank = in.pick(kRanks);
+    int64_t shape[4];
+    for (int64_t& v : shape) v = in.u8() & 1 ? static_cast<int64_t>(in.u8() % 6) : interesting(in);
+    const int32_t dtype = static_cast<int32_t>(in.u8() % 7) - 1;
+    const bool null_out = in.chance(8), null_shape = in.chance(8);
+    trace("tensor_init rank=%d dtype=%d", rank, dtype);
+    uint32_t allowed = 0;
+    if (null_out) allowed |= S(UMFA_STATUS_NULL_POINTER);
+    if (rank < 0 || rank > 4) allowed |= S(UMFA_STATUS_INVALID_RANK);
+    const int r = rank < 0 ? 0 : rank > 4 ? 4 : rank;
+    if (r > 0 && null_shape) allowed |= S(UMFA_STATUS_NULL_POINTER);
+    if (ref::dtype_size(dtype) == 0) allowed |= S(UMFA_STATUS_UNSUPPORTED_DTYPE);
+    bool neg = false, over = false;
+    int64_t count = 1;
+    if (!(r > 0 && null_shape) && rank >= 0 && rank <= 4) {
+      for (int d = 0; d < r; ++d) {
+        if (shape[d] < 0) neg = true;
+        else if (shape[d] > 0 && mul_overflows(count, shape[d], &count)) over = true;
+      }
+      if (neg) allowed |= S(UMFA_STATUS_INVALID_ARGUMENT);
+      if (over) allowed |= S(UMFA_STATUS_SIZE_OVERFLOW);
+    }
+    const bool must_fail = allowed != 0;
+    if (!must_fail) allowed = S(UMFA_STATUS_OK);
+    umfa_tensor t;
+    std::memset(&t, 0xCD, sizeof t);
+    umfa_tensor before = t;
+    const umfa_status st = umfa_tensor_init_contiguous(null_out ? nullptr : &t, g_not_a_context, dtype, rank,
+                                                       null_shape ? nullptr : shape);
+    if (!(allowed & S(st)))
+      die("umfa_tensor_init_contiguous returned %s; allowed: %s", umfa_status_string(st), status_list(allowed).c_str());
+    if (st != UMFA_STATUS_OK) {
+      if (std::memcmp(&t, &before, sizeof t) != 0) die("umfa_tensor_init_contiguous failed but wrote *out");
+      return;
+    }
+    if (t.rank != rank || t.dtype != dtype || t.device != UMFA_DEVICE_CPU || t.data != g_not_a_context)
+      die("umfa_tensor_init_contiguous: wrong fields");
+    if (ref::numel(t) > 0) {
+      int64_t want = 1;
+      for (int d = rank - 1; d >= 0; --d) {
+        if (t.shape[d] != shape[d]) die("umfa_tensor_init_contiguous: shape[%d]", d);
+        if (shape[d] > 1 && t.strides[d] != want) die("umfa_tensor_init_contiguous: strides[%d]", d);
+        want *= shape[d];
+      }
+    }
+    return;
+  }
+  if (which == 2) {
+    // Buffers on a CPU context.
+    umfa_context* ctx = contexts().one;
+    static const uint64_t kSizes[] = {0, 1, 7, 64, 4096, 100000, uint64_t(1) << 62, UINT64_MAX};
+    const uint64_t size = in.pick(kSizes);
+    const bool null_out = in.chance(8);
+    trace("buffer_create size=%" PRIu64, size);
+    umfa_buffer* b = reinterpret_cast<umfa_buffer*>(g_not_a_context + 16);
+    umfa_buffer* const sentinel = b;
+    umfa_status st = umfa_buffer_create(in.chance(16) ? nullptr : ctx, size, null_out ? nullptr : &b);
+    if (st == UMFA_STATUS_OK && (null_out || size == 0 || size > (uint64_t(1) << 40)))
+      die("umfa_buffer_create succeeded for size %" PRIu64, size);
+    if (st != UMFA_STATUS_OK) {
+      if (b != sentinel) die("umfa_buffer_create failed but wrote *out_buffer");
+      if (st != UMFA_STATUS_NULL_POINTER && st != UMFA_STATUS_NULL_CONTEXT && st != UMFA_STATUS_INVALID_ARGUMENT &&
+          st != UMFA_STATUS_OUT_OF_MEMORY)
+        die("umfa_buffer_create returned %s", umfa_status_string(st));
+      if (size > 0 && size <= 100000 && !null_out && st == UMFA_STATUS_OUT_OF_MEMORY) die("small buffer OOM");
+      return;
+    }
+    // Queries.
+    uint64_t got_size = 0;
+    void* data = nullptr;
+    int32_t dev = -1;
+    if (umfa_buffer_size(b, &got_size) != UMFA_STATUS_OK || got_size != size) die("umfa_buffer_size");
+    if (umfa_buffer_data(b, &data) != UMFA_STATUS_OK || !data || reinterpret_cast<uintptr_t>(data) % 64)
+      die("umfa_buffer_data");
+    if (umfa_buffer_device(b, &dev) != UMFA_STATUS_OK || dev != UMFA_DEVICE_CPU) die("umfa_buffer_device");
+    for (uint64_t i = 0; i < size; ++i)
+      if (static_cast<unsigned char*>(data)[i] != 0) die("buffer not zero-filled");
+    if (umfa_buffer_size(nullptr, &got_size) != UMFA_STATUS_NULL_POINTER) die("umfa_buffer_size(NULL)");
+    if (umfa_buffer_size(reinterpret_cast<umfa_buffer*>(g_not_a_context), &got_size) != UMFA_STATUS_INVALID_HANDLE)
+      die("umfa_buffer_size(not a buffer)");
+    // Ranges.
+    for (int i = 0; i < 3; ++i) {
+      static const uint64_t kOffsets[] = {0, 1, 63, 64, 4095, 4096, 99999, 100000, uint64_t(1) << 63, UINT64_MAX};
+      const uint64_t offset = in.pick(kOffsets);
+      const uint64_t n = in.pick(kOffsets);
+      const bool fits = offset <= size && n <= size - offset;
+      std::vector<unsigned char> host(fits ? static_cast<size_t>(n) : 16);
+      for (size_t j = 0; j < host.size(); ++j) host[j] = static_cast<unsigned char>(j * 7 + 1);
+      const bool up = in.u8() & 1;
+      st = up ? umfa_buffer_upload(b, offset, host.data(), n) : umfa_buffer_download(b, offset, host.data(), n);
+      if (fits != (st == UMFA_STATUS_OK))
+        die("buffer %s offset=%" PRIu64 " size=%" PRIu64 " of %" PRIu64 ": %s", up ? "upload" : "download", offset, n,
+            size, umfa_status_string(st));
+      if (!fits && st != UMFA_STATUS_INVALID_ARGUMENT) die("out-of-range buffer copy: %s", umfa_status_string(st));
+      if (fits && up && n && std::memcmp(static_cast<unsigned char*>(data) + offset, host.data(), static_cast<size_t>(n)))
+        die("upload did not copy");
+      if (fits && up && n) std::memset(static_cast<unsigned char*>(data) + offset, 0, static_cast<size_t>(n));
+    }
+    umfa_buffer_destroy(b);
+    return;
+  }
+  // Wrapping caller memory.
+  std::vector<unsigned char> host(256);
+  static const uint64_t kSizes[] = {0, 1, 256, UINT64_MAX, UINT64_MAX - 8};
+  const uint64_t size = in.pick(kSizes);
+  const bool null_ptr = in.chance(6);
+  trace("buffer_wrap size=%" PRIu64 "%s", size, null_ptr ? " ptr=NULL" : "");
+  umfa_buffer* b = nullptr;
+  const umfa_status st = umfa_buffer_wrap(contexts().one, null_ptr ? nullptr : host.data(), size, &b);
+  const bool wraps = !null_ptr && size > UINTPTR_MAX - reinterpret_cast<uintptr_t>(host.data());
+  const umfa_status want = null_ptr ? UMFA_STATUS_NULL_POINTER
+                           : size == 0 || wraps ? UMFA_STATUS_INVALID_ARGUMENT
+                                                 : UMFA_STATUS_OK;
+  if (st != want) die("umfa_buffer_wrap returned %s, expected %s", umfa_status_string(st), umfa_status_string(want));
+  if (st == UMFA_STATUS_OK) {
+    void* p = nullptr;
+    if (umfa_buffer_contents(b, &p) != UMFA_STATUS_OK || p != host.data()) die("umfa_buffer_contents");
+    umfa_buffer_destroy(b);
+  }
+}
+
+}  // namespace
+
+// Under AddressSanitizer, an impossible allocation returns NULL (the library must report
+// OUT_OF_MEMORY) instead of aborting the process.
+extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  setenv("UMFA_CUDA_LIB", "/nonexistent/libumfa_cuda.so", 1);  // results independent of the machine
+  setenv("UMFA_NUM_THREADS", "2", 1);
+  contexts();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  g_trace.clear();
+  g_input = data;
+  g_input_size = size;
+  Reader in(data, size);
+  const uint8_t kind = in.u8() % 16;
+  if (kind < 7)
+    run_attention(in, false);
+  else if (kind < 14)
+    run_attention(in, true);
+  else if (kind == 14)
+    run_context(in);
+  else
+    run_misc(in);
+  return 0;
+}
+
+// Counters for the replay driver.
+extern "C" void umfa_fuzz_stats(uint64_t* calls, uint64_t* ok, uint64_t* rejected, uint64_t* compared,
+                                uint64_t* skipped) {
+  *calls = g_stats.calls;
+  *ok = g_stats.ok;
+  *rejected = g_stats.rejected;
+  *compared = g_stats.compared;
+  *skipped = g_stats.skipped;
+}
+
+// Attention calls by returned status (index = status code, 32 entries).
+extern "C" const uint64_t* umfa_fuzz_status_counts() { return g_stats.by_status; }
