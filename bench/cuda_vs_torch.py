@@ -129,20 +129,22 @@ def bench_config(ctx, dtype, D, N, causal, warmup, reps):
     return row
 
 
-def small_latency(ctx, reps=200):
-    """Single head, N = 512, D = 64, f16, causal: microseconds per call."""
+def small_latency(ctxs, reps=200):
+    """Single head, N = 512, D = 64, f16, causal: microseconds per call. ``ctxs`` maps a name to
+    a umfa Context (several when comparing run-time settings)."""
     B, H, N, D = 1, 1, 512, 64
     q, k, v = (torch.randn(B, N, H, D, device=DEV, dtype=torch.float16) for _ in range(3))
     out = torch.empty_like(q)
     lse = torch.empty(B, H, N, device=DEV)
     qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))
     res = {}
-    cands = {"umfa": None, "torch_default": None, "flash": SDPBackend.FLASH_ATTENTION,
-             "cudnn": SDPBackend.CUDNN_ATTENTION}
+    cands = dict(ctxs)
+    cands.update({"torch_default": None, "flash": SDPBackend.FLASH_ATTENTION,
+                  "cudnn": SDPBackend.CUDNN_ATTENTION})
     for name, be in cands.items():
         try:
-            if name == "umfa":
-                def fn():
+            if name.startswith("umfa"):
+                def fn(ctx=be):
                     ctx.forward(q, k, v, out, lse, mask_mode="causal_bottom_right",
                                 stream=torch.cuda.current_stream().cuda_stream)
             else:
@@ -242,6 +244,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer configs and repetitions")
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--latency-variants", action="store_true",
+                    help="also time the small call with other run-time settings (env)")
+    ap.add_argument("--latency-only", action="store_true")
     args = ap.parse_args()
 
     ctx = umfa.Context("cuda", 0)
@@ -251,6 +256,24 @@ def main() -> int:
             "command": "bash bench/cuda/run_h100.sh (python3 bench/cuda_vs_torch.py)",
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(meta, flush=True)
+    ctxs = {"umfa": ctx}
+    if args.latency_variants:
+        import os
+        for name, env in (("umfa_nosplit", {"UMFA_CUDA_SPLITS": "1"}),
+                          ("umfa_bm64", {"UMFA_CUDA_FWD_VARIANT": "2"}),
+                          ("umfa_bm64_nosplit", {"UMFA_CUDA_FWD_VARIANT": "2",
+                                                 "UMFA_CUDA_SPLITS": "1"})):
+            old = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            ctxs[name] = umfa.Context("cuda", 0)
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    if args.latency_only:
+        print(json.dumps(small_latency(ctxs), indent=1), flush=True)
+        return 0
     rows = []
     dtypes = (torch.bfloat16, torch.float16)
     Ds = (64, 128, 256)
@@ -266,7 +289,7 @@ def main() -> int:
                     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
                                       for k, v in r.items()}), flush=True)
     summary = summarize(rows)
-    small = small_latency(ctx)
+    small = small_latency(ctxs)
     print(json.dumps(summary, indent=1), flush=True)
     print(json.dumps(small, indent=1), flush=True)
     out = Path(args.out)

@@ -80,6 +80,10 @@ if has sanitize; then
   cc -O2 -std=c99 bench/cuda/smoke.c -I"$root/dist/native/linux-x64/include" -L"$lib" -lumfa \
     -lm -Wl,-rpath,"$lib" -o /tmp/umfa_smoke 2>&1 | tee -a "$LOG_DIR/steps.log"
   /tmp/umfa_smoke 2>&1 | tail -20 | tee -a "$LOG_DIR/steps.log" || status=1
+  cc -O2 -std=c99 bench/cuda/latency.c -I"$root/dist/native/linux-x64/include" -L"$lib" -lumfa \
+    -Wl,-rpath,"$lib" -o /tmp/umfa_latency 2>&1 | tee -a "$LOG_DIR/steps.log"
+  /tmp/umfa_latency 2>&1 | tee -a "$LOG_DIR/steps.log"
+  UMFA_CUDA_SPLITS=1 /tmp/umfa_latency 2>&1 | sed 's/^/(no split) /' | tee -a "$LOG_DIR/steps.log"
   for tool in ${SANITIZERS:-memcheck racecheck synccheck}; do
     echo "--- compute-sanitizer --tool $tool" | tee -a "$LOG_DIR/steps.log"
     timeout "$(left 240)" compute-sanitizer --tool $tool --error-exitcode 9 /tmp/umfa_smoke \

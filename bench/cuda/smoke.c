@@ -39,6 +39,10 @@ static void fill_random(void* host, int32_t dtype, size_t n) {
     } else if (dtype == UMFA_DTYPE_BF16) {
       uint16_t e = (uint16_t)(125 + (r >> 1) % 3), m = (uint16_t)((r >> 3) & 0x7f);
       ((uint16_t*)host)[i] = (uint16_t)((sign << 15) | (e << 7) | m);
+    } else if (dtype == UMFA_DTYPE_BOOL) {
+      ((uint8_t*)host)[i] = (uint8_t)((r >> 4) % 4 != 0); /* 3/4 visible */
+    } else if (dtype == UMFA_DTYPE_I32) {
+      ((int32_t*)host)[i] = 0;
     } else {
       ((float*)host)[i] = ((float)(r >> 8) / 16777216.0f) * 4.0f - 2.0f;
     }

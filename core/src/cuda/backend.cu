@@ -373,7 +373,7 @@ int env_int(const char* name, int dflt) {
 }
 
 struct KernelList {
-  KernelInfo k[2 * 4 * 3 * 3];
+  KernelInfo k[2 * 4 * 3 * 5];
   int n = 0;
 };
 
@@ -384,7 +384,7 @@ const KernelList& all_fast_kernels() {
     const int dtypes[2] = {UMFA_DTYPE_F16, UMFA_DTYPE_BF16};
     for (int t : dtypes)
       for (int dt : dts)
-        for (int var = 0; var < 3; ++var) {
+        for (int var = 0; var < 5; ++var) {
           l.k[l.n++] = fwd_kernel_info(t, dt, var);
           l.k[l.n++] = bwd_kernel_info(t, dt, var);
           l.k[l.n++] = dq_kernel_info(t, dt, var);

@@ -49,25 +49,37 @@ __device__ __forceinline__ void scores_to_p_ds(float (&acc_s)[MT][NT][4], float 
                                                const float (&dlt_r)[MT][2], const KParams& p,
                                                const SeqInfo& s, float slope, int row_base,
                                                int col_base, bool full, int lane) {
-  const bool transform = p.softcap > 0.f || p.alibi != nullptr;
+  if (p.softcap > 0.f) {
+    float fp[MT][NT][4];
+    scores_log2<MT, NT>(acc_s, fp, p, slope, row_base, col_base, s.off, lane);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          acc_dp[mt][nt][e] = (acc_dp[mt][nt][e] - dlt_r[mt][e >> 1]) * fp[mt][nt][e];
+  } else {
+    scores_log2<MT, NT>(acc_s, nullptr, p, slope, row_base, col_base, s.off, lane);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc_dp[mt][nt][e] -= dlt_r[mt][e >> 1];
+  }
+  if (!full) mask_scores<MT, NT>(acc_s, p, row_base, col_base, s.off, s.nq, s.nk, true, lane);
+  // Masked scores are -inf, so P = exp2(-inf - lse) = 0 and dS = 0 there (lse2 is finite or
+  // +inf only on rows that see no key at all, which are masked too).
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int i = row_base + mt * 16 + (e >> 1) * 8;
-        const int j = col_base + nt * 8 + (lane & 3) * 2 + (e & 1);
-        float fp = 1.f, x;
-        if (transform)
-          x = transform_score(acc_s[mt][nt][e], p, slope, i, j, s.off, &fp) * kLog2e;
-        else
-          x = acc_s[mt][nt][e] * p.scale_log2;
-        const bool vis = full || (i < s.nq && j < s.nk && visible(i, j, s.off, p.wl, p.wr));
-        const float pr = vis ? fast_exp2(x - lse_r[mt][e >> 1]) : 0.f;
-        const float ds = vis ? pr * (acc_dp[mt][nt][e] - dlt_r[mt][e >> 1]) * fp : 0.f;
+        const float pr = fast_exp2(acc_s[mt][nt][e] - lse_r[mt][e >> 1]);
         acc_s[mt][nt][e] = pr;
-        acc_dp[mt][nt][e] = ds;
+        acc_dp[mt][nt][e] *= pr;
       }
 }
 

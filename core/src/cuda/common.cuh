@@ -378,6 +378,86 @@ __device__ __forceinline__ float transform_score(float qk, const KParams& p, flo
   return x;
 }
 
+// In-register score tiles (C fragments of MT x NT 16x8 tiles; rows row_base + mt*16 + 8*(e/2),
+// columns col_base + nt*8 + 2*(lane%4) + e%2). Each option is its own branch-free pass, chosen by
+// a uniform branch, so the common path (no softcap, no ALiBi, no mask) is straight-line code.
+
+// Raw q.k -> scores in the log2 domain (scale, softcap, ALiBi). With softcap, fp (when given)
+// receives d score / d (scale q.k) = 1 - tanh^2.
+template <int MT, int NT>
+__device__ __forceinline__ void scores_log2(float (&s)[MT][NT][4], float (*fp)[NT][4],
+                                            const KParams& p, float slope, int row_base,
+                                            int col_base, int off, int lane) {
+  if (p.softcap <= 0.f && !p.alibi) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] *= p.scale_log2;
+    return;
+  }
+  if (p.softcap > 0.f) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float t = tanh_abs_accurate(s[mt][nt][e] * (p.scale * p.inv_softcap));
+          s[mt][nt][e] = p.softcap * t;
+          if (fp) fp[mt][nt][e] = 1.f - t * t;
+        }
+  } else {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[mt][nt][e] *= p.scale;
+  }
+  if (p.alibi) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int i = row_base + mt * 16 + (e >> 1) * 8;
+          const int j = col_base + nt * 8 + (lane & 3) * 2 + (e & 1);
+          s[mt][nt][e] -= slope * fabsf(float(i + off - j));
+        }
+  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[mt][nt][e] *= kLog2e;
+}
+
+// Sets scores of keys the query cannot see (and, when check_rows, rows >= nq) to -inf.
+template <int MT, int NT>
+__device__ __forceinline__ void mask_scores(float (&s)[MT][NT][4], const KParams& p, int row_base,
+                                            int col_base, int off, int nq, int nk, bool check_rows,
+                                            int lane) {
+  const int wl = p.wl < 0 ? (1 << 30) : p.wl;
+  const int wr = p.wr < 0 ? (1 << 30) : p.wr;
+  const int qlim = check_rows ? nq : (1 << 30);
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = row_base + mt * 16 + (e >> 1) * 8;
+        const int j = col_base + nt * 8 + (lane & 3) * 2 + (e & 1);
+        const int d = j - i - off;
+        const bool vis = (d >= -wl) & (d <= wr) & (j < nk) & (i < qlim);
+        s[mt][nt][e] = vis ? s[mt][nt][e] : neg_inf();
+      }
+}
+
 __device__ __forceinline__ float alibi_slope(const KParams& p, int b, int h) {
   return p.alibi ? p.alibi[int64_t(b) * p.alibi_sb + int64_t(h) * p.alibi_sh] : 0.f;
 }

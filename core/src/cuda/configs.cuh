@@ -77,6 +77,18 @@ KernelInfo fwd_variant(int dt, int variant) {
       case 256: return fwd_info<T, FwdCfg<256, 64, 32, 4>>();
       default: break;
     }
+  } else if (variant == 3) {
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 128, 128, 8>>();
+      case 128: return fwd_info<T, FwdCfg<128, 128, 64, 8>>();
+      default: break;
+    }
+  } else if (variant == 4) {
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 64, 128, 4>>();
+      case 128: return fwd_info<T, FwdCfg<128, 64, 128, 4>>();
+      default: break;
+    }
   }
   return KernelInfo{};
 }

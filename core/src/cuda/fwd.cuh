@@ -89,7 +89,6 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
     const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0, hk);
     const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0, hk);
     const float slope = alibi_slope(p, b, h);
-    const bool transform = p.softcap > 0.f || p.alibi != nullptr;
 
     int n = n_end - 1;
     load_tile<BM, D, C::kThreads>(sQ, qg, p.q.ss, s.nq - m0, p.d, p.q.ptr, tid);
@@ -125,20 +124,8 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
       const bool full = n0 + BN <= s.nk &&
                         (p.wl < 0 || n0 >= m0 + BM - 1 + s.off - p.wl) &&
                         (p.wr < 0 || n0 + BN - 1 <= m0 + s.off + p.wr);
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int i = row_base + mt * 16 + (e >> 1) * 8;
-            const int j = n0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-            float x = acc_s[mt][nt][e];
-            x = transform ? transform_score(x, p, slope, i, j, s.off, nullptr) * kLog2e
-                          : x * p.scale_log2;
-            if (!full && (j >= s.nk || !visible(i, j, s.off, p.wl, p.wr))) x = neg_inf();
-            acc_s[mt][nt][e] = x;
-          }
+      scores_log2<MT, NT>(acc_s, nullptr, p, slope, row_base, n0, s.off, lane);
+      if (!full) mask_scores<MT, NT>(acc_s, p, row_base, n0, s.off, s.nq, s.nk, false, lane);
 
       // Online softmax.
 #pragma unroll
