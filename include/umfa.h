@@ -200,7 +200,7 @@ UMFA_API void umfa_context_destroy(umfa_context* context);
 /** Writes the backend actually chosen (UMFA_BACKEND_CPU or UMFA_BACKEND_CUDA) to `*out`. */
 UMFA_API umfa_status umfa_context_backend(const umfa_context* context, uint32_t* out_backend);
 
-/** Writes the number of worker threads the context's CPU backend uses to `*out`. */
+/** Writes the number of worker threads the context's CPU backend uses to `*out` (0 on CUDA). */
 UMFA_API umfa_status umfa_context_num_threads(const umfa_context* context, int32_t* out_threads);
 
 /**
@@ -294,7 +294,7 @@ typedef struct umfa_tensor {
  * Fills `*out` with a dense row-major (C-contiguous) view of `data`: shape[0..rank) copied,
  * strides computed, device CPU. Convenience for C callers; bindings usually fill the struct.
  * Returns OK, NULL_POINTER, INVALID_RANK (rank > UMFA_MAX_RANK), INVALID_ARGUMENT (negative
- * extent), UNSUPPORTED_DTYPE.
+ * extent), UNSUPPORTED_DTYPE, SIZE_OVERFLOW (element count beyond 64 bits).
  */
 UMFA_API umfa_status umfa_tensor_init_contiguous(umfa_tensor* out, void* data, int32_t dtype,
                                                  int32_t rank, const int64_t* shape);
@@ -373,7 +373,10 @@ typedef struct umfa_attention_options {
    * Variable-length batches (FlashAttention's varlen): I32 tensors of shape [batch + 1] holding
    * the starting row of each sequence in the packed q (cu_seqlens_q) and k/v (cu_seqlens_k);
    * first entry 0, non-decreasing, last <= total rows. Both or neither. When set, tensors use
-   * the THD layouts of section 4. They live on the same device as q; CPU ones are validated.
+   * the THD layouts of section 4. They live on the same device as q and are validated before
+   * any work (CUDA ones must be contiguous and are read back with one small synchronous copy).
+   * Rows after the last sequence (from cu_seqlens[batch] on) belong to no sequence: they get
+   * out = 0, lse = -inf and zero gradients.
    */
   const umfa_tensor* cu_seqlens_q;
   const umfa_tensor* cu_seqlens_k;
@@ -382,7 +385,8 @@ typedef struct umfa_attention_options {
   int64_t max_seqlen_k;
   /**
    * CUDA: the cudaStream_t to run on (NULL = the legacy default stream). Calls never
-   * synchronize the device; results are ready when the stream reaches them. Ignored on the CPU.
+   * synchronize the device (except varlen calls reading cu_seqlens back, see above); results
+   * are ready when the stream reaches them. Ignored on the CPU.
    */
   void* stream;
 } umfa_attention_options;
@@ -394,14 +398,17 @@ typedef struct umfa_attention_options {
  * Reads q, k, v (same dtype: F32, F16 or BF16; same device as the context), options (may be NULL
  * = defaults) and the tensors it points to. Writes every element of `out` (any float dtype;
  * head_dim equal to v's) and, when `lse` is not NULL, the natural-log log-sum-exp of each row's
- * scaled scores in F32. Accumulation is F32 whatever the input dtype. Nothing is written unless
- * the call returns OK (validation happens before any work). Output views must not overlap inputs.
+ * final scores (after scale, softcap, ALiBi and an additive mask) in F32. Accumulation is F32 whatever the input dtype. Nothing is written unless
+ * the call returns OK (validation happens before any work). Output views must not overlap inputs
+ * or each other: an output whose strides make its own elements overlap is rejected
+ * (INVALID_STRIDE), as is an output starting at the same address as another tensor
+ * (INVALID_ARGUMENT); other partial overlaps are the caller's responsibility.
  *
  * head_dim: 1..UMFA_MAX_HEAD_DIM. Sequence lengths may be 0 (nothing to do) or 1.
  * Returns OK, NULL_CONTEXT, NULL_POINTER, STRUCT_VERSION, INVALID_RANK, SHAPE_MISMATCH,
  * HEADS_NOT_DIVISIBLE, HEAD_DIM_OUT_OF_RANGE, INVALID_STRIDE, UNSUPPORTED_DTYPE,
- * DEVICE_MISMATCH, INVALID_ARGUMENT, INVALID_SEQLENS, SIZE_OVERFLOW, OUT_OF_MEMORY,
- * WORKSPACE_LIMIT, UNSUPPORTED, BACKEND_ERROR.
+ * DEVICE_MISMATCH, INVALID_ARGUMENT, INVALID_SEQLENS, INVALID_HANDLE, SIZE_OVERFLOW,
+ * OUT_OF_MEMORY, WORKSPACE_LIMIT, UNSUPPORTED, BACKEND_ERROR.
  */
 UMFA_API umfa_status umfa_attention_forward(umfa_context* context,
                                             const umfa_attention_options* options,
@@ -489,7 +496,9 @@ UMFA_API umfa_status umfa_buffer_download(const umfa_buffer* buffer, uint64_t of
  *
  * The same names and signatures as the Universal Metal Flash Attention C API, implemented on top
  * of sections 3–6, so code written for it ports by relinking. A classic context is a umfa context
- * with the AUTO backend. Classic buffers are host-visible on every backend. Error codes are the
+ * with the AUTO backend. Classic buffers are host-visible on every backend: on a CUDA context they
+ * are host memory, and mfa_attention_forward copies q, k, v to temporary device memory and the
+ * result back into `out` before returning (synchronously). Error codes are the
  * classic ones (MFA_SUCCESS, MFA_ERROR_*); the detailed message of the last failure is available
  * from umfa_last_error((const umfa_context*)context).
  * ============================================================================================ */
@@ -519,7 +528,7 @@ typedef void* mfa_buffer_t;
 UMFA_API mfa_error_t mfa_create_context(mfa_context_t* context);
 /** Destroys a context made by mfa_create_context. NULL is a no-op. */
 UMFA_API void mfa_destroy_context(mfa_context_t context);
-/** Allocates a zero-filled host-visible buffer of `size_bytes`. */
+/** Allocates a zero-filled host-visible buffer of `size_bytes` (0 gives MFA_ERROR_INVALID_ARGS). */
 UMFA_API mfa_error_t mfa_create_buffer(mfa_context_t context, size_t size_bytes,
                                        mfa_buffer_t* buffer);
 /** Wraps caller memory without copying; the caller keeps ownership of `data_ptr`. */

@@ -87,7 +87,8 @@ struct BackendTable {
   uint64_t (*backward_workspace)(void* impl, const Problem* p);
   umfa_status (*forward)(void* impl, const Problem* p, ErrorSink* err);
   umfa_status (*backward)(void* impl, const Problem* p, ErrorSink* err);
-  // Buffers on the backend's device (CPU backend: aligned host memory).
+  // Buffers on the backend's device (CPU backend: aligned host memory). alloc returns
+  // zero-filled memory (umfa_buffer_create promises zeros).
   umfa_status (*alloc)(void* impl, uint64_t bytes, void** out_ptr, ErrorSink* err);
   void (*free)(void* impl, void* ptr);
   umfa_status (*copy_to_device)(void* impl, void* dst, const void* src, uint64_t bytes, ErrorSink* err);

@@ -227,7 +227,7 @@ extern "C" {
         -> umfa_status;
 }
 extern "C" {
-    #[doc = " Writes the number of worker threads the context's CPU backend uses to `*out`."]
+    #[doc = " Writes the number of worker threads the context's CPU backend uses to `*out` (0 on CUDA)."]
     pub fn umfa_context_num_threads(
         context: *const umfa_context,
         out_threads: *mut i32,
@@ -440,7 +440,7 @@ extern "C" {
     #[doc = " Fills `*out` with a dense row-major (C-contiguous) view of `data`: shape[0..rank) copied,"]
     #[doc = " strides computed, device CPU. Convenience for C callers; bindings usually fill the struct."]
     #[doc = " Returns OK, NULL_POINTER, INVALID_RANK (rank > UMFA_MAX_RANK), INVALID_ARGUMENT (negative"]
-    #[doc = " extent), UNSUPPORTED_DTYPE."]
+    #[doc = " extent), UNSUPPORTED_DTYPE, SIZE_OVERFLOW (element count beyond 64 bits)."]
     pub fn umfa_tensor_init_contiguous(
         out: *mut umfa_tensor,
         data: *mut ::std::os::raw::c_void,
@@ -509,14 +509,18 @@ pub struct umfa_attention_options {
     #[doc = " Variable-length batches (FlashAttention's varlen): I32 tensors of shape [batch + 1] holding"]
     #[doc = " the starting row of each sequence in the packed q (cu_seqlens_q) and k/v (cu_seqlens_k);"]
     #[doc = " first entry 0, non-decreasing, last <= total rows. Both or neither. When set, tensors use"]
-    #[doc = " the THD layouts of section 4. They live on the same device as q; CPU ones are validated."]
+    #[doc = " the THD layouts of section 4. They live on the same device as q and are validated before"]
+    #[doc = " any work (CUDA ones must be contiguous and are read back with one small synchronous copy)."]
+    #[doc = " Rows after the last sequence (from cu_seqlens[batch] on) belong to no sequence: they get"]
+    #[doc = " out = 0, lse = -inf and zero gradients."]
     pub cu_seqlens_q: *const umfa_tensor,
     pub cu_seqlens_k: *const umfa_tensor,
     #[doc = " Upper bounds of the per-sequence lengths (varlen only; 0 = compute from cu_seqlens)."]
     pub max_seqlen_q: i64,
     pub max_seqlen_k: i64,
     #[doc = " CUDA: the cudaStream_t to run on (NULL = the legacy default stream). Calls never"]
-    #[doc = " synchronize the device; results are ready when the stream reaches them. Ignored on the CPU."]
+    #[doc = " synchronize the device (except varlen calls reading cu_seqlens back, see above); results"]
+    #[doc = " are ready when the stream reaches them. Ignored on the CPU."]
     pub stream: *mut ::std::os::raw::c_void,
 }
 #[test]
@@ -794,14 +798,17 @@ extern "C" {
     #[doc = " Reads q, k, v (same dtype: F32, F16 or BF16; same device as the context), options (may be NULL"]
     #[doc = " = defaults) and the tensors it points to. Writes every element of `out` (any float dtype;"]
     #[doc = " head_dim equal to v's) and, when `lse` is not NULL, the natural-log log-sum-exp of each row's"]
-    #[doc = " scaled scores in F32. Accumulation is F32 whatever the input dtype. Nothing is written unless"]
-    #[doc = " the call returns OK (validation happens before any work). Output views must not overlap inputs."]
+    #[doc = " final scores (after scale, softcap, ALiBi and an additive mask) in F32. Accumulation is F32 whatever the input dtype. Nothing is written unless"]
+    #[doc = " the call returns OK (validation happens before any work). Output views must not overlap inputs"]
+    #[doc = " or each other: an output whose strides make its own elements overlap is rejected"]
+    #[doc = " (INVALID_STRIDE), as is an output starting at the same address as another tensor"]
+    #[doc = " (INVALID_ARGUMENT); other partial overlaps are the caller's responsibility."]
     #[doc = ""]
     #[doc = " head_dim: 1..UMFA_MAX_HEAD_DIM. Sequence lengths may be 0 (nothing to do) or 1."]
     #[doc = " Returns OK, NULL_CONTEXT, NULL_POINTER, STRUCT_VERSION, INVALID_RANK, SHAPE_MISMATCH,"]
     #[doc = " HEADS_NOT_DIVISIBLE, HEAD_DIM_OUT_OF_RANGE, INVALID_STRIDE, UNSUPPORTED_DTYPE,"]
-    #[doc = " DEVICE_MISMATCH, INVALID_ARGUMENT, INVALID_SEQLENS, SIZE_OVERFLOW, OUT_OF_MEMORY,"]
-    #[doc = " WORKSPACE_LIMIT, UNSUPPORTED, BACKEND_ERROR."]
+    #[doc = " DEVICE_MISMATCH, INVALID_ARGUMENT, INVALID_SEQLENS, INVALID_HANDLE, SIZE_OVERFLOW,"]
+    #[doc = " OUT_OF_MEMORY, WORKSPACE_LIMIT, UNSUPPORTED, BACKEND_ERROR."]
     pub fn umfa_attention_forward(
         context: *mut umfa_context,
         options: *const umfa_attention_options,
@@ -935,7 +942,7 @@ extern "C" {
     pub fn mfa_destroy_context(context: mfa_context_t);
 }
 extern "C" {
-    #[doc = " Allocates a zero-filled host-visible buffer of `size_bytes`."]
+    #[doc = " Allocates a zero-filled host-visible buffer of `size_bytes` (0 gives MFA_ERROR_INVALID_ARGS)."]
     pub fn mfa_create_buffer(
         context: mfa_context_t,
         size_bytes: usize,
