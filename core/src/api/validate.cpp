@@ -134,6 +134,11 @@ class Checker {
     if (static_cast<uint64_t>(end_bytes) > UINTPTR_MAX - reinterpret_cast<uintptr_t>(t->data))
       return error(UMFA_STATUS_SIZE_OVERFLOW,
                    "%s: data + the largest byte offset wraps around the address space", name);
+    // Backends read elements through typed pointers: a misaligned address is undefined behavior.
+    if (reinterpret_cast<uintptr_t>(t->data) % static_cast<uintptr_t>(esize) != 0)
+      return error(UMFA_STATUS_INVALID_ARGUMENT,
+                   "%s.data (%p) is not aligned to its %lld-byte elements", name, t->data,
+                   static_cast<long long>(esize));
     if (output) return overlap(name, t);
     return UMFA_STATUS_OK;
   }
