@@ -725,6 +725,9 @@ bool check_tensor(Expect& e, const Slot& s, int rank_want, uint32_t allowed_dtyp
   if (!t.data) {
     e.issue(S(UMFA_STATUS_NULL_POINTER));
     ok = false;
+  } else if (ref::dtype_size(t.dtype) && reinterpret_cast<uintptr_t>(t.data) % ref::dtype_size(t.dtype)) {
+    e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));  // data must be aligned to the element size
+    ok = false;
   }
   if (output && ok) {
     const int exact = exact_overlap(t);
@@ -1555,7 +1558,7 @@ void run_misc(Reader& in) {
 
 // Under AddressSanitizer, an impossible allocation returns NULL (the library must report
 // OUT_OF_MEMORY) instead of aborting the process.
-extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
+extern "C" __attribute__((visibility("default"))) const char* __asan_default_options() { return "allocator_may_return_null=1"; }
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   setenv("UMFA_CUDA_LIB", "/nonexistent/libumfa_cuda.so", 1);  // results independent of the machine

@@ -140,7 +140,8 @@ inline void store(void* base, int32_t dtype, int64_t index, double value) {
     }
     case UMFA_DTYPE_BOOL: *reinterpret_cast<uint8_t*>(p) = value != 0.0 ? 1 : 0; break;
     case UMFA_DTYPE_I32: {
-      const int32_t i = static_cast<int32_t>(value);
+      const double c = std::isnan(value) ? 0.0 : std::min(2147483647.0, std::max(-2147483648.0, value));
+      const int32_t i = static_cast<int32_t>(c);
       std::memcpy(p, &i, 4);
       break;
     }
