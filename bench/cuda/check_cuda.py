@@ -411,6 +411,20 @@ def random_cases(quick: bool):
     return cases
 
 
+def context_with_env(env: dict) -> umfa.Context:
+    """A CUDA context created while `env` is set (the backend reads its settings at creation)."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return umfa.Context("cuda", 0)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default=None)
@@ -429,19 +443,29 @@ def main() -> int:
         report["conformance"] = run_conformance(ctx, Path(args.manifest))
     random_results = []
     side = torch.cuda.Stream()
-    for i, (name, kw) in enumerate(random_cases(args.quick)):
-        try:
-            # Every third case runs on a side stream (the call must use the stream it is given).
-            if i % 3 == 2:
-                with torch.cuda.stream(side):
-                    r = check_case(ctx, name, stream=side, **kw)
-                side.synchronize()
-            else:
-                r = check_case(ctx, name, **kw)
-        except Exception as exc:  # noqa: BLE001
-            r = {"name": name, "ok": False, "error": repr(exc)}
-            print(f"FAIL {name}: {exc!r}", flush=True)
-        random_results.append(r)
+    # The dispatcher picks kernels by size; these run-time settings force every path on the same
+    # cases: the main forward kernel instead of the small one, and split-KV on either.
+    paths = [("", {}), ("[main]", {"UMFA_CUDA_SMALL": "0"}),
+             ("[main+split]", {"UMFA_CUDA_SMALL": "0", "UMFA_CUDA_FORCE_SPLITS": "3"}),
+             ("[small+split]", {"UMFA_CUDA_FORCE_SPLITS": "3"})]
+    if args.quick:
+        paths = paths[:2]
+    for tag, env in paths:
+        pctx = context_with_env(env) if env else ctx
+        for i, (name, kw) in enumerate(random_cases(args.quick)):
+            name = name + tag
+            try:
+                # Every third case runs on a side stream (the call must use the stream it is given).
+                if i % 3 == 2:
+                    with torch.cuda.stream(side):
+                        r = check_case(pctx, name, stream=side, **kw)
+                    side.synchronize()
+                else:
+                    r = check_case(pctx, name, **kw)
+            except Exception as exc:  # noqa: BLE001
+                r = {"name": name, "ok": False, "error": repr(exc)}
+                print(f"FAIL {name}: {exc!r}", flush=True)
+            random_results.append(r)
     varlen = [
         ("f16_varlen_d64", dict(dtype=torch.float16, lens_q=[5, 300, 0, 129], lens_k=[7, 280, 3, 129],
                                 Hq=4, Hkv=2, D=64)),

@@ -85,13 +85,17 @@ if has sanitize; then
   /tmp/umfa_latency 2>&1 | tee -a "$LOG_DIR/steps.log"
   UMFA_CUDA_SPLITS=1 /tmp/umfa_latency 2>&1 | sed 's/^/(no split) /' | tee -a "$LOG_DIR/steps.log"
   for tool in ${SANITIZERS:-memcheck racecheck synccheck}; do
-    echo "--- compute-sanitizer --tool $tool" | tee -a "$LOG_DIR/steps.log"
-    timeout "$(left 240)" compute-sanitizer --tool $tool --error-exitcode 9 /tmp/umfa_smoke \
-      > "$LOG_DIR/sanitize_$tool.txt" 2>&1
-    rc=$?
-    tail -4 "$LOG_DIR/sanitize_$tool.txt" | tee -a "$LOG_DIR/steps.log"
-    echo "$tool exit $rc" | tee -a "$LOG_DIR/steps.log"
-    [ $rc -eq 0 ] || status=1
+    # Twice: as dispatched, and with the main forward kernel and split-KV forced.
+    for mode in default main; do
+      echo "--- compute-sanitizer --tool $tool ($mode)" | tee -a "$LOG_DIR/steps.log"
+      if [ $mode = main ]; then envs="UMFA_CUDA_SMALL=0 UMFA_CUDA_FORCE_SPLITS=2"; else envs=""; fi
+      timeout "$(left 240)" env $envs compute-sanitizer --tool $tool --error-exitcode 9 \
+        /tmp/umfa_smoke > "$LOG_DIR/sanitize_${tool}_$mode.txt" 2>&1
+      rc=$?
+      tail -3 "$LOG_DIR/sanitize_${tool}_$mode.txt" | tee -a "$LOG_DIR/steps.log"
+      echo "$tool ($mode) exit $rc" | tee -a "$LOG_DIR/steps.log"
+      [ $rc -eq 0 ] || status=1
+    done
   done
 fi
 

@@ -38,6 +38,7 @@ struct Impl {
   int f32_compute = -1;        // UMFA_CUDA_F32=bf16|f16: f32 inputs converted for the fast path
   int max_splits = 64;         // UMFA_CUDA_SPLITS=n: upper bound on split-KV splits (1 = off)
   int force_splits = 0;        // UMFA_CUDA_FORCE_SPLITS=n: always split (testing)
+  bool small = true;           // UMFA_CUDA_SMALL=0: never use fwd_small_kernel (testing)
   int fwd_variant = 0;         // UMFA_CUDA_FWD_VARIANT / UMFA_CUDA_BWD_VARIANT: tile shapes of
   int bwd_variant = 0;         // tuning builds (UMFA_CUDA_TUNING); 0 = production
 };
@@ -168,7 +169,7 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
       pl.det = (p.flags & UMFA_FLAG_DETERMINISTIC) != 0;
       if (!pl.main.fn) {
         pl.fast = false;
-      } else if (pl.main.smem <= im->smem_optin) {
+      } else if (pl.main.smem > 0 && pl.main.smem <= im->smem_optin) {
         pl.dbuf = true;
       } else if (pl.main.smem_small <= im->smem_optin) {
         pl.dbuf = false;
@@ -195,11 +196,25 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
     if (pl.stage[3]) pl.bytes[kStageDO] = size_t(pl.rows_q * p.heads_q * pl.dp * es);
 
     if (!backward) {
-      const int64_t blocks = cdiv(p.seqlen_q, pl.main.bm) * p.heads_q * p.batch;
+      int64_t blocks = cdiv(p.seqlen_q, pl.main.bm) * p.heads_q * p.batch;
+      // Too few blocks of the main kernel to fill the GPU (short or decode queries): the small
+      // kernel, 16 query rows per block with the key range split over its warps.
+      const KernelInfo small = small_kernel_info(cdt, pl.dt);
+      if (im->small && small.fn && small.smem <= im->smem_optin &&
+          (p.seqlen_q <= 16 || blocks < im->sm_count)) {
+        pl.main = small;
+        blocks = cdiv(p.seqlen_q, pl.main.bm) * p.heads_q * p.batch;
+      }
       const int64_t ntiles = cdiv(p.seqlen_k, pl.main.bn);
+      const bool is_small = pl.main.fn == small.fn;
       int64_t splits = 1;
       if (im->force_splits > 0) {
         splits = std::min<int64_t>(im->force_splits, std::max<int64_t>(ntiles, 1));
+      } else if (is_small) {
+        // Split only long key ranges (more than 8 tiles per warp), up to ~2 blocks per SM.
+        splits = std::min<int64_t>(cdiv(2 * int64_t(im->sm_count), std::max<int64_t>(blocks, 1)),
+                                   cdiv(ntiles, 8 * 4));
+        splits = std::min<int64_t>(std::max<int64_t>(splits, 1), im->max_splits);
       } else if (blocks > 0 && blocks < im->sm_count && ntiles >= 2) {
         splits = std::min<int64_t>(cdiv(2 * int64_t(im->sm_count), blocks), ntiles);
         splits = std::min<int64_t>(splits, im->max_splits);
@@ -373,7 +388,7 @@ int env_int(const char* name, int dflt) {
 }
 
 struct KernelList {
-  KernelInfo k[2 * 4 * 3 * 5];
+  KernelInfo k[2 * 4 * (3 * 7 + 1)];
   int n = 0;
 };
 
@@ -383,12 +398,14 @@ const KernelList& all_fast_kernels() {
     const int dts[4] = {64, 96, 128, 256};
     const int dtypes[2] = {UMFA_DTYPE_F16, UMFA_DTYPE_BF16};
     for (int t : dtypes)
-      for (int dt : dts)
-        for (int var = 0; var < 5; ++var) {
+      for (int dt : dts) {
+        l.k[l.n++] = small_kernel_info(t, dt);
+        for (int var = 0; var < 7; ++var) {
           l.k[l.n++] = fwd_kernel_info(t, dt, var);
           l.k[l.n++] = bwd_kernel_info(t, dt, var);
           l.k[l.n++] = dq_kernel_info(t, dt, var);
         }
+      }
     return l;
   }();
   return list;
@@ -434,6 +451,7 @@ umfa_status create(int32_t device_index, int32_t num_threads, void** out_impl, E
   }
   im->max_splits = std::max(1, env_int("UMFA_CUDA_SPLITS", 64));
   im->force_splits = std::max(0, env_int("UMFA_CUDA_FORCE_SPLITS", 0));
+  im->small = env_int("UMFA_CUDA_SMALL", 1) != 0;
   im->fwd_variant = env_int("UMFA_CUDA_FWD_VARIANT", 0);
   im->bwd_variant = env_int("UMFA_CUDA_BWD_VARIANT", 0);
 
@@ -442,7 +460,7 @@ umfa_status create(int32_t device_index, int32_t num_threads, void** out_impl, E
   const KernelInfo* ks = kl.k;
   for (int i = 0; i < kl.n; ++i) {
     int want = ks[i].smem;
-    if (want > im->smem_optin) want = ks[i].smem_small;
+    if (want == 0 || want > im->smem_optin) want = ks[i].smem_small;
     if (!ks[i].fn || want <= 48 * 1024 || want > im->smem_optin) continue;
     e = cudaFuncSetAttribute(ks[i].fn, cudaFuncAttributeMaxDynamicSharedMemorySize, want);
     if (e != cudaSuccess) {
@@ -603,6 +621,9 @@ KernelInfo fwd_kernel_info(int dtype, int dt, int variant) {
 KernelInfo bwd_kernel_info(int dtype, int dt, int variant) {
   return dtype == UMFA_DTYPE_BF16 ? bwd_kernel_info_bf16(dt, variant)
                                   : bwd_kernel_info_f16(dt, variant);
+}
+KernelInfo small_kernel_info(int dtype, int dt) {
+  return dtype == UMFA_DTYPE_BF16 ? small_kernel_info_bf16(dt) : small_kernel_info_f16(dt);
 }
 KernelInfo dq_kernel_info(int dtype, int dt, int variant) {
   return dtype == UMFA_DTYPE_BF16 ? dq_kernel_info_bf16(dt, variant)

@@ -17,11 +17,14 @@
 namespace umfa {
 namespace cuda {
 
-template <int D_, int BM_, int BN_, int WMS_, int WNS_, int WNKV_, int WDKV_, int WMQ_, int WDQ_>
+template <int D_, int BM_, int BN_, int WMS_, int WNS_, int WNKV_, int WDKV_, int WMQ_, int WDQ_,
+          int NW_ = 8, bool kDbuf_ = true, int kMinBlocks_ = 1>
 struct BwdCfg {
-  static constexpr int D = D_, BM = BM_, BN = BN_;
+  static constexpr int D = D_, BM = BM_, BN = BN_, NW = NW_;
   static constexpr int WMS = WMS_, WNS = WNS_, WNKV = WNKV_, WDKV = WDKV_, WMQ = WMQ_, WDQ = WDQ_;
-  static constexpr int kThreads = 256;
+  static constexpr bool kDbuf = kDbuf_;       // double-buffer Q/dO when shared memory allows
+  static constexpr int kMinBlocks = kMinBlocks_;  // blocks per SM the register budget targets
+  static constexpr int kThreads = NW * 32;
   static constexpr int kPitchB = (D + 8) * 2;    // Q, dO, K, V tiles
   static constexpr int kPitchPB = (BN + 8) * 2;  // P, dS tiles
   static constexpr int MT_S = BM / WMS / 16, NT_S = BN / WNS / 8;
@@ -35,7 +38,7 @@ struct BwdCfg {
   static constexpr int kStage = 2 * BM * kPitchB;
   static constexpr int kSmemSingle = kOffQ + kStage;
   static constexpr int kSmem = kOffQ + 2 * kStage;
-  static_assert(WMS * WNS == 8 && WNKV * WDKV == 8 && WMQ * WDQ == 8, "8 warps");
+  static_assert(WMS * WNS == NW && WNKV * WDKV == NW && WMQ * WDQ == NW, "warp tilings");
   static_assert(MT_S >= 1 && NT_S >= 2 && MT_KV >= 1 && NT_KV >= 2 && MT_Q >= 1 && NT_Q >= 2,
                 "warp tiles");
   static_assert(BN * (D + 8) * 4 <= kSmemSingle, "the f32 dK/dV tile fits in shared memory");
@@ -93,7 +96,8 @@ __device__ __forceinline__ void atomic_add2(float* dst, float a, float b) {
 }
 
 template <typename T, class C>
-__global__ void __launch_bounds__(256, 1) bwd_kernel(const __grid_constant__ KParams p) {
+__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
+    bwd_kernel(const __grid_constant__ KParams p) {
   constexpr int BM = C::BM, BN = C::BN, D = C::D;
   constexpr int PB = C::kPitchB, PPB = C::kPitchPB;
   constexpr int MT_S = C::MT_S, NT_S = C::NT_S, MT_KV = C::MT_KV, NT_KV = C::NT_KV;
@@ -135,15 +139,15 @@ __global__ void __launch_bounds__(256, 1) bwd_kernel(const __grid_constant__ KPa
     const T* qg = static_cast<const T*>(p.q.ptr) + view_row(p.q, varlen, b, s.q_row0 + m0, h);
     const T* dg =
         static_cast<const T*>(p.dout.ptr) + view_row(p.dout, varlen, b, s.q_row0 + m0, h);
-    load_tile<BM, D, 256>(sQ, qg, p.q.ss, s.nq - m0, p.d, p.q.ptr, tid);
-    load_tile<BM, D, 256>(sdO, dg, p.dout.ss, s.nq - m0, p.d, p.dout.ptr, tid);
+    load_tile<BM, D, C::kThreads>(sQ, qg, p.q.ss, s.nq - m0, p.d, p.q.ptr, tid);
+    load_tile<BM, D, C::kThreads>(sdO, dg, p.dout.ss, s.nq - m0, p.d, p.dout.ptr, tid);
   };
 
   if (steps > 0) {
     const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0 + n0, hk);
     const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0 + n0, hk);
-    load_tile<BN, D, 256>(sK, kg, p.k.ss, s.nk - n0, p.d, p.k.ptr, tid);
-    load_tile<BN, D, 256>(sV, vg, p.v.ss, s.nk - n0, p.d, p.v.ptr, tid);
+    load_tile<BN, D, C::kThreads>(sK, kg, p.k.ss, s.nk - n0, p.d, p.k.ptr, tid);
+    load_tile<BN, D, C::kThreads>(sV, vg, p.v.ss, s.nk - n0, p.d, p.v.ptr, tid);
     load_step(0, 0);
     cp_async_commit();
   }
@@ -253,11 +257,11 @@ __global__ void __launch_bounds__(256, 1) bwd_kernel(const __grid_constant__ KPa
   __syncthreads();  // every warp is done with the tiles
   frag_to_smem<D>(so, acc_dv, wkn * MT_KV * 16, wkd * NT_KV * 8, 1.f, lane);
   __syncthreads();
-  smem_to_global<BN, D, 256>(so, kv_rows, p.dv, varlen, b, s.k_row0 + n0, hk, p.d, tid);
+  smem_to_global<BN, D, C::kThreads>(so, kv_rows, p.dv, varlen, b, s.k_row0 + n0, hk, p.d, tid);
   __syncthreads();
   frag_to_smem<D>(so, acc_dk, wkn * MT_KV * 16, wkd * NT_KV * 8, p.scale, lane);
   __syncthreads();
-  smem_to_global<BN, D, 256>(so, kv_rows, p.dk, varlen, b, s.k_row0 + n0, hk, p.d, tid);
+  smem_to_global<BN, D, C::kThreads>(so, kv_rows, p.dk, varlen, b, s.k_row0 + n0, hk, p.d, tid);
 }
 
 // Deterministic dQ: one block of 4 warps per 64 query rows of one (batch, head).

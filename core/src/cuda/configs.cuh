@@ -36,13 +36,24 @@ KernelInfo fwd_info() {
 }
 
 template <typename T, class C>
+KernelInfo small_info() {
+  KernelInfo k;
+  k.fn = reinterpret_cast<const void*>(&fwd_small_kernel<T, C>);
+  k.bm = C::BM;
+  k.bn = C::BN;
+  k.threads = C::kThreads;
+  k.smem = C::kSmem;
+  return k;
+}
+
+template <typename T, class C>
 KernelInfo bwd_info() {
   KernelInfo k;
   k.fn = reinterpret_cast<const void*>(&bwd_kernel<T, C>);
   k.bm = C::BM;
   k.bn = C::BN;
   k.threads = C::kThreads;
-  k.smem = C::kSmem;
+  k.smem = C::kDbuf ? C::kSmem : 0;  // 0: the config always runs single-buffered
   k.smem_small = C::kSmemSingle;
   return k;
 }
@@ -89,6 +100,20 @@ KernelInfo fwd_variant(int dt, int variant) {
       case 128: return fwd_info<T, FwdCfg<128, 64, 128, 4>>();
       default: break;
     }
+  } else if (variant == 5) {  // production shapes, double-buffered K/V
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 128, 128, 4, 2>>();
+      case 96: return fwd_info<T, FwdCfg<96, 128, 64, 4, 2>>();
+      case 128: return fwd_info<T, FwdCfg<128, 128, 64, 4, 2>>();
+      case 256: return fwd_info<T, FwdCfg<256, 128, 64, 8, 2>>();
+      default: break;
+    }
+  } else if (variant == 6) {
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 64, 64, 4, 2>>();
+      case 128: return fwd_info<T, FwdCfg<128, 64, 64, 4, 2>>();
+      default: break;
+    }
   }
   return KernelInfo{};
 }
@@ -98,6 +123,18 @@ KernelInfo bwd_variant(int dt, int variant) {
     switch (dt) {
       case 64: return bwd_info<T, BwdCfg<64, 128, 128, 4, 2, 4, 2, 4, 2>>();
       case 128: return bwd_info<T, BwdCfg<128, 64, 64, 2, 4, 2, 4, 2, 4>>();
+      default: break;
+    }
+  } else if (variant == 2) {  // 4 warps, 2-3 blocks per SM
+    switch (dt) {
+      case 64: return bwd_info<T, BwdCfg<64, 64, 64, 2, 2, 2, 2, 2, 2, 4, true, 3>>();
+      case 128: return bwd_info<T, BwdCfg<128, 64, 64, 2, 2, 2, 2, 2, 2, 4, false, 2>>();
+      default: break;
+    }
+  } else if (variant == 3) {
+    switch (dt) {
+      case 64: return bwd_info<T, BwdCfg<64, 32, 128, 1, 4, 4, 1, 1, 4, 4, true, 2>>();
+      case 128: return bwd_info<T, BwdCfg<128, 32, 64, 1, 4, 2, 2, 1, 4, 4, true, 2>>();
       default: break;
     }
   }
@@ -137,6 +174,24 @@ KernelInfo bwd_info_for(int dt, int variant) {
     case 96: return bwd_info<T, Bwd96>();
     case 128: return bwd_info<T, Bwd128>();
     case 256: return bwd_info<T, Bwd256>();
+    default: return KernelInfo{};
+  }
+}
+
+//                      D   BN stages
+using Small64 = SmallCfg<64, 32, 2>;
+using Small96 = SmallCfg<96, 32, 2>;
+using Small128 = SmallCfg<128, 32, 1>;
+using Small256 = SmallCfg<256, 32, 1>;
+
+template <typename T>
+KernelInfo small_info_for(int dt, int variant) {
+  (void)variant;
+  switch (dt) {
+    case 64: return small_info<T, Small64>();
+    case 96: return small_info<T, Small96>();
+    case 128: return small_info<T, Small128>();
+    case 256: return small_info<T, Small256>();
     default: return KernelInfo{};
   }
 }

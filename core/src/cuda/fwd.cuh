@@ -19,9 +19,13 @@
 namespace umfa {
 namespace cuda {
 
-template <int D_, int BM_, int BN_, int NW_>
+template <int D_, int BM_, int BN_, int NW_, int kStages_ = 1>
 struct FwdCfg {
   static constexpr int D = D_, BM = BM_, BN = BN_, NW = NW_;
+  // 1: one K and one V buffer, V(n) fetched during S = Q K(n)^T and K(n-1) during softmax/PV
+  // (two barriers per tile). 2: K/V double-buffered, tile n-1 fetched during all of tile n
+  // (one barrier per tile).
+  static constexpr int kStages = kStages_;
   static constexpr int kThreads = NW * 32;
   static constexpr int kPitchB = (D + 8) * 2;
   static constexpr int MT = BM / NW / 16;  // 16-row tiles per warp
@@ -29,7 +33,7 @@ struct FwdCfg {
   static constexpr int DT = D / 8;         // 8-column tiles of O
   static constexpr int KSQ = D / 16;       // k-steps of Q K^T
   static constexpr int KSP = BN / 16;      // k-steps of P V
-  static constexpr int kSmem = (BM + 2 * BN) * kPitchB;
+  static constexpr int kSmem = (BM + 2 * BN * kStages) * kPitchB;
   static_assert(BM % (NW * 16) == 0, "rows per warp");
   static_assert(BM * (D + 8) * 4 <= kSmem, "the f32 output tile fits in shared memory");
 };
@@ -83,51 +87,31 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
 
   if (n_begin < n_end) {
     const uint32_t sQ = smem_u32(smem);
-    const uint32_t sK = sQ + BM * PB;
-    const uint32_t sV = sK + BN * PB;
+    const uint32_t sK0 = sQ + BM * PB;  // stage s: K at sK0 + s * 2 * BN * PB, V right after K
     const T* qg = static_cast<const T*>(p.q.ptr) + view_row(p.q, varlen, b, s.q_row0 + m0, h);
     const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0, hk);
     const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0, hk);
     const float slope = alibi_slope(p, b, h);
-
-    int n = n_end - 1;
-    load_tile<BM, D, C::kThreads>(sQ, qg, p.q.ss, s.nq - m0, p.d, p.q.ptr, tid);
-    load_tile<BN, D, C::kThreads>(sK, kg + int64_t(n) * BN * p.k.ss, p.k.ss, s.nk - n * BN, p.d,
-                                  p.k.ptr, tid);
-    cp_async_commit();
-
     const uint32_t a_q = sQ + warp * MT * 16 * PB + lane_off_a<false>(lane, PB);
-    const uint32_t b_k = sK + lane_off_b<false>(lane, PB);
-    const uint32_t b_v = sV + lane_off_b<true>(lane, PB);
+    const uint32_t lb_k = lane_off_b<false>(lane, PB), lb_v = lane_off_b<true>(lane, PB);
 
-    for (; n >= n_begin; --n) {
-      cp_async_wait<0>();
-      __syncthreads();  // K(n) (and Q) landed; every warp is done with V(n+1)
-      load_tile<BN, D, C::kThreads>(sV, vg + int64_t(n) * BN * p.v.ss, p.v.ss, s.nk - n * BN, p.d,
+    auto load_k = [&](int n, int stage) {
+      load_tile<BN, D, C::kThreads>(sK0 + stage * 2 * BN * PB, kg + int64_t(n) * BN * p.k.ss,
+                                    p.k.ss, s.nk - n * BN, p.d, p.k.ptr, tid);
+    };
+    auto load_v = [&](int n, int stage) {
+      load_tile<BN, D, C::kThreads>(sK0 + stage * 2 * BN * PB + BN * PB,
+                                    vg + int64_t(n) * BN * p.v.ss, p.v.ss, s.nk - n * BN, p.d,
                                     p.v.ptr, tid);
-      cp_async_commit();
-
-      float acc_s[MT][NT][4];
-      zero(acc_s);
-      gemm_ss<T, false, false, MT, NT, C::KSQ>(acc_s, a_q, PB, b_k, PB);
-
-      cp_async_wait<0>();
-      __syncthreads();  // V(n) landed; every warp is done with K(n)
-      if (n > n_begin) {
-        load_tile<BN, D, C::kThreads>(sK, kg + int64_t(n - 1) * BN * p.k.ss, p.k.ss,
-                                      s.nk - (n - 1) * BN, p.d, p.k.ptr, tid);
-        cp_async_commit();
-      }
-
-      // Scores in the log2 domain, masked where needed.
+    };
+    // Scores -> probabilities (online softmax), in place in acc_s.
+    auto softmax = [&](float (&acc_s)[MT][NT][4], int n) {
       const int n0 = n * BN;
       const bool full = n0 + BN <= s.nk &&
                         (p.wl < 0 || n0 >= m0 + BM - 1 + s.off - p.wl) &&
                         (p.wr < 0 || n0 + BN - 1 <= m0 + s.off + p.wr);
       scores_log2<MT, NT>(acc_s, nullptr, p, slope, row_base, n0, s.off, lane);
       if (!full) mask_scores<MT, NT>(acc_s, p, row_base, n0, s.off, s.nq, s.nk, false, lane);
-
-      // Online softmax.
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -157,10 +141,54 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
             acc_o[mt][dt][2 * r + 1] *= corr;
           }
         }
-
+    };
+    auto pv = [&](float (&acc_s)[MT][NT][4], uint32_t b_v) {
       uint32_t pa[MT][C::KSP][4];
       acc_to_a<T, MT, C::KSP>(pa, acc_s);
       gemm_rs<T, true, MT, DT, C::KSP>(acc_o, pa, b_v, PB);
+    };
+
+    int n = n_end - 1;
+    load_tile<BM, D, C::kThreads>(sQ, qg, p.q.ss, s.nq - m0, p.d, p.q.ptr, tid);
+    load_k(n, 0);
+    if constexpr (C::kStages == 1) {
+      cp_async_commit();
+      const uint32_t b_k = sK0 + lb_k, b_v = sK0 + BN * PB + lb_v;
+      for (; n >= n_begin; --n) {
+        cp_async_wait<0>();
+        __syncthreads();  // K(n) (and Q) landed; every warp is done with V(n+1)
+        load_v(n, 0);
+        cp_async_commit();
+        float acc_s[MT][NT][4];
+        zero(acc_s);
+        gemm_ss<T, false, false, MT, NT, C::KSQ>(acc_s, a_q, PB, b_k, PB);
+        cp_async_wait<0>();
+        __syncthreads();  // V(n) landed; every warp is done with K(n)
+        if (n > n_begin) {
+          load_k(n - 1, 0);
+          cp_async_commit();
+        }
+        softmax(acc_s, n);
+        pv(acc_s, b_v);
+      }
+    } else {
+      load_v(n, 0);
+      cp_async_commit();
+      for (int stage = 0; n >= n_begin; --n, stage ^= 1) {
+        cp_async_wait<0>();
+        __syncthreads();  // tile n landed; every warp is done with tile n + 1 (the other stage)
+        if (n > n_begin) {
+          load_k(n - 1, stage ^ 1);
+          load_v(n - 1, stage ^ 1);
+          cp_async_commit();
+        }
+        const uint32_t kb = sK0 + stage * 2 * BN * PB;
+        float acc_s[MT][NT][4];
+        zero(acc_s);
+        gemm_ss<T, false, false, MT, NT, C::KSQ>(acc_s, a_q, PB, kb + lb_k, PB);
+        softmax(acc_s, n);
+        pv(acc_s, kb + BN * PB + lb_v);
+      }
     }
   }
 
@@ -213,6 +241,218 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
       }
   __syncthreads();
   smem_to_global<BM, D, C::kThreads>(so, s.nq - m0, ov, flat, b, row0 + m0, h, p.d, tid);
+}
+
+
+// ---- small problems and decode ------------------------------------------------------------------
+//
+// fwd_small_kernel: one block of 4 warps per 16 query rows (of one batch and head). The warps
+// split the block's key tiles between them (warp w takes tiles w, w + 4, ...), each with its own
+// double-buffered K/V tiles and warp-level synchronization only; at the end the four partial
+// (max, sum, O) are merged through shared memory. Used when the main kernel would launch too few
+// blocks to fill the GPU (short sequences, decode), with split-KV on top for long key ranges.
+template <int D_, int BN_, int kStages_>
+struct SmallCfg {
+  static constexpr int D = D_, BM = 16, BN = BN_, NW = 4, kThreads = 128, kStages = kStages_;
+  static constexpr int kPitchB = (D + 8) * 2;
+  static constexpr int NT = BN / 8, DT = D / 8, KSQ = D / 16, KSP = BN / 16;
+  static constexpr int kStageBytes = 2 * BN * kPitchB;               // K then V
+  static constexpr int kWarpBytes = kStages * kStageBytes;
+  static constexpr int kOffWarp = BM * kPitchB;                       // after Q
+  static constexpr int kSmem = kOffWarp + NW * kWarpBytes;
+  // Merge area (reuses the tiles): per warp 16 x (D + 8) floats of O, then 16 max and 16 sums.
+  static constexpr int kMergeO = NW * BM * (D + 8) * 4;
+  static_assert(kMergeO + 2 * NW * BM * 4 <= kSmem, "merge area fits");
+};
+
+template <typename T, class C>
+__global__ void __launch_bounds__(128) fwd_small_kernel(const __grid_constant__ KParams p) {
+  constexpr int BM = C::BM, BN = C::BN, D = C::D, NT = C::NT, DT = C::DT, NW = C::NW;
+  constexpr int PB = C::kPitchB;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  const int mblocks = (p.nq + BM - 1) / BM;
+  int idx = blockIdx.x;
+  const int m_block = mblocks - 1 - idx % mblocks;
+  idx /= mblocks;
+  const int h = idx % p.hq;
+  idx /= p.hq;
+  const int b = idx % p.batch;
+  const int split = idx / p.batch;
+  const SeqInfo s = seq_info(p, b);
+  const int m0 = m_block * BM;
+  if (m0 >= s.nq) return;
+  const int hk = h / p.group;
+  const bool varlen = p.cu_q != nullptr;
+
+  const int m_last = min(m0 + BM, s.nq) - 1;
+  const int j_lo = p.wl < 0 ? 0 : max(0, m0 + s.off - p.wl);
+  const int j_hi = p.wr < 0 ? s.nk : min(s.nk, m_last + s.off + p.wr + 1);
+  int n_begin = j_lo / BN;
+  int n_end = j_hi > j_lo ? (j_hi + BN - 1) / BN : n_begin;
+  if (p.num_splits > 1) {
+    const int per = (n_end - n_begin + p.num_splits - 1) / p.num_splits;
+    const int first = n_begin + split * per;
+    n_end = min(n_end, first + per);
+    n_begin = first;
+  }
+
+  float acc_o[1][DT][4];
+  zero(acc_o);
+  float row_max[2] = {neg_inf(), neg_inf()}, row_sum[2] = {0.f, 0.f};
+  const int row_base = m0 + (lane >> 2);
+  const uint32_t sQ = smem_u32(smem);
+  const uint32_t sW = sQ + C::kOffWarp + warp * C::kWarpBytes;
+
+  if (n_begin < n_end) {  // uniform over the block
+    const T* qg = static_cast<const T*>(p.q.ptr) + view_row(p.q, varlen, b, s.q_row0 + m0, h);
+    load_tile<BM, D, C::kThreads>(sQ, qg, p.q.ss, s.nq - m0, p.d, p.q.ptr, tid);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+  }
+  const int my_first = n_begin + warp;
+  if (my_first < n_end) {  // per warp
+    const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0, hk);
+    const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0, hk);
+    const float slope = alibi_slope(p, b, h);
+    const uint32_t a_q = sQ + lane_off_a<false>(lane, PB);
+    auto load_kv = [&](int n, int stage) {
+      const uint32_t st = sW + stage * C::kStageBytes;
+      load_tile<BN, D, 32>(st, kg + int64_t(n) * BN * p.k.ss, p.k.ss, s.nk - n * BN, p.d,
+                           p.k.ptr, lane);
+      load_tile<BN, D, 32>(st + BN * PB, vg + int64_t(n) * BN * p.v.ss, p.v.ss, s.nk - n * BN,
+                           p.d, p.v.ptr, lane);
+      cp_async_commit();
+    };
+    load_kv(my_first, 0);
+    int stage = 0;
+    for (int n = my_first; n < n_end; n += NW) {
+      const bool more = n + NW < n_end;
+      if (C::kStages == 2 && more) {
+        load_kv(n + NW, stage ^ 1);
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncwarp();
+      const uint32_t kb = sW + stage * C::kStageBytes;
+      float acc_s[1][NT][4];
+      zero(acc_s);
+      gemm_ss<T, false, false, 1, NT, C::KSQ>(acc_s, a_q, PB, kb + lane_off_b<false>(lane, PB), PB);
+      const int n0 = n * BN;
+      const bool full = n0 + BN <= s.nk &&
+                        (p.wl < 0 || n0 >= m0 + BM - 1 + s.off - p.wl) &&
+                        (p.wr < 0 || n0 + BN - 1 <= m0 + s.off + p.wr);
+      scores_log2<1, NT>(acc_s, nullptr, p, slope, row_base, n0, s.off, lane);
+      if (!full) mask_scores<1, NT>(acc_s, p, row_base, n0, s.off, s.nq, s.nk, false, lane);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float mx = neg_inf();
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+          mx = fmaxf(mx, fmaxf(acc_s[0][nt][2 * r], acc_s[0][nt][2 * r + 1]));
+        mx = quad_max(mx);
+        const float m_new = fmaxf(row_max[r], mx);
+        const float m_use = m_new == neg_inf() ? 0.f : m_new;
+        const float corr = fast_exp2(row_max[r] - m_use);
+        row_max[r] = m_new;
+        float sum = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float pr = fast_exp2(acc_s[0][nt][2 * r + e] - m_use);
+            acc_s[0][nt][2 * r + e] = pr;
+            sum += pr;
+          }
+        row_sum[r] = row_sum[r] * corr + sum;
+#pragma unroll
+        for (int dt = 0; dt < DT; ++dt) {
+          acc_o[0][dt][2 * r] *= corr;
+          acc_o[0][dt][2 * r + 1] *= corr;
+        }
+      }
+      uint32_t pa[1][C::KSP][4];
+      acc_to_a<T, 1, C::KSP>(pa, acc_s);
+      gemm_rs<T, true, 1, DT, C::KSP>(acc_o, pa, kb + BN * PB + lane_off_b<true>(lane, PB), PB);
+      if (C::kStages == 1 && more) {
+        __syncwarp();  // every lane is done with the tile before it is replaced
+        load_kv(n + NW, 0);
+      } else {
+        __syncwarp();
+      }
+      if (C::kStages == 2) stage ^= 1;
+    }
+  }
+
+  // Merge the warps' partials: O_w (unnormalized), max_w, sum_w -> shared memory.
+  __syncthreads();
+  float* mo = reinterpret_cast<float*>(smem);                 // [NW][16][D + 8]
+  float* mmax = mo + NW * BM * (D + 8);                         // [NW][16]
+  float* msum = mmax + NW * BM;                                 // [NW][16]
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float sum = quad_sum(row_sum[r]);
+    if ((lane & 3) == 0) {
+      mmax[warp * BM + (lane >> 2) + r * 8] = row_max[r];
+      msum[warp * BM + (lane >> 2) + r * 8] = sum;
+    }
+  }
+  frag_to_smem<D>(mo + warp * BM * (D + 8), acc_o, 0, 0, 1.f, lane);
+  __syncthreads();
+
+  TView ov = p.o;
+  float* lp = p.lse;
+  int64_t l_sh = p.lse_sh, l_ss = p.lse_ss, l_base = varlen ? 0 : int64_t(b) * p.lse_sb;
+  int64_t row0 = s.q_row0;
+  bool flat = varlen;
+  if (p.num_splits > 1) {
+    const int64_t slab = int64_t(split) * p.hq * p.rows_q;
+    ov.ptr = p.oacc + slab * p.d;
+    ov.dtype = UMFA_DTYPE_F32;
+    ov.ss = p.d;
+    ov.sh = p.rows_q * p.d;
+    ov.sd = 1;
+    ov.vec = (p.d % 4) == 0 ? 3 : ((p.d % 2) == 0 ? 1 : 0);
+    lp = p.lseacc + slab;
+    l_sh = p.rows_q;
+    l_ss = 1;
+    l_base = 0;
+    row0 = s.q_glob;
+    flat = true;
+  }
+  constexpr int C4 = D / 4;
+  for (int c = tid; c < BM * C4; c += C::kThreads) {
+    const int r = c / C4, col = (c % C4) * 4;
+    if (m0 + r >= s.nq) continue;
+    float mx = neg_inf();
+#pragma unroll
+    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, mmax[w * BM + r]);
+    const float m_use = mx == neg_inf() ? 0.f : mx;
+    float sum = 0.f;
+    float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int w = 0; w < NW; ++w) {
+      const float f = fast_exp2(mmax[w * BM + r] - m_use);
+      sum += f * msum[w * BM + r];
+      const float4 ow = *reinterpret_cast<const float4*>(mo + (w * BM + r) * (D + 8) + col);
+      o.x += f * ow.x;
+      o.y += f * ow.y;
+      o.z += f * ow.z;
+      o.w += f * ow.w;
+    }
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    o.x *= inv;
+    o.y *= inv;
+    o.z *= inv;
+    o.w *= inv;
+    if (col < p.d) store_quad(ov, view_row(ov, flat, b, row0 + m0 + r, h), col, p.d, o);
+    if (col == 0 && lp)
+      lp[l_base + int64_t(h) * l_sh + (row0 + m0 + r) * l_ss] =
+          sum > 0.f ? (m_use + __log2f(sum)) * kLn2 : neg_inf();
+  }
 }
 
 }  // namespace cuda
