@@ -219,7 +219,9 @@ def test_unsupported_calls_raise_clearly():
         ut.scaled_dot_product_attention(q, q, q, attn_mask=r(4, 4).requires_grad_())
     assert e.value.status == Status.UNSUPPORTED
     with pytest.raises(UmfaError) as e:
-        ut.scaled_dot_product_attention(q, r(1, 1, 4, 8), r(1, 1, 4, 8))  # no enable_gqa
+        # 4 query heads, 2 key/value heads: grouped-query attention needs enable_gqa (one
+        # key/value head would broadcast, as in PyTorch)
+        ut.scaled_dot_product_attention(r(1, 4, 4, 8), r(1, 2, 4, 8), r(1, 2, 4, 8))
     assert e.value.status == Status.SHAPE_MISMATCH
     with pytest.raises(UmfaError) as e:
         ut.scaled_dot_product_attention(q, r(1, 3, 4, 8), r(1, 3, 4, 8), enable_gqa=True)

@@ -262,7 +262,16 @@ def _device_ok(t: Tensor) -> bool:
 
 def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: float,
                   is_causal: bool, scale: Optional[float], enable_gqa: bool):
-    """Check a call against what umfa runs and bring it to 4-D BHSD; raises _Unsupported."""
+    """Check a call against what umfa runs and bring it to 4-D BHSD; raises _Unsupported.
+
+    Shapes follow PyTorch: every tensor has rank >= 2; the dimensions before the last two
+    broadcast against each other (a key/value with batch 1, or with 1 head, serves every query
+    batch/head), and with ``enable_gqa`` the query head count (dim -3) may be a multiple of the
+    key/value head count. Broadcasting is done with stride-0 views (``expand``), never copies,
+    except where more than one leading dimension must be folded into the batch (rank > 4).
+    Returns ``(q, k, v, mask, out_lead)``: 4-D ``[B, H, L, E]`` views and the leading shape the
+    ``[B, H, L, E]`` output is reshaped to.
+    """
     U = _Unsupported
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
@@ -286,23 +295,12 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
     if not _device_ok(query):
         raise U("device", Status.DEVICE_MISMATCH, f"device {query.device} is not supported by "
                 "this libumfa (see umfa.backends())")
-    nd = query.dim()
-    if nd < 3 or key.dim() != nd or value.dim() != nd:
-        raise U("shape", Status.INVALID_RANK, f"query/key/value ranks {nd}, {key.dim()}, "
-                f"{value.dim()} are not supported (equal ranks >= 3)")
-    lead = tuple(query.shape[:-3]) if nd > 3 else ()
-    if nd > 3 and (tuple(key.shape[:-3]) != lead or tuple(value.shape[:-3]) != lead):
-        raise U("shape", Status.SHAPE_MISMATCH, "batch dimensions of query, key and value "
-                "differ")
-    if nd == 3 and not (query.shape[0] == key.shape[0] == value.shape[0]):
-        raise U("shape", Status.SHAPE_MISMATCH, "batch dimensions of query, key and value "
-                "differ")
-    hq = query.shape[-3] if nd > 3 else 1
-    hk = key.shape[-3] if nd > 3 else 1
-    hv = value.shape[-3] if nd > 3 else 1
+    if min(query.dim(), key.dim(), value.dim()) < 2:
+        raise U("shape", Status.INVALID_RANK, f"query/key/value ranks {query.dim()}, "
+                f"{key.dim()}, {value.dim()}: each must be at least 2")
     L, E = query.shape[-2], query.shape[-1]
     S, Ev = key.shape[-2], value.shape[-1]
-    if key.shape[-1] != E or value.shape[-2] != S or hk != hv:
+    if key.shape[-1] != E or value.shape[-2] != S:
         raise U("shape", Status.SHAPE_MISMATCH, f"incompatible shapes query {tuple(query.shape)}"
                 f", key {tuple(key.shape)}, value {tuple(value.shape)}")
     if Ev != E:
@@ -310,20 +308,45 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
     if not 1 <= E <= N.MAX_HEAD_DIM:
         raise U("head_dim", Status.HEAD_DIM_OUT_OF_RANGE, f"head_dim {E} is outside 1.."
                 f"{N.MAX_HEAD_DIM}")
-    if hq != hk:
-        if not enable_gqa:
-            raise U("shape", Status.SHAPE_MISMATCH, f"query has {hq} heads and key/value "
-                    f"{hk}: pass enable_gqa=True for grouped-query attention")
-        if hk == 0 or hq % hk:
-            raise U("shape", Status.HEADS_NOT_DIVISIBLE, f"{hq} query heads are not a "
-                    f"multiple of {hk} key/value heads")
     if scale is not None:
         s = float(scale)
         if s == 0.0 or not math.isfinite(s):
             raise U("scale", Status.UNSUPPORTED, f"scale={scale!r} is not supported (finite, "
                     "nonzero)")
-    # attn_mask together with is_causal: PyTorch's CPU implementation applies both (the key must
-    # pass the mask and the top-left causal rule), and so does the core.
+
+    # Leading dimensions: align the ranks (views with leading 1s), then heads (dim -3) and the
+    # batch dimensions before it.
+    nd = max(query.dim(), key.dim(), value.dim(), 3)
+    q, k, v = (t.reshape((1,) * (nd - t.dim()) + tuple(t.shape)) if t.dim() < nd else t
+               for t in (query, key, value))
+    hq, hk, hv = q.shape[-3], k.shape[-3], v.shape[-3]
+    if enable_gqa and (hk == 0 or hv == 0 or hq % hk or hq % hv):
+        raise U("shape", Status.HEADS_NOT_DIVISIBLE, f"{hq} query heads are not a multiple of "
+                f"{hk} key / {hv} value heads (enable_gqa)")
+    # The core's grouped-query attention: query head h reads key/value head h // (hq // hk).
+    # With one key/value head that is also PyTorch's plain broadcasting.
+    grouped = hk == hv and hk != hq and hq % max(hk, 1) == 0 and (enable_gqa or hk == 1)
+    if grouped:
+        H, Hkv = hq, hk
+    else:
+        if enable_gqa and not (hq == hk == hv):
+            raise U("shape", Status.UNSUPPORTED, f"enable_gqa with {hk} key heads and {hv} "
+                    f"value heads (query {hq}) is not supported: key and value need the same "
+                    "head count")
+        try:
+            H = torch.broadcast_shapes((hq,), (hk,), (hv,))[0]
+        except RuntimeError:
+            raise U("shape", Status.SHAPE_MISMATCH, f"query has {hq} heads and key/value "
+                    f"{hk}/{hv}: pass enable_gqa=True for grouped-query attention") from None
+        Hkv = H
+    try:
+        batch = tuple(torch.broadcast_shapes(tuple(q.shape[:-3]), tuple(k.shape[:-3]),
+                                             tuple(v.shape[:-3])))
+    except RuntimeError:
+        raise U("shape", Status.SHAPE_MISMATCH, f"batch dimensions of query "
+                f"{tuple(query.shape)}, key {tuple(key.shape)} and value {tuple(value.shape)} "
+                "do not broadcast") from None
+
     mask = attn_mask
     if mask is not None:
         if not isinstance(mask, Tensor) or mask.is_nested or mask.layout != torch.strided:
@@ -336,29 +359,29 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
         if mask.requires_grad and torch.is_grad_enabled():
             raise U("mask_grad", Status.UNSUPPORTED, "gradients with respect to attn_mask are "
                     "not supported")
-        full = lead + ((hq,) if nd > 3 else (query.shape[0],)) + (L, S)
+        full = batch + (H, L, S)
         try:
-            torch.broadcast_shapes(tuple(mask.shape), full)
+            fits = torch.broadcast_shapes(tuple(mask.shape), full) == full
         except RuntimeError:
-            raise U("mask", Status.SHAPE_MISMATCH, f"attn_mask of shape {tuple(mask.shape)} "
-                    f"does not broadcast to {full}") from None
-        if torch.broadcast_shapes(tuple(mask.shape), full) != full:
+            fits = False
+        if not fits:
             raise U("mask", Status.SHAPE_MISMATCH, f"attn_mask of shape {tuple(mask.shape)} "
                     f"does not broadcast to {full}")
 
-    # Bring everything to 4-D [B, H, S, D] views.
-    q, k, v = query, key, value
-    if nd == 3:
-        q, k, v = q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)
-        if mask is not None and mask.dim() == 3:
-            mask = mask.unsqueeze(1)
-    elif nd > 4:
+    def fit(t: Tensor, heads: int, rows: int) -> Tensor:
+        target = batch + (heads, rows, E)
+        return t if tuple(t.shape) == target else t.expand(target)
+
+    q, k, v = fit(q, H, L), fit(k, Hkv, S), fit(v, Hkv, S)
+    if len(batch) == 0:  # rank 2 or 3: one batch entry
+        q, k, v = q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0)
+    elif len(batch) > 1:  # rank > 4: fold the batch dimensions into one
         q, k, v = (t.reshape((-1,) + tuple(t.shape[-3:])) for t in (q, k, v))
         if mask is not None and mask.dim() > 3:
             # Masks of rank <= 3 broadcast against [B', H, L, S] as they are; a mask with batch
             # dimensions is expanded and flattened like query (a copy only where unavoidable).
-            mask = mask.expand(lead + (hq, L, S)).reshape((-1, hq, L, S))
-    return q, k, v, mask, nd, lead
+            mask = mask.expand(batch + (H, L, S)).reshape((-1, H, L, S))
+    return q, k, v, mask, batch + (H,)
 
 
 def _autocast(q: Tensor, k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -378,17 +401,16 @@ def _run_sdpa(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
               dropout_p: float, is_causal: bool, scale: Optional[float],
               enable_gqa: bool) -> Tensor:
     query, key, value = _autocast(query, key, value)
-    q, k, v, mask, nd, lead = _prepare_sdpa(query, key, value, attn_mask, dropout_p, is_causal,
-                                            scale, enable_gqa)
+    q, k, v, mask, lead = _prepare_sdpa(query, key, value, attn_mask, dropout_p, is_causal,
+                                        scale, enable_gqa)
     out, _lse = torch.ops.umfa.attention_fwd(
         q, k, v, mask, None, None, None, 0, 0, LAYOUT_BHSD,
         N.MASK_CAUSAL_TOP_LEFT if is_causal else N.MASK_NONE,
         0.0 if scale is None else float(scale), 0.0, -1, -1, False)
-    if nd == 3:
-        return out.squeeze(1)
-    if nd > 4:
-        return out.reshape(lead + tuple(out.shape[1:]))
-    return out
+    # The result has the broadcast rank of the inputs (PyTorch keeps 2-D calls 2-D).
+    rank = max(query.dim(), key.dim(), value.dim())
+    shape = (lead + tuple(out.shape[-2:]))[-rank:]
+    return out if tuple(out.shape) == shape else out.reshape(shape)
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
@@ -398,7 +420,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     """:func:`torch.nn.functional.scaled_dot_product_attention`, computed by libumfa.
 
     Args:
-        query: ``(N, ..., Hq, L, E)`` (or ``(N, L, E)``).
+        query: ``(N, ..., Hq, L, E)``, or ``(N, L, E)`` / ``(L, E)``.
         key: ``(N, ..., H, S, E)``.
         value: ``(N, ..., H, S, E)`` (umfa needs value's head dim equal to E).
         attn_mask: boolean (True = take part in attention) or additive float mask,
@@ -410,13 +432,24 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         scale: multiplies q·k; ``None`` = 1/sqrt(E).
         enable_gqa: allow ``Hq`` a multiple of ``H`` (grouped-query attention).
 
+    Shapes follow PyTorch's rules: the dimensions before the last two broadcast between
+    query, key and value (a key/value with batch 1 or a single head serves every query; ranks
+    may differ), without copying (stride-0 views). Rows with no visible key give zeros and zero
+    gradients, as PyTorch's CPU implementation does.
+
     Returns:
-        ``(N, ..., Hq, L, E)`` in the query's dtype; differentiable with respect to query, key
-        and value (backward through libumfa). Rows with no visible key give zeros.
+        The broadcast ``(N, ..., Hq, L, E)`` in the query's dtype; differentiable with respect
+        to query, key and value (backward through libumfa; not twice differentiable).
 
     Raises:
         UmfaError: for calls umfa does not run (the status says why: UNSUPPORTED for dropout,
-            UNSUPPORTED_DTYPE for float64, SHAPE_MISMATCH for bad shapes, ...).
+            ``scale=0``, a value head dim unlike the query's, or key/value head counts that
+            differ under ``enable_gqa``; UNSUPPORTED_DTYPE for float64;
+            HEAD_DIM_OUT_OF_RANGE above 256; SHAPE_MISMATCH / HEADS_NOT_DIVISIBLE /
+            INVALID_RANK where PyTorch raises too). :func:`patch` sends all of these to PyTorch.
+
+    Deliberate differences from PyTorch (more permissive): a rank-1 ``attn_mask`` (one value per
+    key) and a float16/bfloat16 additive mask on inputs of another float dtype are accepted.
     """
     try:
         return _run_sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
