@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// One suite (test/bindings.test.ts), run once per binding; plus the packed-tarball install test.
+// One suite (test/bindings.test.ts), run once per binding; the check that both bindings declare
+// one API (test/surface.test.ts); and the packed-tarball install test.
 export default defineConfig({
   test: {
     root: import.meta.dirname,
@@ -16,6 +17,10 @@ export default defineConfig({
       {
         extends: true,
         test: { name: 'napi', include: ['test/bindings.test.ts'], env: { UMFA_TS_BINDING: 'napi' } },
+      },
+      {
+        extends: true,
+        test: { name: 'surface', include: ['test/surface.test.ts'] },
       },
       {
         extends: true,

@@ -1,0 +1,130 @@
+// @umfa/koffi and @umfa/napi promise one API: the same exported names, the same runtime kinds,
+// and the same types in their published .d.ts files. This test compares them mechanically, so
+// a function, option or overload added to one binding and not the other fails here.
+//
+// Types are read from each package's `types` entry (dist/index.d.ts, the file users compile
+// against) with the TypeScript compiler API: for every export, its kind and the full text of its
+// type (call and construct signatures, and for classes every instance member). The two packages'
+// own names ("@umfa/koffi" / "@umfa/napi", "koffi" / "napi") are the only allowed difference.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const require = createRequire(import.meta.url);
+const bindings = ['koffi', 'napi'] as const;
+
+function typesEntry(name: string): string {
+  const pkgJson = require.resolve(`@umfa/${name}/package.json`);
+  const pkg = require(pkgJson) as { types: string };
+  return join(dirname(pkgJson), pkg.types);
+}
+
+/** The binding's own name, normalised away so the two surfaces can be compared. */
+function normalise(text: string, name: string): string {
+  return text
+    .replaceAll(`@umfa/${name}`, '@umfa/BINDING')
+    .replace(new RegExp(`\\b${name}\\b`, 'gi'), 'BINDING')
+    .replace(/__@(\w+)@\d+/g, '[Symbol.$1]'); // well-known symbols carry per-program ids
+}
+
+const flagsToPrint = ts.TypeFormatFlags.NoTruncation | ts.TypeFormatFlags.UseFullyQualifiedType | ts.TypeFormatFlags.WriteArrowStyleSignature;
+
+/** export name → description of its kind and type, read from the package's declaration files. */
+function declaredSurface(name: string): Map<string, string> {
+  const entry = typesEntry(name);
+  const program = ts.createProgram([entry], {
+    strict: true,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
+    types: ['node'],
+    noEmit: true,
+    skipLibCheck: false,
+  });
+  const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
+  expect(diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n')), `${entry} compiles on its own`).toEqual([]);
+  const checker = program.getTypeChecker();
+  const source = program.getSourceFile(entry);
+  if (!source) throw new Error(`cannot read ${entry}`);
+  const moduleSymbol = checker.getSymbolAtLocation(source);
+  if (!moduleSymbol) throw new Error(`${entry} is not a module`);
+  const out = new Map<string, string>();
+  for (const exported of checker.getExportsOfModule(moduleSymbol)) {
+    const sym = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+    const parts: string[] = [];
+    const decl = sym.declarations?.[0];
+    if (sym.flags & ts.SymbolFlags.Class && decl) {
+      const ctor = checker.getTypeOfSymbolAtLocation(sym, decl);
+      parts.push('class');
+      for (const sig of ctor.getConstructSignatures()) parts.push(`new ${checker.signatureToString(sig, undefined, flagsToPrint)}`);
+      const instance = checker.getDeclaredTypeOfSymbol(sym);
+      for (const base of instance.getBaseTypes?.() ?? []) parts.push(`extends ${checker.typeToString(base, undefined, flagsToPrint)}`);
+      for (const member of checker.getPropertiesOfType(instance)) {
+        const mt = checker.getTypeOfSymbolAtLocation(member, decl);
+        parts.push(`.${member.getName()}: ${checker.typeToString(mt, undefined, flagsToPrint)}`);
+        for (const sig of mt.getCallSignatures()) parts.push(`.${member.getName()}${checker.signatureToString(sig, undefined, flagsToPrint)}`);
+      }
+    } else if (sym.flags & (ts.SymbolFlags.Function | ts.SymbolFlags.Variable) && decl) {
+      const t = checker.getTypeOfSymbolAtLocation(sym, decl);
+      parts.push(sym.flags & ts.SymbolFlags.Function ? 'function' : 'const');
+      parts.push(checker.typeToString(t, undefined, flagsToPrint));
+      for (const sig of t.getCallSignatures()) parts.push(checker.signatureToString(sig, undefined, flagsToPrint));
+    } else if (sym.flags & (ts.SymbolFlags.Interface | ts.SymbolFlags.TypeAlias)) {
+      const t = checker.getDeclaredTypeOfSymbol(sym);
+      parts.push(sym.flags & ts.SymbolFlags.Interface ? 'interface' : 'type');
+      parts.push(checker.typeToString(t, undefined, flagsToPrint | ts.TypeFormatFlags.InTypeAlias));
+      for (const p of checker.getPropertiesOfType(t)) {
+        parts.push(`.${p.getName()}: ${checker.typeToString(checker.getTypeOfSymbol(p), undefined, flagsToPrint)}`);
+      }
+    } else {
+      parts.push(`symbol flags ${sym.flags}`);
+    }
+    out.set(exported.getName(), normalise(parts.join('\n'), name));
+  }
+  return out;
+}
+
+async function runtimeSurface(name: string): Promise<Map<string, string>> {
+  const mod = (await import(`@umfa/${name}`)) as Record<string, unknown>;
+  const out = new Map<string, string>();
+  for (const key of Object.keys(mod).sort()) {
+    const value = mod[key];
+    let kind: string = typeof value;
+    if (typeof value === 'function') {
+      const own = Object.getOwnPropertyNames((value as { prototype?: object }).prototype ?? {}).sort();
+      kind = `function/${(value as (...a: unknown[]) => unknown).length} prototype: ${own.join(',')}`;
+    } else if (value !== null && typeof value === 'object') {
+      kind = `object {${Object.keys(value).sort().join(',')}}`;
+    } else if (typeof value === 'string') {
+      kind = `string ${normalise(value, name)}`;
+    }
+    out.set(key, kind);
+  }
+  return out;
+}
+
+describe('@umfa/koffi and @umfa/napi have one API', () => {
+  it('export the same names with the same runtime kinds', async () => {
+    const [a, b] = await Promise.all(bindings.map(runtimeSurface));
+    expect([...a!.keys()]).toEqual([...b!.keys()]);
+    expect(Object.fromEntries(a!)).toEqual(Object.fromEntries(b!));
+    // The contract itself is there (a sanity check that the comparison saw real modules).
+    for (const name of ['attention', 'attentionAsync', 'attentionBackward', 'attentionBackwardAsync', 'Context', 'MFAContext', 'flashAttentionForward', 'UmfaError', 'version', 'abiVersion', 'backends']) {
+      expect(a!.has(name), name).toBe(true);
+    }
+  });
+
+  it('declare the same types in their published .d.ts', () => {
+    const [a, b] = bindings.map(declaredSurface);
+    expect([...a!.keys()].sort()).toEqual([...b!.keys()].sort());
+    const differing = [...a!.keys()].filter((k) => a!.get(k) !== b!.get(k));
+    expect(
+      differing.map((k) => ({ export: k, koffi: a!.get(k), napi: b!.get(k) })),
+      'exports whose declared types differ between the bindings',
+    ).toEqual([]);
+    expect(a!.get('attention')).toMatch(/^function\n/);
+    expect(a!.get('Context')).toMatch(/^class\n/);
+  });
+});
