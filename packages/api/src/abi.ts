@@ -305,12 +305,16 @@ export function encodeOptions(frame: Frame, options: AttentionOptions | undefine
   v.setBigUint64(o.stream, opts.stream ?? 0n, true);
 }
 
-/** Encodes `umfa_context_options` into a new 24-byte buffer. */
+/**
+ * Encodes `umfa_context_options` into a new 24-byte buffer. The backend defaults to `'cpu'`, not
+ * the C ABI's AUTO: TypeScript tensors are host memory, which a CUDA context refuses
+ * (`DEVICE_MISMATCH`), so AUTO would break every call on a machine with a GPU.
+ */
 export function encodeContextOptions(options: ContextOptions | undefined): Uint8Array {
   const bytes = new Uint8Array(Layout.CONTEXT_OPTIONS_SIZE);
   const v = new DataView(bytes.buffer);
   const opts = options ?? {};
-  const backend = opts.backend ?? 'auto';
+  const backend = opts.backend ?? 'cpu';
   const code = backend === 'auto' ? 0 : backend === 'cpu' ? 1 : backend === 'cuda' ? 2 : -1;
   if (code < 0) throw new UmfaError(Status.INVALID_ARGUMENT, `unknown backend ${JSON.stringify(backend)}`);
   v.setUint32(0, Layout.CONTEXT_OPTIONS_SIZE, true);

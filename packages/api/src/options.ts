@@ -92,7 +92,11 @@ export type BackendName = 'auto' | 'cpu' | 'cuda';
 
 /** Options of a new context (`umfa_context_options`). */
 export interface ContextOptions {
-  /** Which backend; default `'auto'` (CUDA when usable, else CPU). */
+  /**
+   * Which backend; default `'cpu'`. Tensors built from typed arrays are host memory, which only
+   * the CPU backend reads: a `'cuda'` context (or `'auto'` on a machine with a usable GPU)
+   * rejects them with `DEVICE_MISMATCH`. (The C ABI's own default is AUTO.)
+   */
   backend?: BackendName;
   /** CUDA device ordinal; default 0. */
   deviceIndex?: number;

@@ -153,6 +153,12 @@ describe('frame encoding', () => {
     const b = encodeContextOptions({ backend: 'cpu', numThreads: 3, workspaceLimitBytes: 1024 });
     const v = new DataView(b.buffer);
     expect([v.getUint32(0, true), v.getUint32(4, true), v.getInt32(12, true), Number(v.getBigUint64(16, true))]).toEqual([24, 1, 3, 1024]);
+    // Host memory only: the CPU backend unless another is asked for (AUTO would pick CUDA on a
+    // machine with a GPU, and CUDA contexts refuse host tensors).
+    expect(new DataView(encodeContextOptions(undefined).buffer).getUint32(4, true)).toBe(1);
+    expect(new DataView(encodeContextOptions({}).buffer).getUint32(4, true)).toBe(1);
+    expect(new DataView(encodeContextOptions({ backend: 'auto' }).buffer).getUint32(4, true)).toBe(0);
+    expect(new DataView(encodeContextOptions({ backend: 'cuda' }).buffer).getUint32(4, true)).toBe(2);
     expect(Status.OK).toBe(0);
   });
 });
