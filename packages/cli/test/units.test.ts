@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'vitest';
 import { intList } from '../src/args.js';
 import { splitTopLevel } from '../src/commands/info.js';
+import { FailureError, requireHostBackend } from '../src/errors.js';
 import { attentionFlops } from '../src/flops.js';
 import { parseNpy } from '../src/npy.js';
 import { compare, referenceAttention } from '../src/reference.js';
@@ -87,6 +88,11 @@ describe('pieces', () => {
     expect(intList('seqlen', '100..1000', [])).toEqual([100, 200, 400, 800]);
     expect(() => intList('seqlen', '0', [])).toThrow(/>= 1/);
     expect(() => intList('seqlen', '9..3', [])).toThrow(/empty range/);
+  });
+  test('commands refuse a context that does not read host memory, naming why', () => {
+    expect(() => requireHostBackend('bench', 'cpu', 'auto')).not.toThrow();
+    expect(() => requireHostBackend('bench', 'cuda', 'auto')).toThrow(FailureError);
+    expect(() => requireHostBackend('check', 'cuda', 'cuda')).toThrow(/--backend cuda gave a cuda context, but umfa check passes host memory/);
   });
   test('build info splits at top-level semicolons', () => {
     expect(splitTopLevel('umfa 1; cuda: absent (a; b); compiler: gcc')).toEqual(['umfa 1', 'cuda: absent (a; b)', 'compiler: gcc']);

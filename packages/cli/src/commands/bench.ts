@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { int, intList, listOf, oneOf, parse } from '../args.js';
 import { binding, bindingVersion, type Binding } from '../binding.js';
 import type { Io } from '../context.js';
-import { Exit, FailureError, UsageError } from '../errors.js';
+import { Exit, FailureError, requireHostBackend, UsageError } from '../errors.js';
 import { attentionFlops, type Direction, type Shape } from '../flops.js';
 import { compare, referenceAttention, type CausalMode } from '../reference.js';
 import { renderPlot, type Series } from '../svg.js';
@@ -31,7 +31,8 @@ Shape:
       --causal            causal mask (FlashAttention's bottom-right diagonal)
 
 Run:
-      --backend NAME      cpu, cuda or auto                            (default cpu)
+      --backend NAME      cpu, cuda or auto (the CLI passes host memory, which
+                          only the CPU backend reads)                  (default cpu)
       --direction DIR     fwd, bwd or both                             (default fwd)
       --reps N            timed repetitions per shape; the median is reported (default 10)
       --warmup N          untimed repetitions first                    (default 2)
@@ -252,6 +253,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   let failed = 0;
   try {
     const backend = ctx.backend;
+    requireHostBackend('bench', backend, backendName);
     const steps = problems.length * (quick ? 1 : directions.length);
     const progress = new Progress(steps, io.err);
     for (const [i, p] of problems.entries()) {

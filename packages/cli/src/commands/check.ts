@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { int, oneOf, parse } from '../args.js';
 import { binding, bindingVersion, type Binding } from '../binding.js';
 import type { Io } from '../context.js';
-import { describeError, Exit, FailureError, UsageError } from '../errors.js';
+import { describeError, Exit, FailureError, requireHostBackend, UsageError } from '../errors.js';
 import { readNpy } from '../npy.js';
 import { compare } from '../reference.js';
 import { renderTable } from '../table.js';
@@ -276,6 +276,12 @@ export async function run(args: string[], io: Io): Promise<number> {
 
   const umfa = await binding();
   const ctx = new umfa.Context({ backend: backendName, numThreads: threads });
+  try {
+    requireHostBackend('check', ctx.backend, backendName);
+  } catch (e) {
+    ctx.dispose();
+    throw e;
+  }
   const results: CaseResult[] = [];
   const progress = new Progress(cases.length, io.err);
   try {
