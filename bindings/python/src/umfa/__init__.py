@@ -22,16 +22,19 @@ from ._native import ABI_VERSION, Status, UmfaError, library_path
 from ._views import Reinterpreted, reinterpret
 from ._context import Context, default_context, attention_options
 from ._api import (
+    MFABuffer,
     MFAContext,
     abi_version,
     attention,
     backends,
     build_info,
+    create_context,
     flash_attention_forward,
     flash_attn_func,
     flash_attn_varlen_func,
     get_version,
     is_metal_available,
+    print_system_info,
     version_string,
 )
 
@@ -43,6 +46,7 @@ MFAError = UmfaError
 __all__ = [
     "ABI_VERSION",
     "Context",
+    "MFABuffer",
     "MFAContext",
     "MFAError",
     "Status",
@@ -53,6 +57,7 @@ __all__ = [
     "attention_options",
     "backends",
     "build_info",
+    "create_context",
     "default_context",
     "flash_attention_forward",
     "flash_attn_func",
@@ -60,6 +65,7 @@ __all__ = [
     "get_version",
     "is_metal_available",
     "library_path",
+    "print_system_info",
     "reinterpret",
     "Reinterpreted",
     "version_string",

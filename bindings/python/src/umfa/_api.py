@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import weakref
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -69,6 +70,115 @@ class MFAContext(Context):
 
     def __init__(self) -> None:
         super().__init__(backend="auto")
+
+    def __enter__(self) -> "MFAContext":
+        return self
+
+    def __bool__(self) -> bool:
+        """True while the context is open (the classic package's validity check)."""
+        return not self.closed
+
+
+def create_context() -> MFAContext:
+    """A new :class:`MFAContext` (the classic package's factory function)."""
+    return MFAContext()
+
+
+def _declare_classic_buffers() -> None:
+    c = ctypes
+    for name, restype, argtypes in (
+            ("mfa_create_buffer", c.c_int, [c.c_void_p, c.c_size_t, c.POINTER(c.c_void_p)]),
+            ("mfa_buffer_from_ptr", c.c_int, [c.c_void_p, c.c_void_p, c.c_size_t,
+                                              c.POINTER(c.c_void_p)]),
+            ("mfa_buffer_contents", c.c_void_p, [c.c_void_p]),
+            ("mfa_destroy_buffer", None, [c.c_void_p])):
+        fn = getattr(N.lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+_declare_classic_buffers()
+
+
+def _destroy_classic_buffer(handle: int) -> None:
+    N.lib.mfa_destroy_buffer(handle)
+
+
+class MFABuffer:
+    """A classic buffer (``mfa_buffer_t``): a C-contiguous numpy array wrapped without a copy,
+    or ``size`` bytes of zero-filled memory allocated by the library.
+
+    Args:
+        context: the :class:`MFAContext` the buffer belongs to (it must outlive the buffer).
+        data: a C-contiguous numpy array to wrap; it is kept alive by the buffer.
+        size: bytes to allocate when ``data`` is None.
+
+    Freed by :meth:`close`, at the end of a ``with`` block, or when garbage-collected.
+
+    Raises:
+        UmfaError: ``INVALID_ARGUMENT`` for a non-contiguous array or neither/both arguments,
+            or the classic error of the C call.
+    """
+
+    def __init__(self, context: Context, data: Optional[np.ndarray] = None,
+                 size: Optional[int] = None) -> None:
+        if (data is None) == (size is None):
+            raise UmfaError(Status.INVALID_ARGUMENT, None,
+                            "MFABuffer needs either a numpy array (data=) or a size in bytes")
+        handle = ctypes.c_void_p()
+        ctx = context.handle
+        self._array = data
+        if data is not None:
+            if not isinstance(data, np.ndarray) or not data.flags.c_contiguous:
+                raise UmfaError(Status.INVALID_ARGUMENT, None,
+                                "MFABuffer wraps C-contiguous numpy arrays only (zero-copy)")
+            code = N.lib.mfa_buffer_from_ptr(ctx, data.ctypes.data or None, data.nbytes,
+                                             ctypes.byref(handle))
+        else:
+            code = N.lib.mfa_create_buffer(ctx, int(size or 0), ctypes.byref(handle))
+        if code != 0:
+            raise UmfaError(Status.INVALID_ARGUMENT if code == 1 else Status.BACKEND_ERROR, None,
+                            f"{N.lib.mfa_error_string(code).decode()}: {N.last_error(ctx)}")
+        self._context = context  # keeps the context alive while the buffer is
+        self._handle: Optional[int] = int(handle.value or 0)
+        self._finalizer = weakref.finalize(self, _destroy_classic_buffer, self._handle)
+
+    @property
+    def handle(self) -> int:
+        """The ``mfa_buffer_t`` as an integer (for ctypes calls of the classic C API)."""
+        if self._handle is None:
+            raise UmfaError(Status.INVALID_HANDLE, None, "this MFABuffer has been closed")
+        return self._handle
+
+    def contents_ptr(self) -> int:
+        """Address of the buffer's bytes (``mfa_buffer_contents``)."""
+        return int(N.lib.mfa_buffer_contents(self.handle) or 0)
+
+    def close(self) -> None:
+        """Free the buffer now (idempotent); a wrapped array itself is never freed."""
+        if self._finalizer.detach() is not None and self._handle is not None:
+            _destroy_classic_buffer(self._handle)
+        self._handle = None
+
+    def __enter__(self) -> "MFABuffer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __bool__(self) -> bool:
+        """True while the buffer is open."""
+        return self._handle is not None
+
+
+def print_system_info() -> None:
+    """Print the library version, its path, the backends this machine can run and the build
+    description (the classic package's diagnostic)."""
+    print(f"umfa {version_string()} (ABI {abi_version()})")
+    print(f"library: {N.library_path()}")
+    print(f"backends: {', '.join(backends())}; Metal: "
+          f"{'available' if is_metal_available() else 'not available'}")
+    print(f"build: {build_info()}")
 
 
 Precision = Union[str, int, None]
