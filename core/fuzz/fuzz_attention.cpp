@@ -1231,7 +1231,7 @@ void run_attention(Reader& in, bool backward) {
   Resolved res;
   Expect e = oracle(c, res);
   if (!e.must_fail && c.workspace_limit) e.allowed |= S(UMFA_STATUS_WORKSPACE_LIMIT);
-  if (!e.must_fail && work_of(c) > 4.0e6) {  // valid but too slow to check here
+  if (!e.must_fail && work_of(c) > 1.0e6) {  // valid but too slow to check here
     ++g_stats.skipped;
     return;
   }
