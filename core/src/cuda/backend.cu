@@ -102,7 +102,7 @@ int out_vec(const View& v, bool varlen) {
     return ptr % uintptr_t(n * es) == 0 && (varlen || stride_ok(v, 0, n)) && stride_ok(v, 1, n) &&
            stride_ok(v, 2, n);
   };
-  return (ok(2) ? 1 : 0) | (ok(4) ? 2 : 0);
+  return (ok(2) ? 1 : 0) | (ok(4) ? 2 : 0) | (ok(16 / es) ? 4 : 0);
 }
 
 // Whether the tensor-core kernels can read `v` (dtype `dt`) in place.

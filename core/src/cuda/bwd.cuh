@@ -182,48 +182,75 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         dlt_r[mt][r] = p.delta[k];
       }
 
-    float acc_s[MT_S][NT_S][4], acc_dp[MT_S][NT_S][4];
-    zero(acc_s);
-    zero(acc_dp);
-    gemm_ss<T, false, false, MT_S, NT_S, D / 16>(
-        acc_s, sQ + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
-        sK + wsn * NT_S * 8 * PB + lane_off_b<false>(lane, PB), PB);
-    gemm_ss<T, false, false, MT_S, NT_S, D / 16>(
-        acc_dp, sdO + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
-        sV + wsn * NT_S * 8 * PB + lane_off_b<false>(lane, PB), PB);
-
     const bool full = m0 + BM <= s.nq && n0 + BN <= s.nk &&
                       (p.wl < 0 || n0 >= m0 + BM - 1 + s.off - p.wl) &&
                       (p.wr < 0 || n0 + BN - 1 <= m0 + s.off + p.wr);
-    scores_to_p_ds(acc_s, acc_dp, lse_r, dlt_r, p, s, alibi_slope(p, b, h), row_base,
-                   n0 + wsn * NT_S * 8, full, lane);
+    const int col_base = n0 + wsn * NT_S * 8;
+    const bool softcap = p.softcap > 0.f;
 
-    // P and dS to shared memory (16-bit).
+    // S = Q K^T, then P right away (its exponentials overlap the dP GEMM), stored as 16-bit.
+    float acc_s[MT_S][NT_S][4];
+    zero(acc_s);
+    gemm_ss<T, false, false, MT_S, NT_S, D / 16>(
+        acc_s, sQ + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
+        sK + wsn * NT_S * 8 * PB + lane_off_b<false>(lane, PB), PB);
+    float fp[MT_S][NT_S][4];  // softcap only: d score / d (scale q.k)
+    if (softcap)
+      scores_log2<MT_S, NT_S>(acc_s, fp, p, alibi_slope(p, b, h), row_base, col_base, s.off, lane);
+    else
+      scores_log2<MT_S, NT_S>(acc_s, nullptr, p, alibi_slope(p, b, h), row_base, col_base, s.off,
+                              lane);
+    if (!full) mask_scores<MT_S, NT_S>(acc_s, p, row_base, col_base, s.off, s.nq, s.nk, true, lane);
+    // Masked scores are -inf, so P = exp2(-inf - lse2) = 0 there (lse2 is finite, or +inf only
+    // on rows that see no key at all, which are masked too).
 #pragma unroll
     for (int mt = 0; mt < MT_S; ++mt)
 #pragma unroll
       for (int nt = 0; nt < NT_S; ++nt)
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int row = wsm * MT_S * 16 + mt * 16 + (lane >> 2) + r * 8;
-          const int col = wsn * NT_S * 8 + nt * 8 + (lane & 3) * 2;
-          const uint32_t off = uint32_t(row * PPB + col * 2);
-          const uint32_t pv = Elem<T>::pack(acc_s[mt][nt][2 * r], acc_s[mt][nt][2 * r + 1]);
-          const uint32_t dv = Elem<T>::pack(acc_dp[mt][nt][2 * r], acc_dp[mt][nt][2 * r + 1]);
-          asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sP + off), "r"(pv) : "memory");
-          asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sdS + off), "r"(dv) : "memory");
+        for (int e = 0; e < 4; ++e) acc_s[mt][nt][e] = fast_exp2(acc_s[mt][nt][e] - lse_r[mt][e >> 1]);
+    auto store16 = [&](uint32_t tile, const float (&v)[MT_S][NT_S][4]) {
+#pragma unroll
+      for (int mt = 0; mt < MT_S; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT_S; ++nt)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const int row = wsm * MT_S * 16 + mt * 16 + (lane >> 2) + r * 8;
+            const int col = wsn * NT_S * 8 + nt * 8 + (lane & 3) * 2;
+            const uint32_t w = Elem<T>::pack(v[mt][nt][2 * r], v[mt][nt][2 * r + 1]);
+            asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tile + uint32_t(row * PPB + col * 2)),
+                         "r"(w)
+                         : "memory");
+          }
+    };
+    store16(sP, acc_s);
+
+    // dP = dO V^T, dS = P (dP - Delta) f'.
+    float acc_dp[MT_S][NT_S][4];
+    zero(acc_dp);
+    gemm_ss<T, false, false, MT_S, NT_S, D / 16>(
+        acc_dp, sdO + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
+        sV + wsn * NT_S * 8 * PB + lane_off_b<false>(lane, PB), PB);
+#pragma unroll
+    for (int mt = 0; mt < MT_S; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT_S; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float ds = acc_s[mt][nt][e] * (acc_dp[mt][nt][e] - dlt_r[mt][e >> 1]);
+          if (softcap) ds *= fp[mt][nt][e];
+          acc_dp[mt][nt][e] = ds;
         }
+    store16(sdS, acc_dp);
     __syncthreads();
 
-    // dV += P^T dO, dK += dS^T Q.
+    // dV += P^T dO.
     gemm_ss<T, true, true, MT_KV, NT_KV, BM / 16>(
         acc_dv, sP + wkn * MT_KV * 16 * 2 + lane_off_a<true>(lane, PPB), PPB,
         sdO + wkd * NT_KV * 8 * 2 + lane_off_b<true>(lane, PB), PB);
-    gemm_ss<T, true, true, MT_KV, NT_KV, BM / 16>(
-        acc_dk, sdS + wkn * MT_KV * 16 * 2 + lane_off_a<true>(lane, PPB), PPB,
-        sQ + wkd * NT_KV * 8 * 2 + lane_off_b<true>(lane, PB), PB);
 
-    // dQ += dS K, accumulated in f32 scratch.
+    // dQ += dS K, accumulated in f32 scratch (the reductions overlap the dK GEMM below).
     if (p.dq_atomic) {
       float acc_dq[MT_Q][NT_Q][4];
       zero(acc_dq);
@@ -244,6 +271,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
         }
     }
 
+    // dK += dS^T Q.
+    gemm_ss<T, true, true, MT_KV, NT_KV, BM / 16>(
+        acc_dk, sdS + wkn * MT_KV * 16 * 2 + lane_off_a<true>(lane, PPB), PPB,
+        sQ + wkd * NT_KV * 8 * 2 + lane_off_b<true>(lane, PB), PB);
+
     if (!p.dbuf && t + 1 < steps) {
       __syncthreads();  // single buffer: everyone is done with Q/dO before they are replaced
       load_step(t + 1, 0);
@@ -251,10 +283,21 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     }
   }
 
-  // Epilogue: dV, then dK (times the softmax scale), each through shared memory.
-  float* so = reinterpret_cast<float*>(smem);
+  // Epilogue: dV and dK (times the softmax scale) through shared memory: 16-bit tiles in the
+  // K/V areas when the outputs have the compute dtype, else f32 tiles one after the other.
   const int kv_rows = min(BN, s.nk - n0);
   __syncthreads();  // every warp is done with the tiles
+  if (p.dk.dtype == Elem<T>::kDtype && p.dv.dtype == Elem<T>::kDtype) {
+    frag_to_smem16<T, D>(sV, acc_dv, wkn * MT_KV * 16, wkd * NT_KV * 8, 1.f, lane);
+    frag_to_smem16<T, D>(sK, acc_dk, wkn * MT_KV * 16, wkd * NT_KV * 8, p.scale, lane);
+    __syncthreads();
+    smem16_to_global<BN, D, C::kThreads>(sV, kv_rows, p.dv, varlen, b, s.k_row0 + n0, hk, p.d,
+                                         tid);
+    smem16_to_global<BN, D, C::kThreads>(sK, kv_rows, p.dk, varlen, b, s.k_row0 + n0, hk, p.d,
+                                         tid);
+    return;
+  }
+  float* so = reinterpret_cast<float*>(smem);
   frag_to_smem<D>(so, acc_dv, wkn * MT_KV * 16, wkd * NT_KV * 8, 1.f, lane);
   __syncthreads();
   smem_to_global<BN, D, C::kThreads>(so, kv_rows, p.dv, varlen, b, s.k_row0 + n0, hk, p.d, tid);

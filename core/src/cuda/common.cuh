@@ -81,6 +81,7 @@ struct Elem;
 
 template <>
 struct Elem<__half> {
+  static constexpr int kDtype = UMFA_DTYPE_F16;
   static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
     __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&h);
@@ -96,6 +97,7 @@ struct Elem<__half> {
 
 template <>
 struct Elem<__nv_bfloat16> {
+  static constexpr int kDtype = UMFA_DTYPE_BF16;
   static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
     __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&h);
@@ -494,6 +496,52 @@ __device__ __forceinline__ void smem_to_global(const float* so, int rows_valid, 
     if (r >= rows_valid || col >= dlim) continue;
     const float4 v = *reinterpret_cast<const float4*>(so + r * (D + 8) + col);
     store_quad(o, view_row(o, flat, b, row0 + r, h), col, dlim, v);
+  }
+}
+
+// 16-bit variant for outputs whose dtype is the compute dtype T: tile [rows][D + 8] of T.
+template <typename T, int D, int MT, int NT>
+__device__ __forceinline__ void frag_to_smem16(uint32_t so, const float (&acc)[MT][NT][4],
+                                               int row_off, int col_off, float scale, int lane) {
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int row = row_off + mt * 16 + (lane >> 2) + r * 8;
+        const int col = col_off + nt * 8 + (lane & 3) * 2;
+        const uint32_t v = Elem<T>::pack(acc[mt][nt][2 * r] * scale, acc[mt][nt][2 * r + 1] * scale);
+        asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(so + uint32_t((row * (D + 8) + col) * 2)),
+                     "r"(v)
+                     : "memory");
+      }
+}
+
+// Rows [0, rows_valid) x columns [0, dlim) of a 16-bit tile -> rows row0 + r of head h of `o`
+// (whose dtype is the tile's): 16-byte stores where `vec` bit 2 allows.
+template <int ROWS, int D, int THREADS>
+__device__ __forceinline__ void smem16_to_global(uint32_t so, int rows_valid, const TView& o,
+                                                 bool flat, int b, int64_t row0, int h, int dlim,
+                                                 int tid) {
+  constexpr int CPR = D / 8;
+  for (int c = tid; c < ROWS * CPR; c += THREADS) {
+    const int r = c / CPR, col = (c % CPR) * 8;
+    if (r >= rows_valid || col >= dlim) continue;
+    uint4 v;
+    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "r"(so + uint32_t((r * (D + 8) + col) * 2))
+                 : "memory");
+    uint16_t* dst = static_cast<uint16_t*>(o.ptr) + view_row(o, flat, b, row0 + r, h);
+    if ((o.vec & 4) && col + 7 < dlim) {
+      *reinterpret_cast<uint4*>(dst + col) = v;
+    } else {
+      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        if (col + e < dlim) dst[int64_t(col + e) * o.sd] = uint16_t(w[e / 2] >> (16 * (e & 1)));
+    }
   }
 }
 

@@ -19,7 +19,7 @@ using Fwd128 = FwdCfg<128, 128, 64, 4>;
 using Fwd256 = FwdCfg<256, 128, 64, 8>;
 
 //                   D   BM   BN  S: WM WN  dKV: WN WD  dQ: WM WD
-using Bwd64 = BwdCfg<64, 64, 128, 2, 4, 4, 2, 2, 4>;
+using Bwd64 = BwdCfg<64, 128, 128, 4, 2, 4, 2, 4, 2>;
 using Bwd96 = BwdCfg<96, 64, 128, 2, 4, 4, 2, 4, 2>;
 using Bwd128 = BwdCfg<128, 64, 128, 2, 4, 4, 2, 2, 4>;
 using Bwd256 = BwdCfg<256, 64, 64, 2, 4, 2, 4, 2, 4>;
@@ -121,7 +121,7 @@ template <typename T>
 KernelInfo bwd_variant(int dt, int variant) {
   if (variant == 1) {
     switch (dt) {
-      case 64: return bwd_info<T, BwdCfg<64, 128, 128, 4, 2, 4, 2, 4, 2>>();
+      case 64: return bwd_info<T, BwdCfg<64, 64, 128, 2, 4, 4, 2, 2, 4>>();
       case 128: return bwd_info<T, BwdCfg<128, 64, 64, 2, 4, 2, 4, 2, 4>>();
       default: break;
     }

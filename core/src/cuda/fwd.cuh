@@ -215,6 +215,30 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
     flat = true;
   }
   __syncthreads();  // every warp is done with the K/V/Q tiles
+  if (p.num_splits <= 1 && p.o.dtype == Elem<T>::kDtype) {
+    // Output in the compute dtype: a 16-bit tile and 16-byte stores.
+    const uint32_t so16 = smem_u32(smem);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float sum = quad_sum(row_sum[mt][r]);
+        const float inv = sum > 0.f ? 1.f / sum : 0.f;
+        const int i = row_base + mt * 16 + r * 8;
+        if (lp && (lane & 3) == 0 && i < s.nq)
+          lp[l_base + int64_t(h) * l_sh + (row0 + i) * l_ss] =
+              sum > 0.f ? (row_max[mt][r] + __log2f(sum)) * kLn2 : neg_inf();
+#pragma unroll
+        for (int dt = 0; dt < DT; ++dt) {
+          acc_o[mt][dt][2 * r] *= inv;
+          acc_o[mt][dt][2 * r + 1] *= inv;
+        }
+      }
+    frag_to_smem16<T, D>(so16, acc_o, warp * MT * 16, 0, 1.f, lane);
+    __syncthreads();
+    smem16_to_global<BM, D, C::kThreads>(so16, s.nq - m0, ov, flat, b, row0 + m0, h, p.d, tid);
+    return;
+  }
   float* so = reinterpret_cast<float*>(smem);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)

@@ -17,7 +17,7 @@ struct TView {
   int64_t sb = 0, ss = 0, sh = 0, sd = 1;
   int32_t dtype = UMFA_DTYPE_F32;
   // Outputs: bit 0 = a column pair (2 elements) may be written with one store, bit 1 = four
-  // columns may (sd == 1 and the pointer and strides aligned for it).
+  // columns may, bit 2 = 16 bytes may (sd == 1 and the pointer and strides aligned for it).
   int32_t vec = 0;
 };
 
