@@ -8,6 +8,20 @@
  */
 export type DType = 'f32' | 'f16' | 'bf16' | 'bool' | 'i32';
 
+/** The typed array that holds the elements of each {@link DType} when umfa allocates them. */
+export interface DTypeData {
+  /** 32-bit floats. */
+  f32: Float32Array;
+  /** binary16 bit patterns (a `Float16Array` only when allocated like a `Float16Array` input). */
+  f16: Uint16Array;
+  /** bfloat16 bit patterns. */
+  bf16: Uint16Array;
+  /** One byte per element, 0 = masked out. */
+  bool: Uint8Array;
+  /** 32-bit signed integers. */
+  i32: Int32Array;
+}
+
 /** The `UMFA_DTYPE_*` value of each {@link DType}. */
 export const DTypeCode: { readonly [K in DType]: number } = {
   f32: 0,
@@ -47,9 +61,14 @@ export function isFloat16Array(data: unknown): boolean {
 
 /**
  * Allocates zero-filled storage for `length` elements of `dtype`: a `Float32Array`, `Uint16Array`
- * (f16/bf16 bits), `Uint8Array` or `Int32Array`. Pass `preferFloat16Array` to get a
+ * (f16/bf16 bits), `Uint8Array` or `Int32Array` (see {@link DTypeData}).
+ */
+export function allocData<T extends DType>(dtype: T, length: number, preferFloat16Array?: false): DTypeData[T];
+/**
+ * Allocates zero-filled storage for `length` elements of `dtype`; with `preferFloat16Array`, a
  * `Float16Array` for `f16` where the runtime has one.
  */
+export function allocData(dtype: DType, length: number, preferFloat16Array?: boolean): ArrayBufferView;
 export function allocData(dtype: DType, length: number, preferFloat16Array = false): ArrayBufferView {
   switch (dtype) {
     case 'f32':
@@ -167,6 +186,7 @@ export function bf16ToF32(bits: ArrayLike<number>): Float32Array {
  * Converts `values` to the storage of `dtype`: `Float32Array` for f32, binary16 or bfloat16 bits
  * for f16/bf16, `Uint8Array` (nonzero → 1) for bool, `Int32Array` (truncated) for i32.
  */
+export function fromFloat32<T extends DType>(values: ArrayLike<number>, dtype: T): DTypeData[T];
 export function fromFloat32(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
   switch (dtype) {
     case 'f32':
@@ -183,20 +203,60 @@ export function fromFloat32(values: ArrayLike<number>, dtype: DType): ArrayBuffe
 }
 
 /**
- * Reads storage of `dtype` as numbers in a `Float32Array` (element by element, no layout
- * change). The inverse of {@link fromFloat32} for every finite value representable in `dtype`.
+ * The elements of `data` as the typed array of `dtype` ({@link DTypeData}, or a `Float16Array`
+ * for f16): `data` itself when it already is one, otherwise its bytes reinterpreted (DataView, a
+ * `Uint8Array` of raw bytes, ...; copied when they are not aligned for the element type).
+ * Trailing bytes that do not fill an element are dropped.
  */
-export function toFloat32Array(data: ArrayBufferView, dtype: DType): Float32Array {
+export function elementsOf(data: ArrayBufferView, dtype: DType): ArrayBufferView & ArrayLike<number> {
   switch (dtype) {
     case 'f32':
-      return Float32Array.from(data as Float32Array);
+      if (data instanceof Float32Array) return data;
+      break;
     case 'f16':
-      return f16ToF32(data);
+      if (data instanceof Uint16Array || isFloat16Array(data)) return data as ArrayBufferView & ArrayLike<number>;
+      break;
     case 'bf16':
-      return bf16ToF32(data as Uint16Array);
+      if (data instanceof Uint16Array) return data;
+      break;
     case 'bool':
-      return Float32Array.from(data as Uint8Array);
+      if (data instanceof Uint8Array) return data;
+      break;
     case 'i32':
-      return Float32Array.from(data as Int32Array);
+      if (data instanceof Int32Array) return data;
+      break;
+  }
+  const size = sizes[dtype];
+  const count = Math.floor(data.byteLength / size);
+  const aligned = data.byteOffset % size === 0;
+  const buffer = aligned ? data.buffer : new Uint8Array(data.buffer, data.byteOffset, count * size).slice().buffer;
+  const offset = aligned ? data.byteOffset : 0;
+  switch (dtype) {
+    case 'f32':
+      return new Float32Array(buffer, offset, count);
+    case 'f16':
+    case 'bf16':
+      return new Uint16Array(buffer, offset, count);
+    case 'bool':
+      return new Uint8Array(buffer, offset, count);
+    case 'i32':
+      return new Int32Array(buffer, offset, count);
+  }
+}
+
+/**
+ * Reads storage of `dtype` as numbers in a `Float32Array` (element by element, no layout
+ * change). The inverse of {@link fromFloat32} for every finite value representable in `dtype`.
+ * `data` may be the dtype's typed array or any view of its bytes (a `DataView`, say).
+ */
+export function toFloat32Array(data: ArrayBufferView, dtype: DType): Float32Array {
+  const elements = elementsOf(data, dtype);
+  switch (dtype) {
+    case 'f16':
+      return f16ToF32(elements);
+    case 'bf16':
+      return bf16ToF32(elements);
+    default:
+      return Float32Array.from(elements);
   }
 }

@@ -10,6 +10,7 @@ export { Status, MFAStatus, statusName, mfaStatusName, type StatusName } from '.
 export { UmfaError, UmfaLoadError, MFAError } from './errors.js';
 export {
   type DType,
+  type DTypeData,
   DTypeCode,
   dtypeSize,
   isDType,
@@ -23,11 +24,13 @@ export {
   bf16ToF32,
   fromFloat32,
   toFloat32Array,
+  elementsOf,
 } from './dtype.js';
 export {
   type Tensor,
   type TensorInit,
   type AttentionResult,
+  type AttentionResultWithLse,
   type AttentionGradients,
   numel,
   contiguousStrides,
@@ -70,6 +73,18 @@ export {
   encodeContextOptions,
   resolveMaskMode,
 } from './abi.js';
+export type {
+  OptionField,
+  AllocatedData,
+  ForwardOutData,
+  ForwardLseData,
+  ForwardResult,
+  GradientData,
+  BackwardResult,
+  PrecisionData,
+  ClassicOutData,
+  KnownOptions,
+} from './results.js';
 export type { Driver, AsyncOutcome, ClassicCall } from './driver.js';
 export { Runtime, ContextBase } from './context.js';
 export { MFAContextBase, precisionOf } from './classic.js';

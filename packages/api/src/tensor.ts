@@ -2,12 +2,12 @@ import { UmfaError } from './errors.js';
 import { Status } from './status.js';
 import {
   allocData,
-  dtypeSize,
   Float16ArrayCtor,
   fromFloat32,
   isFloat16Array,
   toFloat32Array,
   type DType,
+  type DTypeData,
 } from './dtype.js';
 
 /**
@@ -31,22 +31,40 @@ export interface Tensor<D extends ArrayBufferView = ArrayBufferView> {
   readonly strides?: readonly number[] | undefined;
 }
 
-/** The result of a forward call: the attention output and, when asked for, the log-sum-exp. */
-export interface AttentionResult {
+/**
+ * The result of a forward call: the attention output and, when asked for, the log-sum-exp.
+ * `D` and `L` are the typed arrays of their data (see `ForwardResult` for how a call's
+ * arguments determine them).
+ */
+export interface AttentionResult<D extends ArrayBufferView = ArrayBufferView, L extends ArrayBufferView = ArrayBufferView> {
   /** `[batch, seqlen_q, heads_q, head_dim_v]` (or `[total_q, heads_q, head_dim_v]` for varlen). */
-  out: Tensor;
+  out: Tensor<D>;
   /** `f32` `[batch, heads_q, seqlen_q]` (or `[heads_q, total_q]`), natural-log LSE per row. */
-  lse?: Tensor;
+  lse?: Tensor<L>;
 }
 
-/** The result of a backward call: the gradients with respect to q, k and v. */
-export interface AttentionGradients {
+/** The result of a forward call that asked for the log-sum-exp (`returnLse: true` or `lse`). */
+export interface AttentionResultWithLse<D extends ArrayBufferView = ArrayBufferView, L extends ArrayBufferView = Float32Array>
+  extends AttentionResult<D, L> {
+  /** `f32` `[batch, heads_q, seqlen_q]` (or `[heads_q, total_q]`), natural-log LSE per row. */
+  lse: Tensor<L>;
+}
+
+/**
+ * The result of a backward call: the gradients with respect to q, k and v, whose data are typed
+ * arrays `Q`, `K` and `V` (see `BackwardResult`).
+ */
+export interface AttentionGradients<
+  Q extends ArrayBufferView = ArrayBufferView,
+  K extends ArrayBufferView = ArrayBufferView,
+  V extends ArrayBufferView = ArrayBufferView,
+> {
   /** ∂L/∂q, shaped like q. */
-  dq: Tensor;
+  dq: Tensor<Q>;
   /** ∂L/∂k, shaped like k (summed over the query heads sharing each key head). */
-  dk: Tensor;
+  dk: Tensor<K>;
   /** ∂L/∂v, shaped like v. */
-  dv: Tensor;
+  dv: Tensor<V>;
 }
 
 /** Number of elements of a shape (1 for rank 0). */
@@ -169,6 +187,12 @@ export function bhsd<D extends ArrayBufferView>(
  * @param shape - the shape
  * @param preferFloat16Array - for f16, use the runtime's `Float16Array` when it has one
  */
+export function zeros<T extends DType>(dtype: T, shape: readonly number[], preferFloat16Array?: false): Tensor<DTypeData[T]>;
+/**
+ * Allocates a dense, zero-filled tensor; with `preferFloat16Array`, f16 data is a `Float16Array`
+ * where the runtime has one.
+ */
+export function zeros(dtype: DType, shape: readonly number[], preferFloat16Array?: boolean): Tensor;
 export function zeros(dtype: DType, shape: readonly number[], preferFloat16Array = false): Tensor {
   return { data: allocData(dtype, numel(shape), preferFloat16Array), dtype, shape: [...shape] };
 }
@@ -181,13 +205,8 @@ export function toFloat32(t: Tensor): Float32Array {
   const shape = t.shape;
   const strides = stridesOf(t);
   const n = numel(shape);
-  const esize = dtypeSize(t.dtype);
-  const count = t.data.byteLength / esize;
-  const all = toFloat32Array(
-    t.data instanceof DataView ? new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) : t.data,
-    t.dtype,
-  );
-  if (isContiguous(t) && count >= n) return all.length === n ? all : all.slice(0, n);
+  const all = toFloat32Array(t.data, t.dtype);
+  if (isContiguous(t) && all.length >= n) return all.length === n ? all : all.slice(0, n);
   const out = new Float32Array(n);
   const rank = shape.length;
   const idx = new Array<number>(rank).fill(0);
@@ -208,6 +227,7 @@ export function toFloat32(t: Tensor): Float32Array {
  * Builds a tensor of `dtype` from numbers in row-major order (converting f32 → f16/bf16 bits as
  * needed).
  */
+export function fromValues<T extends DType = 'f32'>(values: ArrayLike<number>, shape: readonly number[], dtype?: T): Tensor<DTypeData[T]>;
 export function fromValues(values: ArrayLike<number>, shape: readonly number[], dtype: DType = 'f32'): Tensor {
   const data = dtype === 'f32' && values instanceof Float32Array ? values : fromFloat32(values, dtype);
   return { data, dtype, shape: [...shape] };
