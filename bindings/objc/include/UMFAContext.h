@@ -16,8 +16,9 @@
  * can use this header unchanged; only the implementation file must be built -fno-objc-arc.
  *
  * Threads: one UMFAContext may be used by many threads at once (the C ABI allows concurrent
- * calls on one context); UMFATensor and UMFAAttentionOptions are plain values, not to be
- * mutated while a call uses them.
+ * calls on one context), and so may the same UMFATensor and UMFAAttentionOptions objects: a call
+ * only reads them (it works on its own copies of the C views). Do not change an options object,
+ * or resize a tensor's data, while a call that uses it runs.
  */
 #ifndef UMFA_OBJC_CONTEXT_H
 #define UMFA_OBJC_CONTEXT_H
@@ -119,7 +120,9 @@ NSUInteger UMFADTypeSize(UMFADType dtype);
 @property(readonly) UMFADType dtype;
 @property(readonly) NSArray *shape;
 @property(readonly) NSArray *strides;
-/** The C view, pointing at the data's current bytes (valid until the data is resized). */
+/** The C view, pointing at the data's current bytes (valid until the data is resized), for
+ *  calling the C API directly. Reading it updates the object's stored pointer: do not read it
+ *  from several threads at once (the wrapper's own calls never use it). */
 @property(readonly) const umfa_tensor *rawTensor;
 @end
 
@@ -165,7 +168,8 @@ NSUInteger UMFADTypeSize(UMFADType dtype);
 @property(assign) int64_t maxSeqlenK;
 /** cudaStream_t for CUDA contexts (NULL = default stream); ignored on the CPU. */
 @property(assign) void *stream;
-/** Fills `*raw_out` (the C struct points at this object's tensors: keep it alive for the call). */
+/** Fills `*raw_out` (the C struct points at this object's tensors' -rawTensor views: keep it
+ *  alive for the call; not for concurrent use, see -rawTensor). */
 - (void)getRawOptions:(umfa_attention_options *)raw_out;
 @end
 

@@ -88,8 +88,9 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
 }
 
 @interface UMFATensor ()
+- (char *)currentBase;
 - (void)refreshPointer;
-- (BOOL)prepareForCall:(NSString *)name error:(NSError **)error;
+- (BOOL)copyRawTo:(umfa_tensor *)raw name:(NSString *)name error:(NSError **)error;
 @end
 
 @implementation UMFATensor
@@ -308,16 +309,22 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
   return UMFANumbers(_raw.strides, _raw.rank);
 }
 
-/* Points the C view at the data's current bytes (no copy). A non-NULL pointer is passed even
-   for empty data. */
-- (void)refreshPointer {
+/* The address of the view's first byte in the data's current bytes (no copy). A non-NULL
+   pointer is given even for empty data. */
+- (char *)currentBase {
   static char empty_storage[8];
   char *base = _mutable ? (char *)[(NSMutableData *)_data mutableBytes] : (char *)[_data bytes];
-  _raw.data = base != NULL ? base + _byteOffset : empty_storage;
+  return base != NULL ? base + _byteOffset : empty_storage;
 }
 
-/* Refreshes the pointer and checks the data is still long enough (it may have been resized). */
-- (BOOL)prepareForCall:(NSString *)name error:(NSError **)error {
+- (void)refreshPointer {
+  _raw.data = [self currentBase];
+}
+
+/* Checks the data is still long enough (it may have been resized) and writes a copy of the C
+   view, pointing at the current bytes, to *raw. Nothing in the tensor object changes, so one
+   tensor may take part in calls on several threads at once. */
+- (BOOL)copyRawTo:(umfa_tensor *)raw name:(NSString *)name error:(NSError **)error {
   if ([_data length] < _bytesNeeded) {
     return UMFAFailWith(error, UMFA_STATUS_INVALID_ARGUMENT,
                         [NSString stringWithFormat:@"%@: its data shrank to %lu bytes; the view "
@@ -325,7 +332,8 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
                                                    name, (unsigned long)[_data length],
                                                    (unsigned long)_bytesNeeded]);
   }
-  [self refreshPointer];
+  *raw = _raw;
+  raw->data = [self currentBase];
   return YES;
 }
 
@@ -402,8 +410,10 @@ static NSArray *UMFANumbers(const int64_t *values, int32_t count) {
 
 @end
 
-/* Checks that a required tensor is present (and writable for outputs). */
-static BOOL UMFACheckTensor(UMFATensor *t, NSString *name, BOOL output, NSError **error) {
+/* Checks that a required tensor is present (and writable for outputs) and writes its C view
+   to *raw (a per-call copy). */
+static BOOL UMFACheckTensor(UMFATensor *t, NSString *name, BOOL output, umfa_tensor *raw,
+                            NSError **error) {
   if (t == nil) {
     return UMFAFailWith(error, UMFA_STATUS_NULL_POINTER,
                         [NSString stringWithFormat:@"%@ is nil", name]);
@@ -414,16 +424,54 @@ static BOOL UMFACheckTensor(UMFATensor *t, NSString *name, BOOL output, NSError 
                                                    @"tensorWithMutableData:",
                                                    name]);
   }
-  return [t prepareForCall:name error:error];
+  return [t copyRawTo:raw name:name error:error];
 }
 
-/* Prepares the tensors an options object points to. */
-static BOOL UMFAPrepareOptions(UMFAAttentionOptions *options, NSError **error) {
-  return (![options attnMask] || [[options attnMask] prepareForCall:@"attn_mask" error:error]) &&
-         (![options alibiSlopes] ||
-          [[options alibiSlopes] prepareForCall:@"alibi_slopes" error:error]) &&
-         (![options cuSeqlensQ] || [[options cuSeqlensQ] prepareForCall:@"cu_seqlens_q" error:error]) &&
-         (![options cuSeqlensK] || [[options cuSeqlensK] prepareForCall:@"cu_seqlens_k" error:error]);
+/* Per-call copies of the views an options object points to. */
+typedef struct {
+  umfa_tensor attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k;
+} UMFAOptionViews;
+
+/* Fills *raw from `options` (nil = defaults) with its tensor pointers aimed at the copies in
+   *views, which must outlive the call. */
+static BOOL UMFAPrepareOptions(UMFAAttentionOptions *options, umfa_attention_options *raw,
+                               UMFAOptionViews *views, NSError **error) {
+  UMFATensor *mask, *alibi, *cuQ, *cuK;
+  if (options == nil) {
+    memset(raw, 0, sizeof *raw);
+    raw->struct_size = (uint32_t)sizeof *raw;
+    raw->window_left = -1;
+    raw->window_right = -1;
+    return YES;
+  }
+  mask = [options attnMask];
+  alibi = [options alibiSlopes];
+  cuQ = [options cuSeqlensQ];
+  cuK = [options cuSeqlensK];
+  if ((mask && ![mask copyRawTo:&views->attn_mask name:@"attn_mask" error:error]) ||
+      (alibi && ![alibi copyRawTo:&views->alibi_slopes name:@"alibi_slopes" error:error]) ||
+      (cuQ && ![cuQ copyRawTo:&views->cu_seqlens_q name:@"cu_seqlens_q" error:error]) ||
+      (cuK && ![cuK copyRawTo:&views->cu_seqlens_k name:@"cu_seqlens_k" error:error])) {
+    return NO;
+  }
+  /* The scalar fields as -getRawOptions: writes them, without touching the tensor objects. */
+  memset(raw, 0, sizeof *raw);
+  raw->struct_size = (uint32_t)sizeof *raw;
+  raw->mask_mode = (uint32_t)[options maskMode];
+  raw->softmax_scale = [options softmaxScale];
+  raw->softcap = [options softcap];
+  raw->has_window = [options hasWindow] ? 1u : 0u;
+  raw->flags = [options deterministic] ? (uint32_t)UMFA_FLAG_DETERMINISTIC : 0u;
+  raw->window_left = [options windowLeft];
+  raw->window_right = [options windowRight];
+  raw->max_seqlen_q = [options maxSeqlenQ];
+  raw->max_seqlen_k = [options maxSeqlenK];
+  raw->stream = [options stream];
+  raw->attn_mask = mask ? &views->attn_mask : NULL;
+  raw->alibi_slopes = alibi ? &views->alibi_slopes : NULL;
+  raw->cu_seqlens_q = cuQ ? &views->cu_seqlens_q : NULL;
+  raw->cu_seqlens_k = cuK ? &views->cu_seqlens_k : NULL;
+  return YES;
 }
 
 @implementation UMFAContext
@@ -504,23 +552,21 @@ static BOOL UMFAPrepareOptions(UMFAAttentionOptions *options, NSError **error) {
                  options:(UMFAAttentionOptions *)options
                    error:(NSError **)error {
   umfa_attention_options raw;
+  UMFAOptionViews optionViews;
+  umfa_tensor tq, tk, tv, tout, tlse;
   umfa_status status;
-  if (!UMFACheckTensor(q, @"q", NO, error) || !UMFACheckTensor(k, @"k", NO, error) ||
-      !UMFACheckTensor(v, @"v", NO, error) || !UMFACheckTensor(outTensor, @"out", YES, error)) {
+  if (!UMFACheckTensor(q, @"q", NO, &tq, error) || !UMFACheckTensor(k, @"k", NO, &tk, error) ||
+      !UMFACheckTensor(v, @"v", NO, &tv, error) ||
+      !UMFACheckTensor(outTensor, @"out", YES, &tout, error)) {
     return NO;
   }
-  if (lse != nil && !UMFACheckTensor(lse, @"lse", YES, error)) {
+  if (lse != nil && !UMFACheckTensor(lse, @"lse", YES, &tlse, error)) {
     return NO;
   }
-  if (options == nil) {
-    options = [UMFAAttentionOptions options];
-  }
-  if (!UMFAPrepareOptions(options, error)) {
+  if (!UMFAPrepareOptions(options, &raw, &optionViews, error)) {
     return NO;
   }
-  [options getRawOptions:&raw];
-  status = umfa_attention_forward(_context, &raw, [q rawTensor], [k rawTensor], [v rawTensor],
-                                  [outTensor rawTensor], lse ? [lse rawTensor] : NULL);
+  status = umfa_attention_forward(_context, &raw, &tq, &tk, &tv, &tout, lse ? &tlse : NULL);
   if (status != UMFA_STATUS_OK) {
     return UMFAFail(error, status, _context);
   }
@@ -539,24 +585,24 @@ static BOOL UMFAPrepareOptions(UMFAAttentionOptions *options, NSError **error) {
                   options:(UMFAAttentionOptions *)options
                     error:(NSError **)error {
   umfa_attention_options raw;
+  UMFAOptionViews optionViews;
+  umfa_tensor tq, tk, tv, tout, tdout, tlse, tdq, tdk, tdv;
   umfa_status status;
-  if (!UMFACheckTensor(q, @"q", NO, error) || !UMFACheckTensor(k, @"k", NO, error) ||
-      !UMFACheckTensor(v, @"v", NO, error) || !UMFACheckTensor(outTensor, @"out", NO, error) ||
-      !UMFACheckTensor(dout, @"dout", NO, error) || !UMFACheckTensor(lse, @"lse", NO, error) ||
-      !UMFACheckTensor(dq, @"dq", YES, error) || !UMFACheckTensor(dk, @"dk", YES, error) ||
-      !UMFACheckTensor(dv, @"dv", YES, error)) {
+  if (!UMFACheckTensor(q, @"q", NO, &tq, error) || !UMFACheckTensor(k, @"k", NO, &tk, error) ||
+      !UMFACheckTensor(v, @"v", NO, &tv, error) ||
+      !UMFACheckTensor(outTensor, @"out", NO, &tout, error) ||
+      !UMFACheckTensor(dout, @"dout", NO, &tdout, error) ||
+      !UMFACheckTensor(lse, @"lse", NO, &tlse, error) ||
+      !UMFACheckTensor(dq, @"dq", YES, &tdq, error) ||
+      !UMFACheckTensor(dk, @"dk", YES, &tdk, error) ||
+      !UMFACheckTensor(dv, @"dv", YES, &tdv, error)) {
     return NO;
   }
-  if (options == nil) {
-    options = [UMFAAttentionOptions options];
-  }
-  if (!UMFAPrepareOptions(options, error)) {
+  if (!UMFAPrepareOptions(options, &raw, &optionViews, error)) {
     return NO;
   }
-  [options getRawOptions:&raw];
-  status = umfa_attention_backward(_context, &raw, [q rawTensor], [k rawTensor], [v rawTensor],
-                                   [outTensor rawTensor], [dout rawTensor], [lse rawTensor],
-                                   [dq rawTensor], [dk rawTensor], [dv rawTensor]);
+  status = umfa_attention_backward(_context, &raw, &tq, &tk, &tv, &tout, &tdout, &tlse, &tdq,
+                                   &tdk, &tdv);
   if (status != UMFA_STATUS_OK) {
     return UMFAFail(error, status, _context);
   }

@@ -738,6 +738,172 @@ static void run_bad_inputs(UMFAContext *ctx) {
   }
 }
 
+/* Backward calls that must fail before writing any gradient. */
+static void run_backward_bad_inputs(UMFAContext *ctx) {
+  NSAutoreleasePool *pool = [[NSAutoreleasePool alloc] init];
+  NSError *error = nil;
+  NSArray *shape = dims(4, 1, 4, 2, 8);
+  UMFATensor *q = [UMFATensor tensorWithData:floats(64, 0) dtype:UMFADTypeF32 shape:shape
+                                       error:NULL];
+  NSMutableData *outData = floats(64, kSentinel);
+  NSMutableData *lseData = floats(8, kSentinel);
+  UMFATensor *out = [UMFATensor tensorWithMutableData:outData dtype:UMFADTypeF32 shape:shape
+                                                error:NULL];
+  UMFATensor *lse = [UMFATensor tensorWithMutableData:lseData dtype:UMFADTypeF32
+                                                shape:dims(3, 1, 2, 4) error:NULL];
+  NSMutableData *dqData = floats(64, kSentinel), *dkData = floats(64, kSentinel);
+  NSMutableData *dvData = floats(72, kSentinel);
+  UMFATensor *dq = [UMFATensor tensorWithMutableData:dqData dtype:UMFADTypeF32 shape:shape
+                                               error:NULL];
+  UMFATensor *dk = [UMFATensor tensorWithMutableData:dkData dtype:UMFADTypeF32 shape:shape
+                                               error:NULL];
+  UMFATensor *dvBad = [UMFATensor tensorWithMutableData:dvData dtype:UMFADTypeF32
+                                                  shape:dims(4, 1, 4, 2, 9) error:NULL];
+  BOOL ok = [ctx forwardWithQuery:q key:q value:q output:out logSumExp:lse options:nil
+                            error:&error];
+  report(ok, @"backward setup: forward with lse", ok ? nil : [error localizedDescription]);
+  ok = [ctx backwardWithQuery:q key:q value:q output:out outputGradient:q logSumExp:lse
+                queryGradient:dq keyGradient:dk valueGradient:dvBad options:nil error:&error];
+  report(!ok && [[error domain] isEqualToString:UMFAErrorDomain] &&
+             [error code] == UMFA_STATUS_SHAPE_MISMATCH && untouched(dqData) &&
+             untouched(dkData) && untouched(dvData),
+         @"bad input: backward with a dv of the wrong head_dim",
+         ok ? @"succeeded" : [error localizedDescription]);
+  ok = [ctx backwardWithQuery:q key:q value:q output:out outputGradient:q logSumExp:nil
+                queryGradient:dq keyGradient:dk valueGradient:dk options:nil error:&error];
+  report(!ok && [error code] == UMFA_STATUS_NULL_POINTER && untouched(dqData) &&
+             untouched(dkData),
+         @"bad input: backward without lse", ok ? @"succeeded" : [error localizedDescription]);
+  ok = [ctx backwardWithQuery:q key:q value:q output:out outputGradient:q logSumExp:lse
+                queryGradient:dq keyGradient:dk valueGradient:q options:nil error:&error];
+  report(!ok && [error code] == UMFA_STATUS_INVALID_ARGUMENT && untouched(dqData) &&
+             untouched(dkData),
+         @"bad input: backward into a read-only NSData gradient",
+         ok ? @"succeeded" : [error localizedDescription]);
+  [pool drain];
+}
+
+/* Views are the NSData's own bytes: inputs are read and outputs written in place. */
+static void run_zero_copy(UMFAContext *ctx) {
+  NSAutoreleasePool *pool = [[NSAutoreleasePool alloc] init];
+  NSError *error = nil;
+  NSMutableData *storage = floats(16 + 64, 0);
+  NSData *input = [NSData dataWithData:storage];
+  NSMutableData *outData = floats(64, kSentinel);
+  const void *outBytes = [outData bytes];
+  UMFATensor *q = [[[UMFATensor alloc] initWithData:input
+                                           writable:NO
+                                         byteOffset:16 * sizeof(float)
+                                              dtype:UMFADTypeF32
+                                              shape:dims(4, 1, 4, 2, 8)
+                                            strides:nil
+                                              error:&error] autorelease];
+  UMFATensor *bhsd = [UMFATensor tensorWithData:input dtype:UMFADTypeF32
+                                          shape:dims(4, 1, 2, 4, 8) error:NULL];
+  UMFATensor *bshd = [bhsd permutedWithAxes:dims(4, 0, 2, 1, 3) error:NULL];
+  UMFATensor *out = [UMFATensor tensorWithMutableData:outData dtype:UMFADTypeF32
+                                                shape:dims(4, 1, 4, 2, 8) error:NULL];
+  BOOL ok;
+  report(q != nil && [q rawTensor]->data == (const char *)[input bytes] + 16 * sizeof(float) &&
+             [bhsd rawTensor]->data == [input bytes] && [bshd rawTensor]->data == [input bytes] &&
+             [bshd rawTensor]->strides[1] == 8 && [bshd rawTensor]->strides[2] == 32,
+         @"zero copy: input views point into the NSData's bytes", nil);
+  ok = [ctx forwardWithQuery:q key:bshd value:bshd output:out logSumExp:nil options:nil
+                       error:&error];
+  report(ok && [outData bytes] == outBytes && !untouched(outData) &&
+             [out rawTensor]->data == outBytes,
+         @"zero copy: the output is written in place into the NSMutableData",
+         ok ? nil : [error localizedDescription]);
+  [pool drain];
+}
+
+/* One context and the same input tensors and options used by several threads at once: every
+   thread's result equals the single-threaded one (the calls never modify shared objects). */
+@interface UMFAThreadWorker : NSObject {
+ @public
+  UMFAContext *ctx;
+  UMFATensor *q, *k, *v;
+  UMFAAttentionOptions *options;
+  NSData *expected;
+  NSConditionLock *done;
+  int *failures; /* shared, updated under `done` */
+}
+- (void)run:(id)unused;
+@end
+
+@implementation UMFAThreadWorker
+- (void)run:(id)unused {
+  int i, failed = 0;
+  for (i = 0; i < 25; i++) {
+    NSAutoreleasePool *pool = [[NSAutoreleasePool alloc] init];
+    NSMutableData *outData = [NSMutableData dataWithLength:[expected length]];
+    UMFATensor *out = [UMFATensor tensorWithMutableData:outData dtype:UMFADTypeF32
+                                                  shape:[q shape] error:NULL];
+    NSError *error = nil;
+    if (![ctx forwardWithQuery:q key:k value:v output:out logSumExp:nil options:options
+                         error:&error] ||
+        ![outData isEqualToData:expected]) {
+      failed++;
+    }
+    [pool drain];
+  }
+  /* The worker object is not touched by the main thread after this point (the thread that
+     runs it may free it last). */
+  [done lock];
+  *failures += failed;
+  [done unlockWithCondition:[done condition] + 1];
+}
+@end
+
+static void run_threads(UMFAContext *ctx) {
+  NSAutoreleasePool *pool = [[NSAutoreleasePool alloc] init];
+  enum { kThreads = 4 };
+  UMFAThreadWorker *workers[kThreads];
+  NSConditionLock *done = [[[NSConditionLock alloc] initWithCondition:0] autorelease];
+  NSArray *qShape = dims(4, 2, 33, 4, 16), *kvShape = dims(4, 2, 40, 2, 16);
+  UMFATensor *q = [UMFATensor tensorWithData:floats(2 * 33 * 4 * 16, 0) dtype:UMFADTypeF32
+                                       shape:qShape error:NULL];
+  UMFATensor *k = [UMFATensor tensorWithData:floats(2 * 40 * 2 * 16, 0) dtype:UMFADTypeF32
+                                       shape:kvShape error:NULL];
+  NSMutableData *maskData = [NSMutableData dataWithLength:33 * 40];
+  UMFAAttentionOptions *options = [UMFAAttentionOptions options];
+  NSMutableData *expected = [NSMutableData dataWithLength:2 * 33 * 4 * 16 * sizeof(float)];
+  NSError *error = nil;
+  int i, failures = 0;
+  for (i = 0; i < 33 * 40; i++) ((unsigned char *)[maskData mutableBytes])[i] = (i % 7) != 3;
+  [options setAttnMask:[UMFATensor tensorWithData:maskData dtype:UMFADTypeBool
+                                            shape:dims(2, 33, 40) error:NULL]];
+  [options setMaskMode:UMFAMaskCausalBottomRight];
+  if (![ctx forwardWithQuery:q key:k value:k
+                      output:[UMFATensor tensorWithMutableData:expected dtype:UMFADTypeF32
+                                                         shape:qShape error:NULL]
+                   logSumExp:nil options:options error:&error]) {
+    report(NO, @"threads: reference call", [error localizedDescription]);
+    [pool drain];
+    return;
+  }
+  for (i = 0; i < kThreads; i++) {
+    workers[i] = [[UMFAThreadWorker alloc] init];
+    workers[i]->ctx = ctx;
+    workers[i]->q = q;
+    workers[i]->k = k;
+    workers[i]->v = k;
+    workers[i]->options = options;
+    workers[i]->expected = expected;
+    workers[i]->done = done;
+    workers[i]->failures = &failures;
+    [NSThread detachNewThreadSelector:@selector(run:) toTarget:workers[i] withObject:nil];
+  }
+  [done lockWhenCondition:kThreads];
+  [done unlock];
+  for (i = 0; i < kThreads; i++) {
+    [workers[i] release];
+  }
+  report(failures == 0, @"threads: 4 threads x 25 calls share one context, tensors and options",
+         failures ? [NSString stringWithFormat:@"%d calls failed or differed", failures] : nil);
+  [pool drain];
+}
+
 /* A valid call through the convenience method, then library information. */
 static void run_basics(UMFAContext *ctx) {
   NSMutableData *out = floats(2 * 5 * 4 * 16, kSentinel);
@@ -800,6 +966,9 @@ int main(int argc, char **argv) {
   }
   run_basics(ctx);
   run_bad_inputs(ctx);
+  run_backward_bad_inputs(ctx);
+  run_zero_copy(ctx);
+  run_threads(ctx);
   if (manifest != nil) {
     run_conformance(ctx, manifest, skip, filter);
   } else {
