@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests the Rust bindings: the committed bindgen output is current, clippy is clean (when
-# installed), unit + doc tests, the bad-input cases and every conformance vector, and both
-# crates package. Assumes the native core is installed in dist/native/<os>-<arch> (or
+# installed), unit + doc tests, the bad-input cases and every conformance vector, the example
+# runs, and both crates package. Assumes the native core is installed in dist/native/<os>-<arch> (or
 # UMFA_LIB_DIR / pkg-config point at it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +33,9 @@ step "cargo test (unit, bad input, conformance vectors, doc examples)"
 cargo test --offline --workspace -- --nocapture --test-threads=1 2>&1 \
   | grep -vE '^(test .* \.\.\. ok|running [0-9]+ tests?|)$'
 
+step "cargo run --example attention"
+cargo run --offline -q --example attention
+
 step "cargo package (both crates, verified)"
 # Offline: the packed umfa is verified against the packed umfa-sys through Cargo's temporary
 # local registry, so no crates.io access is needed. --allow-dirty only skips the VCS-clean check.
@@ -45,6 +48,14 @@ case "$(uname -s)-$(uname -m)" in
   Darwin-x86_64) platform=darwin-x64 ;;
   *) platform=unknown ;;
 esac
+# A throwaway CARGO_HOME: Cargo unpacks the packed umfa-sys into $CARGO_HOME/registry/src and
+# never unpacks a name-version it has unpacked before, so with the shared one a umfa-sys 0.1.0
+# packed by an earlier run (an older umfa.h) would be verified instead of this one.
+pkg_home=$(mktemp -d)
+trap 'rm -rf "$pkg_home"' EXIT
+for f in config.toml config; do
+  [ -f "${CARGO_HOME:-$HOME/.cargo}/$f" ] && cp "${CARGO_HOME:-$HOME/.cargo}/$f" "$pkg_home/"
+done
 PKG_CONFIG_PATH="$root/dist/native/$platform/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" \
-  cargo package --offline --allow-dirty -p umfa-sys -p umfa
+  CARGO_HOME="$pkg_home" cargo package --offline --allow-dirty -p umfa-sys -p umfa
 echo "rust: ok"
