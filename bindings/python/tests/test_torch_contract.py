@@ -71,6 +71,28 @@ def test_shapes_match_torch(case, dtype):
         torch.testing.assert_close(a.float(), b, **tol_grad, msg=lambda m: f"{what}: {m}")
 
 
+@pytest.mark.skipif(not ut.cuda_available(),
+                    reason="needs a CUDA device (torch) and libumfa's CUDA backend")
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_shapes_match_torch_cuda(case):
+    # The same shapes on CUDA tensors (stride-0 broadcast views read by the CUDA backend).
+    name, qs, ks, vs, kw = case
+    r = _gen(len(name))
+    q, k, v = (r(*s) for s in (qs, ks, vs))
+    qc, kc, vc = (t.cuda().requires_grad_() for t in (q, k, v))
+    out = ut.scaled_dot_product_attention(qc, kc, vc, **kw)
+    q32, k32, v32 = (t.requires_grad_() for t in (q, k, v))
+    ref = F.scaled_dot_product_attention(q32, k32, v32, **kw)
+    assert out.is_cuda and out.shape == ref.shape
+    dout = r(*ref.shape)
+    g = torch.autograd.grad(out, (qc, kc, vc), dout.cuda())
+    rg = torch.autograd.grad(ref, (q32, k32, v32), dout)
+    torch.testing.assert_close(out.cpu(), ref, atol=1e-5, rtol=1e-4)
+    for what, a, b in zip(("dq", "dk", "dv"), g, rg):
+        assert a.shape == b.shape, what
+        torch.testing.assert_close(a.cpu(), b, atol=5e-5, rtol=5e-4, msg=lambda m: f"{what}: {m}")
+
+
 def test_broadcast_inputs_are_not_copied(monkeypatch):
     # A key/value with batch 1 reaches the core as a stride-0 view of the caller's memory.
     import umfa
