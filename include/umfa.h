@@ -24,7 +24,8 @@
  *     A `struct_size` larger than this library knows is rejected with
  *     UMFA_STATUS_STRUCT_VERSION (never silently truncated).
  *   - Bad input never aborts, prints, exits or writes to an output: it returns a status, and the
- *     message for it is readable with umfa_last_error().
+ *     message for it is readable with umfa_last_error() (and, for attention calls, from the
+ *     per-call umfa_attention_options.error_message).
  *   - Stability: everything in sections 1–7 keeps its meaning for the life of ABI version 1.
  *     New status codes, dtypes and option fields may be added; callers must treat an unknown
  *     status as an error.
@@ -210,7 +211,9 @@ UMFA_API umfa_status umfa_context_num_threads(const umfa_context* context, int32
  * if you need it longer. Returns "" when there has been no failure. Never NULL.
  *
  * Why per context: asynchronous bindings run the call on a worker thread and read the message
- * on another thread, so a purely thread-local message would be lost.
+ * on another thread, so a purely thread-local message would be lost. When several calls on one
+ * context may fail at once, the context keeps only the latest message: attention calls can
+ * also return theirs through umfa_attention_options.error_message, which is per call.
  */
 UMFA_API const char* umfa_last_error(const umfa_context* context);
 
@@ -389,6 +392,19 @@ typedef struct umfa_attention_options {
    * are ready when the stream reaches them. Ignored on the CPU.
    */
   void* stream;
+  /**
+   * Optional per-call error message (appended after `stream`: a caller whose struct_size ends
+   * before these two fields simply has none). When the call fails, error_message is not NULL and
+   * error_message_capacity > 0, the library writes the call's message there as well as into
+   * umfa_last_error(): NUL-terminated, truncated to error_message_capacity - 1 bytes. It
+   * belongs to this call alone, so calls running at once on one context (asynchronous
+   * bindings, worker pools) each get their own message, which the shared context message cannot
+   * promise. Written only on failure (left untouched on success); the caller owns the memory,
+   * which must not overlap any tensor of the call. 1024 bytes hold any message in full.
+   */
+  char* error_message;
+  /** Size in bytes of the memory at error_message (0 = no per-call message). */
+  uint64_t error_message_capacity;
 } umfa_attention_options;
 
 /**
@@ -399,7 +415,8 @@ typedef struct umfa_attention_options {
  * = defaults) and the tensors it points to. Writes every element of `out` (any float dtype;
  * head_dim equal to v's) and, when `lse` is not NULL, the natural-log log-sum-exp of each row's
  * final scores (after scale, softcap, ALiBi and an additive mask) in F32. Accumulation is F32 whatever the input dtype. Nothing is written unless
- * the call returns OK (validation happens before any work). Output views must not overlap inputs
+ * the call returns OK (validation happens before any work), except the per-call message
+ * (options->error_message) of a failed call. Output views must not overlap inputs
  * or each other: an output whose strides make its own elements overlap is rejected
  * (INVALID_STRIDE), as is an output starting at the same address as another tensor
  * (INVALID_ARGUMENT); other partial overlaps are the caller's responsibility.

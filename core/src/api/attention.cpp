@@ -1,6 +1,9 @@
 // Section 5 of umfa.h: forward and backward entry points. Validation and resolution live in
 // validate.cpp; this file runs the resolved problem on the context's backend and writes the
 // parts of the outputs no backend computes (empty problems, varlen rows outside every sequence).
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <new>
 
 #include "api/validate.h"
@@ -83,6 +86,65 @@ umfa_status run(umfa_context* ctx, Resolved& r, bool backward) {
   return UMFA_STATUS_OK;
 }
 
+// The caller's per-call message slot (umfa_attention_options.error_message), when its struct is
+// large enough to hold one. On failure, finish() copies this call's message there: the thread's
+// last error when the call recorded one (every failure path does, on the calling thread), else
+// the status name. Read once at entry; the fields are never trusted beyond struct_size.
+class CallMessage {
+ public:
+  explicit CallMessage(const umfa_attention_options* o) : failures_(thread_failure_count()) {
+    constexpr size_t kEnd = offsetof(umfa_attention_options, error_message_capacity) + sizeof(uint64_t);
+    if (!o || o->struct_size < kEnd) return;
+    dst_ = o->error_message;
+    capacity_ = o->error_message_capacity;
+  }
+
+  umfa_status finish(umfa_status st) const {
+    if (st == UMFA_STATUS_OK || !dst_ || capacity_ == 0) return st;
+    const char* msg = thread_failure_count() != failures_ ? thread_last_error() : umfa_status_string(st);
+    const size_t len = std::min<uint64_t>(std::strlen(msg), capacity_ - 1);
+    std::memcpy(dst_, msg, len);
+    dst_[len] = '\0';
+    return st;
+  }
+
+ private:
+  uint64_t failures_;
+  char* dst_ = nullptr;
+  uint64_t capacity_ = 0;
+};
+
+umfa_status forward(umfa_context* context, const umfa_attention_options* options,
+                    const umfa_tensor* q, const umfa_tensor* k, const umfa_tensor* v,
+                    const umfa_tensor* out, const umfa_tensor* lse) {
+  try {
+    Resolved r;
+    if (umfa_status st = resolve_forward(context, options, q, k, v, out, lse, &r)) return st;
+    return run(context, r, false);
+  } catch (const std::bad_alloc&) {
+    return fail(context, UMFA_STATUS_OUT_OF_MEMORY, "umfa_attention_forward: out of memory");
+  } catch (...) {
+    return fail(context, UMFA_STATUS_INTERNAL, "umfa_attention_forward: unexpected exception");
+  }
+}
+
+umfa_status backward(umfa_context* context, const umfa_attention_options* options,
+                     const umfa_tensor* q, const umfa_tensor* k, const umfa_tensor* v,
+                     const umfa_tensor* out, const umfa_tensor* dout, const umfa_tensor* lse,
+                     const umfa_tensor* dq, const umfa_tensor* dk, const umfa_tensor* dv) {
+  try {
+    Resolved r;
+    if (umfa_status st =
+            resolve_backward(context, options, q, k, v, out, dout, lse, dq, dk, dv, &r))
+      return st;
+    return run(context, r, true);
+  } catch (const std::bad_alloc&) {
+    return fail(context, UMFA_STATUS_OUT_OF_MEMORY, "umfa_attention_backward: out of memory");
+  } catch (...) {
+    return fail(context, UMFA_STATUS_INTERNAL, "umfa_attention_backward: unexpected exception");
+  }
+}
+
 }  // namespace
 }  // namespace api
 }  // namespace umfa
@@ -96,15 +158,8 @@ UMFA_API umfa_status umfa_attention_forward(umfa_context* context,
                                             const umfa_tensor* q, const umfa_tensor* k,
                                             const umfa_tensor* v, const umfa_tensor* out,
                                             const umfa_tensor* lse) {
-  try {
-    Resolved r;
-    if (umfa_status st = resolve_forward(context, options, q, k, v, out, lse, &r)) return st;
-    return run(context, r, false);
-  } catch (const std::bad_alloc&) {
-    return fail(context, UMFA_STATUS_OUT_OF_MEMORY, "umfa_attention_forward: out of memory");
-  } catch (...) {
-    return fail(context, UMFA_STATUS_INTERNAL, "umfa_attention_forward: unexpected exception");
-  }
+  const CallMessage message(options);
+  return message.finish(forward(context, options, q, k, v, out, lse));
 }
 
 UMFA_API umfa_status umfa_attention_backward(umfa_context* context,
@@ -114,17 +169,8 @@ UMFA_API umfa_status umfa_attention_backward(umfa_context* context,
                                              const umfa_tensor* dout, const umfa_tensor* lse,
                                              const umfa_tensor* dq, const umfa_tensor* dk,
                                              const umfa_tensor* dv) {
-  try {
-    Resolved r;
-    if (umfa_status st =
-            resolve_backward(context, options, q, k, v, out, dout, lse, dq, dk, dv, &r))
-      return st;
-    return run(context, r, true);
-  } catch (const std::bad_alloc&) {
-    return fail(context, UMFA_STATUS_OUT_OF_MEMORY, "umfa_attention_backward: out of memory");
-  } catch (...) {
-    return fail(context, UMFA_STATUS_INTERNAL, "umfa_attention_backward: unexpected exception");
-  }
+  const CallMessage message(options);
+  return message.finish(backward(context, options, q, k, v, out, dout, lse, dq, dk, dv));
 }
 
 }  // extern "C"

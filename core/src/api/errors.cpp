@@ -8,6 +8,7 @@ namespace api {
 namespace {
 
 thread_local std::string t_last_error;      // most recent failure on this thread
+thread_local uint64_t t_failure_count = 0;  // failures recorded on this thread
 
 }  // namespace
 
@@ -15,6 +16,7 @@ umfa_status failv(const umfa_context* ctx, umfa_status status, const char* fmt, 
   char buf[1024];
   std::vsnprintf(buf, sizeof buf, fmt, ap);
   t_last_error = buf;
+  ++t_failure_count;
   if (ctx && ctx->magic == kContextMagic) {
     std::lock_guard<std::mutex> lock(ctx->error_mutex);
     const_cast<umfa_context*>(ctx)->last_error = buf;
@@ -29,6 +31,9 @@ umfa_status fail(const umfa_context* ctx, umfa_status status, const char* fmt, .
   va_end(ap);
   return status;
 }
+
+const char* thread_last_error() { return t_last_error.c_str(); }
+uint64_t thread_failure_count() { return t_failure_count; }
 
 umfa_status check_context(const umfa_context* ctx, const char* fn) {
   if (!ctx) return fail(nullptr, UMFA_STATUS_NULL_CONTEXT, "%s: context is NULL", fn);

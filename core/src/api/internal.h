@@ -48,6 +48,12 @@ umfa_status fail(const umfa_context* ctx, umfa_status status, const char* fmt, .
     __attribute__((format(printf, 3, 4)));
 umfa_status failv(const umfa_context* ctx, umfa_status status, const char* fmt, va_list ap);
 
+// The calling thread's most recent failure message ("" when none), and the number of failures
+// recorded on this thread so far (a call compares it before and after to know whether the
+// message is its own).
+const char* thread_last_error();
+uint64_t thread_failure_count();
+
 // Validates a context handle: NULL_CONTEXT for null, INVALID_HANDLE for a non-context.
 umfa_status check_context(const umfa_context* ctx, const char* fn);
 // Validates a buffer handle: NULL_POINTER for null, INVALID_HANDLE for a non-buffer.

@@ -144,6 +144,8 @@ class AttentionOptions(ctypes.Structure):
         ("max_seqlen_q", ctypes.c_int64),
         ("max_seqlen_k", ctypes.c_int64),
         ("stream", ctypes.c_void_p),
+        ("error_message", ctypes.c_char_p),
+        ("error_message_capacity", ctypes.c_uint64),
     ]
 
 

@@ -240,7 +240,9 @@ extern "C" {
     #[doc = " if you need it longer. Returns \"\" when there has been no failure. Never NULL."]
     #[doc = ""]
     #[doc = " Why per context: asynchronous bindings run the call on a worker thread and read the message"]
-    #[doc = " on another thread, so a purely thread-local message would be lost."]
+    #[doc = " on another thread, so a purely thread-local message would be lost. When several calls on one"]
+    #[doc = " context may fail at once, the context keeps only the latest message: attention calls can"]
+    #[doc = " also return theirs through umfa_attention_options.error_message, which is per call."]
     pub fn umfa_last_error(context: *const umfa_context) -> *const ::std::os::raw::c_char;
 }
 pub const UMFA_BACKEND_FLAG_FORWARD: _bindgen_ty_3 = 1;
@@ -522,12 +524,23 @@ pub struct umfa_attention_options {
     #[doc = " synchronize the device (except varlen calls reading cu_seqlens back, see above); results"]
     #[doc = " are ready when the stream reaches them. Ignored on the CPU."]
     pub stream: *mut ::std::os::raw::c_void,
+    #[doc = " Optional per-call error message (appended after `stream`: a caller whose struct_size ends"]
+    #[doc = " before these two fields simply has none). When the call fails, error_message is not NULL and"]
+    #[doc = " error_message_capacity > 0, the library writes the call's message there as well as into"]
+    #[doc = " umfa_last_error(): NUL-terminated, truncated to error_message_capacity - 1 bytes. It"]
+    #[doc = " belongs to this call alone, so calls running at once on one context (asynchronous"]
+    #[doc = " bindings, worker pools) each get their own message, which the shared context message cannot"]
+    #[doc = " promise. Written only on failure (left untouched on success); the caller owns the memory,"]
+    #[doc = " which must not overlap any tensor of the call. 1024 bytes hold any message in full."]
+    pub error_message: *mut ::std::os::raw::c_char,
+    #[doc = " Size in bytes of the memory at error_message (0 = no per-call message)."]
+    pub error_message_capacity: u64,
 }
 #[test]
 fn bindgen_test_layout_umfa_attention_options() {
     assert_eq!(
         ::std::mem::size_of::<umfa_attention_options>(),
-        96usize,
+        112usize,
         concat!("Size of: ", stringify!(umfa_attention_options))
     );
     assert_eq!(
@@ -790,6 +803,40 @@ fn bindgen_test_layout_umfa_attention_options() {
         );
     }
     test_field_stream();
+    fn test_field_error_message() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<umfa_attention_options>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).error_message) as usize - ptr as usize
+            },
+            96usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(umfa_attention_options),
+                "::",
+                stringify!(error_message)
+            )
+        );
+    }
+    test_field_error_message();
+    fn test_field_error_message_capacity() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<umfa_attention_options>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).error_message_capacity) as usize - ptr as usize
+            },
+            104usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(umfa_attention_options),
+                "::",
+                stringify!(error_message_capacity)
+            )
+        );
+    }
+    test_field_error_message_capacity();
 }
 extern "C" {
     #[doc = " Forward attention: out = softmax(mask(q·kᵀ·scale)) · v, per batch and query head; query head h"]
@@ -799,7 +846,8 @@ extern "C" {
     #[doc = " = defaults) and the tensors it points to. Writes every element of `out` (any float dtype;"]
     #[doc = " head_dim equal to v's) and, when `lse` is not NULL, the natural-log log-sum-exp of each row's"]
     #[doc = " final scores (after scale, softcap, ALiBi and an additive mask) in F32. Accumulation is F32 whatever the input dtype. Nothing is written unless"]
-    #[doc = " the call returns OK (validation happens before any work). Output views must not overlap inputs"]
+    #[doc = " the call returns OK (validation happens before any work), except the per-call message"]
+    #[doc = " (options->error_message) of a failed call. Output views must not overlap inputs"]
     #[doc = " or each other: an output whose strides make its own elements overlap is rejected"]
     #[doc = " (INVALID_STRIDE), as is an output starting at the same address as another tensor"]
     #[doc = " (INVALID_ARGUMENT); other partial overlaps are the caller's responsibility."]
