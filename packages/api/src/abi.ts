@@ -1,6 +1,7 @@
 /**
  * The C ABI's struct layouts and the encoding of a call into a *frame*: one buffer holding the
- * `umfa_attention_options` struct followed by a fixed set of `umfa_tensor` slots. Both bindings
+ * `umfa_attention_options` struct, a fixed set of `umfa_tensor` slots and the call's own error
+ * message buffer (`umfa_attention_options.error_message`). Both bindings
  * encode calls with this module; each then patches the native addresses in (koffi in
  * TypeScript, the N-API addon in C++) and calls the core. Validation is left to the core: this
  * module only refuses what the C structs cannot represent (rank > 4, non-integer extents,
@@ -22,7 +23,7 @@ export const Layout = {
   /** sizeof(umfa_context_options). */
   CONTEXT_OPTIONS_SIZE: 24,
   /** sizeof(umfa_attention_options). */
-  OPTIONS_SIZE: 96,
+  OPTIONS_SIZE: 112,
   /** sizeof(umfa_tensor). */
   TENSOR_SIZE: 88,
   /** Offsets within umfa_attention_options. */
@@ -42,6 +43,8 @@ export const Layout = {
     maxSeqlenQ: 72,
     maxSeqlenK: 80,
     stream: 88,
+    errorMessage: 96,
+    errorMessageCapacity: 104,
   },
   /** Offsets within umfa_tensor. */
   tensor: { data: 0, dtype: 8, device: 12, deviceIndex: 16, rank: 20, shape: 24, strides: 56 },
@@ -85,19 +88,29 @@ export function slotOffset(slot: number): number {
   return Layout.OPTIONS_SIZE + slot * Layout.TENSOR_SIZE;
 }
 
+/**
+ * Bytes of a frame's error message buffer: the core's messages are at most 1023 bytes plus the
+ * terminating NUL, so they always fit.
+ */
+export const MESSAGE_CAPACITY = 1024;
+
+/** Byte offset of the error message buffer in a frame (after the tensor slots). */
+export const MESSAGE_OFFSET = Layout.OPTIONS_SIZE + SLOT_COUNT * Layout.TENSOR_SIZE;
+
 /** Size in bytes of a frame. */
-export const FRAME_SIZE = Layout.OPTIONS_SIZE + SLOT_COUNT * Layout.TENSOR_SIZE;
+export const FRAME_SIZE = MESSAGE_OFFSET + MESSAGE_CAPACITY;
 
 /**
- * The option fields of a frame that point at tensor slots. The encoder writes them as byte
- * offsets from the start of the frame (0 = NULL); a driver adds the frame's address to each
- * nonzero one before the call.
+ * The option fields of a frame that point into the frame itself (tensor slots, the message
+ * buffer). The encoder writes them as byte offsets from the start of the frame (0 = NULL); a
+ * driver adds the frame's address to each nonzero one before the call.
  */
 export const RELOCATED_OPTION_FIELDS: readonly number[] = [
   Layout.options.attnMask,
   Layout.options.alibiSlopes,
   Layout.options.cuSeqlensQ,
   Layout.options.cuSeqlensK,
+  Layout.options.errorMessage,
 ];
 
 /**
@@ -122,7 +135,21 @@ export class Frame {
   clear(): void {
     this.views.fill(undefined);
   }
+
+  /**
+   * The message the core wrote into this frame's message buffer when the call failed ("" when
+   * it wrote none). It belongs to this call alone, unlike the context's last error, which a
+   * concurrent failing call on the same context may overwrite.
+   */
+  message(): string {
+    const bytes = new Uint8Array(this.buffer, MESSAGE_OFFSET, MESSAGE_CAPACITY);
+    let end = bytes.indexOf(0);
+    if (end < 0) end = MESSAGE_CAPACITY;
+    return utf8.decode(bytes.subarray(0, end));
+  }
 }
+
+const utf8 = new TextDecoder();
 
 const TWO32 = 4294967296;
 
@@ -303,6 +330,10 @@ export function encodeOptions(frame: Frame, options: AttentionOptions | undefine
   setInt64(v, o.maxSeqlenQ, checkInt(opts.maxSeqlenQ ?? 0, 'maxSeqlenQ'));
   setInt64(v, o.maxSeqlenK, checkInt(opts.maxSeqlenK ?? 0, 'maxSeqlenK'));
   v.setBigUint64(o.stream, opts.stream ?? 0n, true);
+  // The call's own message buffer (written by the core only on failure): start it empty.
+  setInt64(v, o.errorMessage, MESSAGE_OFFSET);
+  setInt64(v, o.errorMessageCapacity, MESSAGE_CAPACITY);
+  v.setUint8(MESSAGE_OFFSET, 0);
 }
 
 /**

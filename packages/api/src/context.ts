@@ -231,7 +231,7 @@ export class ContextBase implements ContextLike, Disposable {
     const result = encodeForward(frame, q, k, v, options);
     const status = this.#driver.forward(handle, frame);
     frame.clear();
-    this.#check(status);
+    this.#checkCall(handle, status, frame);
     return result;
   }
 
@@ -244,7 +244,7 @@ export class ContextBase implements ContextLike, Disposable {
     const frame = new Frame();
     const result = encodeForward(frame, q, k, v, options);
     const outcome = await this.#runAsync(() => this.#driver.forwardAsync(handle, frame));
-    this.#checkAsync(handle, outcome);
+    this.#checkCall(handle, outcome.status, frame, outcome.message);
     return result;
   }
 
@@ -267,7 +267,7 @@ export class ContextBase implements ContextLike, Disposable {
     const grads = encodeBackward(frame, q, k, v, out, dout, lse, options);
     const status = this.#driver.backward(handle, frame);
     frame.clear();
-    this.#check(status);
+    this.#checkCall(handle, status, frame);
     return grads;
   }
 
@@ -285,7 +285,7 @@ export class ContextBase implements ContextLike, Disposable {
     const frame = new Frame();
     const grads = encodeBackward(frame, q, k, v, out, dout, lse, options);
     const outcome = await this.#runAsync(() => this.#driver.backwardAsync(handle, frame));
-    this.#checkAsync(handle, outcome);
+    this.#checkCall(handle, outcome.status, frame, outcome.message);
     return grads;
   }
 
@@ -323,10 +323,16 @@ export class ContextBase implements ContextLike, Disposable {
     }
   }
 
-  #checkAsync(handle: bigint, outcome: AsyncOutcome): void {
-    if (outcome.status !== Status.OK) {
-      throw new UmfaError(outcome.status, outcome.message ?? (this.#state.destroyed ? '' : this.#driver.lastError(handle)));
-    }
+  /**
+   * Throws for a failed attention call with the call's own message: the one the driver read on
+   * the worker thread, else the one the core wrote into the frame's message buffer. The context's
+   * last error is only a fallback (another call failing at the same time could have replaced it).
+   */
+  #checkCall(handle: bigint, status: number, frame: Frame, driverMessage?: string): void {
+    if (status === Status.OK) return;
+    let message = driverMessage || frame.message();
+    if (!message && !this.#state.destroyed) message = this.#driver.lastError(handle);
+    throw new UmfaError(status, message);
   }
 
   async #runAsync(start: () => Promise<AsyncOutcome>): Promise<AsyncOutcome> {

@@ -64,6 +64,8 @@ export {
   Slot,
   SLOT_COUNT,
   FRAME_SIZE,
+  MESSAGE_OFFSET,
+  MESSAGE_CAPACITY,
   RELOCATED_OPTION_FIELDS,
   Frame,
   slotOffset,

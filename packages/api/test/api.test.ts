@@ -15,6 +15,9 @@ import {
   Frame,
   FRAME_SIZE,
   Layout,
+  MESSAGE_CAPACITY,
+  MESSAGE_OFFSET,
+  RELOCATED_OPTION_FIELDS,
   resolveMaskMode,
   Slot,
   slotOffset,
@@ -74,10 +77,11 @@ describe('tensor helpers', () => {
 
 describe('frame encoding', () => {
   it('has the ABI sizes', () => {
-    expect(Layout.OPTIONS_SIZE).toBe(96);
+    expect(Layout.OPTIONS_SIZE).toBe(112);
     expect(Layout.TENSOR_SIZE).toBe(88);
-    expect(FRAME_SIZE).toBe(96 + 13 * 88);
-    expect(slotOffset(Slot.K)).toBe(96 + 88);
+    expect(MESSAGE_OFFSET).toBe(112 + 13 * 88);
+    expect(FRAME_SIZE).toBe(112 + 13 * 88 + MESSAGE_CAPACITY);
+    expect(slotOffset(Slot.K)).toBe(112 + 88);
   });
 
   it('encodes a tensor view', () => {
@@ -127,7 +131,7 @@ describe('frame encoding', () => {
     });
     const v = f.view;
     const o = Layout.options;
-    expect(v.getUint32(o.structSize, true)).toBe(96);
+    expect(v.getUint32(o.structSize, true)).toBe(112);
     expect(v.getUint32(o.maskMode, true)).toBe(1);
     expect(v.getFloat32(o.softmaxScale, true)).toBe(0.5);
     expect(v.getFloat32(o.softcap, true)).toBe(3);
@@ -139,6 +143,23 @@ describe('frame encoding', () => {
     expect(Number(v.getBigUint64(o.alibiSlopes, true))).toBe(slotOffset(Slot.ALIBI));
     expect(v.getBigInt64(o.maxSeqlenK, true)).toBe(2n ** 40n);
     expect(f.views[Slot.ALIBI]).toBeInstanceOf(Float32Array);
+  });
+
+  it('points the per-call error message at the frame\'s own buffer, started empty', () => {
+    const f = new Frame();
+    new Uint8Array(f.buffer).fill(0x41);
+    encodeOptions(f, {});
+    const v = f.view;
+    const o = Layout.options;
+    expect(Number(v.getBigUint64(o.errorMessage, true))).toBe(MESSAGE_OFFSET);
+    expect(Number(v.getBigUint64(o.errorMessageCapacity, true))).toBe(MESSAGE_CAPACITY);
+    expect(RELOCATED_OPTION_FIELDS).toContain(o.errorMessage);
+    expect(f.message()).toBe('');
+    // What the core writes: NUL-terminated UTF-8 (a full buffer without a NUL is read whole).
+    new TextEncoder().encodeInto('umfa_attention_forward: q.rank is 3\0junk', new Uint8Array(f.buffer, MESSAGE_OFFSET));
+    expect(f.message()).toBe('umfa_attention_forward: q.rank is 3');
+    new Uint8Array(f.buffer, MESSAGE_OFFSET).fill(0x62);
+    expect(f.message()).toBe('b'.repeat(MESSAGE_CAPACITY));
   });
 
   it('resolves causal shorthands', () => {

@@ -145,7 +145,10 @@ export class KoffiDriver implements Driver {
     return (this.#fn['lastError']!(handle === 0n ? null : handle) as string | null) ?? '';
   }
 
-  /** Patches a frame's addresses in: option pointers to slots, and each slot's data pointer. */
+  /**
+   * Patches a frame's addresses in: option pointers into the frame (tensor slots, the message
+   * buffer), and each slot's data pointer.
+   */
   #relocate(frame: Frame): FrameAddresses {
     let addrs = frameAddresses.get(frame);
     if (addrs === undefined) {
@@ -158,7 +161,7 @@ export class KoffiDriver implements Driver {
     const v = frame.view;
     for (const field of RELOCATED_OPTION_FIELDS) {
       const off = v.getUint32(field, true);
-      if (off !== 0) v.setBigUint64(field, addrs.slots[(off - slotOffset(0)) / 88] as bigint, true);
+      if (off !== 0) v.setBigUint64(field, addrs.base + BigInt(off), true);
     }
     const views = frame.views;
     let present = 0;

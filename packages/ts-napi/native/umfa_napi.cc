@@ -16,7 +16,7 @@
 namespace {
 
 // ---- The layout @umfa/api encodes (packages/api/src/abi.ts). A mismatch fails the build. ----
-constexpr size_t kOptionsSize = 96;
+constexpr size_t kOptionsSize = 112;
 constexpr size_t kTensorSize = 88;
 constexpr int kSlotCount = 13;
 static_assert(sizeof(umfa_attention_options) == kOptionsSize, "umfa_attention_options size");
@@ -36,6 +36,8 @@ static_assert(offsetof(umfa_attention_options, cu_seqlens_k) == 64, "layout");
 static_assert(offsetof(umfa_attention_options, max_seqlen_q) == 72, "layout");
 static_assert(offsetof(umfa_attention_options, max_seqlen_k) == 80, "layout");
 static_assert(offsetof(umfa_attention_options, stream) == 88, "layout");
+static_assert(offsetof(umfa_attention_options, error_message) == 96, "layout");
+static_assert(offsetof(umfa_attention_options, error_message_capacity) == 104, "layout");
 static_assert(offsetof(umfa_tensor, dtype) == 8, "layout");
 static_assert(offsetof(umfa_tensor, device) == 12, "layout");
 static_assert(offsetof(umfa_tensor, device_index) == 16, "layout");
@@ -44,12 +46,16 @@ static_assert(offsetof(umfa_tensor, shape) == 24, "layout");
 static_assert(offsetof(umfa_tensor, strides) == 56, "layout");
 static_assert(offsetof(umfa_context_options, workspace_limit_bytes) == 16, "layout");
 
-constexpr size_t kFrameSize = kOptionsSize + kSlotCount * kTensorSize;
+// The frame ends with the call's own error message buffer (options.error_message points at it).
+constexpr size_t kMessageOffset = kOptionsSize + kSlotCount * kTensorSize;
+constexpr size_t kMessageCapacity = 1024;
+constexpr size_t kFrameSize = kMessageOffset + kMessageCapacity;
 enum Slot { Q, K, V, OUT, LSE, DOUT, DQ, DK, DV, MASK, ALIBI, CU_Q, CU_K };
 constexpr size_t kRelocated[] = {offsetof(umfa_attention_options, attn_mask),
                                  offsetof(umfa_attention_options, alibi_slopes),
                                  offsetof(umfa_attention_options, cu_seqlens_q),
-                                 offsetof(umfa_attention_options, cu_seqlens_k)};
+                                 offsetof(umfa_attention_options, cu_seqlens_k),
+                                 offsetof(umfa_attention_options, error_message)};
 
 // ---- Entry points, resolved with dlsym. ----
 struct Api {
@@ -385,7 +391,13 @@ class CallWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     status_ = Run(backward_, ctx_, prepared_);
-    if (status_ != UMFA_STATUS_OK) message_ = g_api.last_error(ctx_);
+    if (status_ != UMFA_STATUS_OK) {
+      // This call's own message (the frame's buffer); the context's last error may already be
+      // another failing call's. This thread's last error is the same message, as a fallback.
+      const char* own = reinterpret_cast<const char*>(prepared_.frame + kMessageOffset);
+      message_ = own[0] != '\0' ? std::string(own, strnlen(own, kMessageCapacity))
+                                 : std::string(g_api.last_error(nullptr));
+    }
   }
   void OnOK() override {
     Napi::Env env = Env();

@@ -490,6 +490,40 @@ describe(`${packageName}: async`, () => {
     }
   });
 
+  it('gives each of many calls failing at once on one context its own message', async () => {
+    // The context keeps one "last error"; a message read from it after an async call settles may
+    // be another call's. Each call must report its own (the per-call error_message buffer).
+    const ctx = new u.Context();
+    const q = bshdRand(1, 4, 2, 8, 51);
+    const badV = bshdRand(1, 5, 2, 8, 52);
+    const { out, lse } = ctx.attention(q, q, q, { returnLse: true });
+    const calls = Array.from({ length: 300 }, (_, i) => {
+      switch (i % 3) {
+        case 0:
+          return ctx.attentionAsync(q, q, q, { softcap: -1 });
+        case 1:
+          return ctx.attentionAsync(q, q, badV);
+        default:
+          return ctx.attentionBackwardAsync(q, q, q, out, q, lse as Tensor, { maskMode: 7 });
+      }
+    });
+    const settled = await Promise.allSettled(calls);
+    const wrong: string[] = [];
+    settled.forEach((s, i) => {
+      const want = [
+        { status: Status.INVALID_ARGUMENT, text: 'umfa_attention_forward: options->softcap' },
+        { status: Status.SHAPE_MISMATCH, text: 'umfa_attention_forward: v.shape[1]' },
+        { status: Status.INVALID_ARGUMENT, text: 'umfa_attention_backward: options->mask_mode' },
+      ][i % 3] as { status: number; text: string };
+      const e = s.status === 'rejected' ? (s.reason as InstanceType<typeof UmfaError>) : undefined;
+      if (!(e instanceof UmfaError) || e.status !== want.status || !e.message.includes(want.text)) {
+        wrong.push(`call ${i}: ${e === undefined ? 'resolved' : `${e.status} ${e.message}`}`);
+      }
+    });
+    expect(wrong, 'calls that reported another call\'s error').toEqual([]);
+    ctx.dispose();
+  });
+
   it('runs backward asynchronously', async () => {
     const q = bshdRand(1, 6, 2, 16, 31);
     const { out, lse } = u.attention(q, q, q, { returnLse: true });
