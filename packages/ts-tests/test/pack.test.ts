@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const packagesDir = resolve(here, '..', '..');
+const repoRoot = resolve(packagesDir, '..');
 const packages = ['api', 'native-linux-x64-gnu', 'ts-koffi', 'ts-napi'];
 const work = mkdtempSync(join(tmpdir(), 'umfa-pack-'));
 const keep = process.env['UMFA_KEEP_PACK_DIR'] === '1';
@@ -63,6 +64,19 @@ for (const [name, u] of [['koffi', koffiBinding], ['napi', napiBinding]]) {
   for (let i = 0; i < ref.length; i++) err = Math.max(err, Math.abs(out.data[i] - ref[i]), Math.abs(asyncOut.data[i] - ref[i]));
   console.log(JSON.stringify({ binding: name, version: u.version(), abi: u.abiVersion(), library: u.libraryPath(), maxError: err }));
 }
+// Where everything came from: the modules this script resolved, and every shared object the
+// process has loaded (libumfa, the N-API addon, koffi's own addon).
+const { createRequire } = await import('node:module');
+const { fileURLToPath } = await import('node:url');
+const modules = [];
+for (const binding of ['@umfa/koffi', '@umfa/napi']) {
+  const entry = import.meta.resolve(binding);
+  const from = createRequire(entry);
+  modules.push(fileURLToPath(entry), from.resolve('@umfa/api'), from.resolve('@umfa/native-linux-x64-gnu'));
+  if (binding === '@umfa/koffi') modules.push(from.resolve('koffi'));
+}
+const sharedObjects = process.report.getReport().sharedObjects;
+console.log(JSON.stringify({ modules, sharedObjects }));
 `;
 
 describe('packed tarballs install and run outside the monorepo', () => {
@@ -110,8 +124,21 @@ describe('packed tarballs install and run outside the monorepo', () => {
       writeFileSync(join(app, 'use.mjs'), useScript);
       execFileSync(tool, args, { cwd: app, env: cleanEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
       const output = execFileSync(process.execPath, ['use.mjs'], { cwd: app, env: cleanEnv(), encoding: 'utf8' });
-      const lines = output.trim().split('\n').map((l) => JSON.parse(l) as { binding: string; library: string; maxError: number; abi: number });
+      const all = output.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const origins = all.pop() as { modules: string[]; sharedObjects: string[] };
+      const lines = all as unknown as { binding: string; library: string; maxError: number; abi: number }[];
       expect(lines.map((l) => l.binding)).toEqual(['koffi', 'napi']);
+      // Nothing came from the monorepo: every module resolved inside the fresh project, and no
+      // shared object was loaded from the repository (libumfa, the addon and koffi's addon all
+      // from the project's node_modules).
+      expect(origins.modules.length).toBe(7);
+      for (const m of origins.modules) expect(m.startsWith(app), m).toBe(true);
+      expect(origins.sharedObjects.filter((so) => so.startsWith(repoRoot))).toEqual([]);
+      for (const want of [/libumfa\.so\.1$/, /umfa_napi\.node$/, /koffi.*\.node$/]) {
+        const found = origins.sharedObjects.filter((so) => want.test(so));
+        expect(found.length, String(want)).toBeGreaterThan(0);
+        for (const so of found) expect(so.startsWith(app), so).toBe(true);
+      }
       for (const l of lines) {
         // Loaded from the platform package inside this project (pnpm resolves its symlinks).
         expect(l.library.startsWith(app)).toBe(true);
