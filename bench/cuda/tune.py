@@ -51,7 +51,7 @@ def main() -> int:
     args = ap.parse_args()
     rows = []
     for bwd, env, variants in ((False, "UMFA_CUDA_FWD_VARIANT", (0, 1, 2, 3, 4, 5, 6)),
-                               (True, "UMFA_CUDA_BWD_VARIANT", (0, 1, 2, 3))):
+                               (True, "UMFA_CUDA_BWD_VARIANT", (0, 1, 2, 3, 4))):
         for D in (64, 128, 256):
             for N in (512, 2048, 8192):
                 for causal in (False, True):

@@ -18,8 +18,11 @@ namespace umfa {
 namespace cuda {
 
 template <int D_, int BM_, int BN_, int WMS_, int WNS_, int WNKV_, int WDKV_, int WMQ_, int WDQ_,
-          int NW_ = 8, bool kDbuf_ = true, int kMinBlocks_ = 1>
+          int NW_ = 8, bool kDbuf_ = true, int kMinBlocks_ = 1, bool kDqStage_ = false>
 struct BwdCfg {
+  // Stage dQ through shared memory so that its f32 reductions go out as whole rows (16-byte
+  // atomics over consecutive columns) instead of fragment-shaped pieces.
+  static constexpr bool kDqStage = kDqStage_;
   static constexpr int D = D_, BM = BM_, BN = BN_, NW = NW_;
   static constexpr int WMS = WMS_, WNS = WNS_, WNKV = WNKV_, WDKV = WDKV_, WMQ = WMQ_, WDQ = WDQ_;
   static constexpr bool kDbuf = kDbuf_;       // double-buffer Q/dO when shared memory allows
@@ -30,11 +33,13 @@ struct BwdCfg {
   static constexpr int MT_S = BM / WMS / 16, NT_S = BN / WNS / 8;
   static constexpr int MT_KV = BN / WNKV / 16, NT_KV = D / WDKV / 8;
   static constexpr int MT_Q = BM / WMQ / 16, NT_Q = D / WDQ / 8;
-  // Layout: K | V | P | dS | Q0 | dO0 | Q1 | dO1 (the second stage only when double-buffered).
+  // Layout: K | V | P | dS | [dQ f32] | Q0 | dO0 | Q1 | dO1 (the second Q/dO stage only when
+  // double-buffered).
   static constexpr int kOffV = BN * kPitchB;
   static constexpr int kOffP = 2 * BN * kPitchB;
   static constexpr int kOffDS = kOffP + BM * kPitchPB;
-  static constexpr int kOffQ = kOffDS + BM * kPitchPB;
+  static constexpr int kOffDQ = kOffDS + BM * kPitchPB;
+  static constexpr int kOffQ = kOffDQ + (kDqStage ? BM * (D + 8) * 4 : 0);
   static constexpr int kStage = 2 * BM * kPitchB;
   static constexpr int kSmemSingle = kOffQ + kStage;
   static constexpr int kSmem = kOffQ + 2 * kStage;
@@ -86,6 +91,17 @@ __device__ __forceinline__ void scores_to_p_ds(float (&acc_s)[MT][NT][4], float 
       }
 }
 
+__device__ __forceinline__ void atomic_add4(float* dst, float4 v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float4*>(dst), v);
+#else
+  atomicAdd(dst, v.x);
+  atomicAdd(dst + 1, v.y);
+  atomicAdd(dst + 2, v.z);
+  atomicAdd(dst + 3, v.w);
+#endif
+}
+
 __device__ __forceinline__ void atomic_add2(float* dst, float a, float b) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   atomicAdd(reinterpret_cast<float2*>(dst), make_float2(a, b));
@@ -131,9 +147,16 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   zero(acc_dk);
   zero(acc_dv);
 
-  auto load_step = [&](int t, int stage) {
-    const int h = hk * p.group + t / m_count;
-    const int m0 = (m_begin + t % m_count) * BM;
+  // Step t visits head hk * group + t / m_count and query block m_begin + t % m_count; (h, m0)
+  // advance incrementally (no division in the loop).
+  auto next_hm = [&](int& h, int& m0) {
+    m0 += BM;
+    if (m0 >= (m_begin + m_count) * BM) {
+      m0 = m_begin * BM;
+      ++h;
+    }
+  };
+  auto load_step = [&](int h, int m0, int stage) {
     const uint32_t sQ = base + C::kOffQ + stage * C::kStage;
     const uint32_t sdO = sQ + BM * PB;
     const T* qg = static_cast<const T*>(p.q.ptr) + view_row(p.q, varlen, b, s.q_row0 + m0, h);
@@ -143,45 +166,62 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     load_tile<BM, D, C::kThreads>(sdO, dg, p.dout.ss, s.nq - m0, p.d, p.dout.ptr, tid);
   };
 
-  if (steps > 0) {
-    const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0 + n0, hk);
-    const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0 + n0, hk);
-    load_tile<BN, D, C::kThreads>(sK, kg, p.k.ss, s.nk - n0, p.d, p.k.ptr, tid);
-    load_tile<BN, D, C::kThreads>(sV, vg, p.v.ss, s.nk - n0, p.d, p.v.ptr, tid);
-    load_step(0, 0);
-    cp_async_commit();
-  }
-
   // Warp coordinates in the three tilings.
   const int wsm = warp / C::WNS, wsn = warp % C::WNS;
   const int wkn = warp / C::WDKV, wkd = warp % C::WDKV;
   const int wqm = warp / C::WDQ, wqd = warp % C::WDQ;
 
+  // LSE2 and Delta of this thread's S rows, loaded one step ahead.
+  float lse_n[MT_S][2], dlt_n[MT_S][2];
+  auto load_rows = [&](int h, int m0) {
+#pragma unroll
+    for (int mt = 0; mt < MT_S; ++mt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t k = int64_t(h) * p.rows_pad + s.q_glob + m0 + wsm * MT_S * 16 + (lane >> 2) +
+                          mt * 16 + r * 8;
+        lse_n[mt][r] = p.lse2[k];
+        dlt_n[mt][r] = p.delta[k];
+      }
+  };
+
+  int h = hk * p.group, m0 = m_begin * BM;
+  if (steps > 0) {
+    const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0 + n0, hk);
+    const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0 + n0, hk);
+    load_tile<BN, D, C::kThreads>(sK, kg, p.k.ss, s.nk - n0, p.d, p.k.ptr, tid);
+    load_tile<BN, D, C::kThreads>(sV, vg, p.v.ss, s.nk - n0, p.d, p.v.ptr, tid);
+    load_step(h, m0, 0);
+    cp_async_commit();
+    load_rows(h, m0);
+  }
+
   for (int t = 0; t < steps; ++t) {
-    const int h = hk * p.group + t / m_count;
-    const int m0 = (m_begin + t % m_count) * BM;
     const int stage = p.dbuf ? (t & 1) : 0;
     const uint32_t sQ = base + C::kOffQ + stage * C::kStage;
     const uint32_t sdO = sQ + BM * PB;
-
-    cp_async_wait<0>();
-    __syncthreads();  // this step's Q/dO landed; the previous step's readers are done
-    if (p.dbuf && t + 1 < steps) {
-      load_step(t + 1, stage ^ 1);
-      cp_async_commit();
-    }
-
-    const int row_base = m0 + wsm * MT_S * 16 + (lane >> 2);
     float lse_r[MT_S][2], dlt_r[MT_S][2];
 #pragma unroll
     for (int mt = 0; mt < MT_S; ++mt)
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const int64_t k = int64_t(h) * p.rows_pad + s.q_glob + row_base + mt * 16 + r * 8;
-        lse_r[mt][r] = p.lse2[k];
-        dlt_r[mt][r] = p.delta[k];
+        lse_r[mt][r] = lse_n[mt][r];
+        dlt_r[mt][r] = dlt_n[mt][r];
       }
+    int h1 = h, m1 = m0;  // the next step
+    next_hm(h1, m1);
 
+    cp_async_wait<0>();
+    __syncthreads();  // this step's Q/dO landed; the previous step's readers are done
+    if (t + 1 < steps) {
+      if (p.dbuf) {
+        load_step(h1, m1, stage ^ 1);
+        cp_async_commit();
+      }
+      load_rows(h1, m1);
+    }
+
+    const int row_base = m0 + wsm * MT_S * 16 + (lane >> 2);
     const bool full = m0 + BM <= s.nq && n0 + BN <= s.nk &&
                       (p.wl < 0 || n0 >= m0 + BM - 1 + s.off - p.wl) &&
                       (p.wr < 0 || n0 + BN - 1 <= m0 + s.off + p.wr);
@@ -257,18 +297,31 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
       gemm_ss<T, false, true, MT_Q, NT_Q, BN / 16>(
           acc_dq, sdS + wqm * MT_Q * 16 * PPB + lane_off_a<false>(lane, PPB), PPB,
           sK + wqd * NT_Q * 8 * 2 + lane_off_b<true>(lane, PB), PB);
-#pragma unroll
-      for (int mt = 0; mt < MT_Q; ++mt)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int i = m0 + wqm * MT_Q * 16 + mt * 16 + (lane >> 2) + r * 8;
-          if (i >= s.nq) continue;
-          float* dst = p.dq_acc + ((s.q_glob + i) * p.hq + h) * p.dq_pitch + wqd * NT_Q * 8 +
-                       (lane & 3) * 2;
-#pragma unroll
-          for (int nt = 0; nt < NT_Q; ++nt)
-            atomic_add2(dst + nt * 8, acc_dq[mt][nt][2 * r], acc_dq[mt][nt][2 * r + 1]);
+      if constexpr (C::kDqStage) {
+        float* sq = reinterpret_cast<float*>(smem + C::kOffDQ);
+        frag_to_smem<D>(sq, acc_dq, wqm * MT_Q * 16, wqd * NT_Q * 8, 1.f, lane);
+        __syncthreads();
+        constexpr int C4 = D / 4;
+        for (int c = tid; c < BM * C4; c += C::kThreads) {
+          const int r = c / C4, col = (c % C4) * 4;
+          if (m0 + r >= s.nq) continue;
+          atomic_add4(p.dq_acc + ((s.q_glob + m0 + r) * p.hq + h) * p.dq_pitch + col,
+                      *reinterpret_cast<const float4*>(sq + r * (D + 8) + col));
         }
+      } else {
+#pragma unroll
+        for (int mt = 0; mt < MT_Q; ++mt)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const int i = m0 + wqm * MT_Q * 16 + mt * 16 + (lane >> 2) + r * 8;
+            if (i >= s.nq) continue;
+            float* dst = p.dq_acc + ((s.q_glob + i) * p.hq + h) * p.dq_pitch + wqd * NT_Q * 8 +
+                         (lane & 3) * 2;
+#pragma unroll
+            for (int nt = 0; nt < NT_Q; ++nt)
+              atomic_add2(dst + nt * 8, acc_dq[mt][nt][2 * r], acc_dq[mt][nt][2 * r + 1]);
+          }
+      }
     }
 
     // dK += dS^T Q.
@@ -278,9 +331,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 
     if (!p.dbuf && t + 1 < steps) {
       __syncthreads();  // single buffer: everyone is done with Q/dO before they are replaced
-      load_step(t + 1, 0);
+      load_step(h1, m1, 0);
       cp_async_commit();
     }
+    h = h1;
+    m0 = m1;
   }
 
   // Epilogue: dV and dK (times the softmax scale) through shared memory: 16-bit tiles in the

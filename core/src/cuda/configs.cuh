@@ -137,6 +137,13 @@ KernelInfo bwd_variant(int dt, int variant) {
       case 128: return bwd_info<T, BwdCfg<128, 32, 64, 1, 4, 2, 2, 1, 4, 4, true, 2>>();
       default: break;
     }
+  } else if (variant == 4) {  // production shapes, dQ reductions staged through shared memory
+    switch (dt) {
+      case 64: return bwd_info<T, BwdCfg<64, 128, 128, 4, 2, 4, 2, 4, 2, 8, true, 1, true>>();
+      case 128: return bwd_info<T, BwdCfg<128, 64, 128, 2, 4, 4, 2, 2, 4, 8, true, 1, true>>();
+      case 256: return bwd_info<T, BwdCfg<256, 64, 64, 2, 4, 2, 4, 2, 4, 8, false, 1, true>>();
+      default: break;
+    }
   }
   return KernelInfo{};
 }
