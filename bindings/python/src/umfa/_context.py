@@ -154,9 +154,10 @@ class Context:
                  ((q, "q"), (k, "k"), (v, "v"))]
         views += [_view_or_none(x, name, True, di, st) for x, name in
                   ((out, "out"), (lse, "lse"))]
+        message = _attach_message_buffer(opts)
         status = N.lib.umfa_attention_forward(h, ctypes.byref(opts), *map(_ref, views))
         del keep
-        N.check(status, h)
+        _check_call(status, h, message)
 
     def backward(self, q: Any, k: Any, v: Any, out: Any, dout: Any, lse: Any, dq: Any, dk: Any,
                  dv: Any, **options: Any) -> None:
@@ -177,9 +178,37 @@ class Context:
                  ((q, "q"), (k, "k"), (v, "v"), (out, "out"), (dout, "dout"), (lse, "lse"))]
         views += [_view_or_none(x, name, True, di, st) for x, name in
                   ((dq, "dq"), (dk, "dk"), (dv, "dv"))]
+        message = _attach_message_buffer(opts)
         status = N.lib.umfa_attention_backward(h, ctypes.byref(opts), *map(_ref, views))
         del keep
-        N.check(status, h)
+        _check_call(status, h, message)
+
+
+# Per-call error messages (umfa_attention_options.error_message): the context's own last-error
+# message is shared by every thread using it, so with calls failing at once on one context it
+# may hold another call's message by the time it is read. One buffer per thread suffices: a
+# thread runs one call at a time.
+_MESSAGE_CAPACITY = 1024
+_message_buffers = threading.local()
+
+
+def _attach_message_buffer(opts: N.AttentionOptions) -> Any:
+    buf = getattr(_message_buffers, "buf", None)
+    if buf is None:
+        buf = ctypes.create_string_buffer(_MESSAGE_CAPACITY)
+        _message_buffers.buf = buf
+    buf[0] = b"\0"
+    opts.error_message = ctypes.cast(buf, ctypes.c_char_p)
+    opts.error_message_capacity = _MESSAGE_CAPACITY
+    return buf
+
+
+def _check_call(status: int, handle: int, message: Any) -> None:
+    """Raise :class:`UmfaError` for a failed attention call, with the call's own message."""
+    if status != 0:
+        text = message.value.decode("utf-8", "replace") if message.value else N.last_error(
+            handle)
+        raise UmfaError(status, N.status_name(status), text)
 
 
 class _DeviceBuffer:
