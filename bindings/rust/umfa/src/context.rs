@@ -215,7 +215,8 @@ impl Context {
         lse: Option<&mut TensorViewMut<'_>>,
         options: &AttentionOptions<'_>,
     ) -> Result<()> {
-        let raw_options = options.c_struct();
+        let mut message = CallMessage::new();
+        let raw_options = message.attach(options.c_struct());
         let lse_ptr = lse.map_or(std::ptr::null(), |l| l.as_raw() as *const sys::umfa_tensor);
         // SAFETY: every view was checked to lie inside live memory it borrows for the call
         // (inputs shared, outputs exclusive, so outputs cannot alias inputs); the options'
@@ -231,7 +232,7 @@ impl Context {
                 lse_ptr,
             )
         };
-        check(status, self.raw.as_ptr())
+        message.check(status, self.raw.as_ptr())
     }
 
     /// Backward attention: writes `dq`, `dk`, `dv` from `dout` (see `umfa_attention_backward`).
@@ -253,7 +254,8 @@ impl Context {
         dv: &mut TensorViewMut<'_>,
         options: &AttentionOptions<'_>,
     ) -> Result<()> {
-        let raw_options = options.c_struct();
+        let mut message = CallMessage::new();
+        let raw_options = message.attach(options.c_struct());
         // SAFETY: as in `forward`; the three outputs are distinct exclusive borrows.
         let status = unsafe {
             sys::umfa_attention_backward(
@@ -270,7 +272,42 @@ impl Context {
                 dv.as_raw(),
             )
         };
-        check(status, self.raw.as_ptr())
+        message.check(status, self.raw.as_ptr())
+    }
+}
+
+/// The per-call error message of an attention call (`umfa_attention_options.error_message`).
+///
+/// A `Context` is shared between threads, and the context's last-error message is the latest
+/// failure of any of them: read after a failed call, it may already be another call's. The
+/// library also writes each failed call's message into this buffer, which belongs to the call.
+struct CallMessage([u8; 1024]);
+
+impl CallMessage {
+    fn new() -> Self {
+        CallMessage([0; 1024])
+    }
+
+    /// Points `raw`'s message fields at this buffer (which must outlive the call).
+    fn attach(&mut self, mut raw: sys::umfa_attention_options) -> sys::umfa_attention_options {
+        raw.error_message = self.0.as_mut_ptr().cast();
+        raw.error_message_capacity = self.0.len() as u64;
+        raw
+    }
+
+    /// `Ok(())`, or the error with this call's message (the context's as a fallback).
+    fn check(&self, status: sys::umfa_status, context: *const sys::umfa_context) -> Result<()> {
+        if status == sys::UMFA_STATUS_OK as sys::umfa_status {
+            return Ok(());
+        }
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        if len == 0 {
+            return check(status, context);
+        }
+        Err(Error::Native {
+            status: Status::from_code(status).unwrap_or(Status::Internal),
+            message: String::from_utf8_lossy(&self.0[..len]).into_owned(),
+        })
     }
 }
 

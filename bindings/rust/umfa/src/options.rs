@@ -236,7 +236,7 @@ impl<'a> AttentionOptions<'a> {
             max_seqlen_q: max_q,
             max_seqlen_k: max_k,
             stream: self.stream.map_or(std::ptr::null_mut(), CudaStream::as_raw),
-            // Calls are synchronous: the error path reads the message right after the call.
+            // Context::forward/backward point these at a per-call buffer (see context.rs).
             error_message: std::ptr::null_mut(),
             error_message_capacity: 0,
         }
