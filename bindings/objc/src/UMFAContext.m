@@ -36,6 +36,19 @@ static BOOL UMFAFail(NSError **error, umfa_status status, const umfa_context *co
   return NO;
 }
 
+/* Sets *error from a failed attention call: its own message (the per-call buffer the library
+   filled, umfa_attention_options.error_message) when there is one, else the context's. The
+   context's message is shared by every thread using the context, so another call failing at
+   the same time could have replaced it already. */
+static BOOL UMFAFailCall(NSError **error, umfa_status status, const umfa_context *context,
+                         const char *callMessage) {
+  if (error != NULL && callMessage != NULL && callMessage[0] != '\0') {
+    *error = UMFAMakeError(status, [NSString stringWithUTF8String:callMessage]);
+    return NO;
+  }
+  return UMFAFail(error, status, context);
+}
+
 /* Sets *error for a problem this wrapper detects itself. */
 static BOOL UMFAFailWith(NSError **error, umfa_status status, NSString *message) {
   if (error != NULL) {
@@ -554,6 +567,7 @@ static BOOL UMFAPrepareOptions(UMFAAttentionOptions *options, umfa_attention_opt
   umfa_attention_options raw;
   UMFAOptionViews optionViews;
   umfa_tensor tq, tk, tv, tout, tlse;
+  char message[1024];
   umfa_status status;
   if (!UMFACheckTensor(q, @"q", NO, &tq, error) || !UMFACheckTensor(k, @"k", NO, &tk, error) ||
       !UMFACheckTensor(v, @"v", NO, &tv, error) ||
@@ -566,9 +580,12 @@ static BOOL UMFAPrepareOptions(UMFAAttentionOptions *options, umfa_attention_opt
   if (!UMFAPrepareOptions(options, &raw, &optionViews, error)) {
     return NO;
   }
+  message[0] = '\0';
+  raw.error_message = message;
+  raw.error_message_capacity = sizeof message;
   status = umfa_attention_forward(_context, &raw, &tq, &tk, &tv, &tout, lse ? &tlse : NULL);
   if (status != UMFA_STATUS_OK) {
-    return UMFAFail(error, status, _context);
+    return UMFAFailCall(error, status, _context, message);
   }
   return YES;
 }
@@ -587,6 +604,7 @@ static BOOL UMFAPrepareOptions(UMFAAttentionOptions *options, umfa_attention_opt
   umfa_attention_options raw;
   UMFAOptionViews optionViews;
   umfa_tensor tq, tk, tv, tout, tdout, tlse, tdq, tdk, tdv;
+  char message[1024];
   umfa_status status;
   if (!UMFACheckTensor(q, @"q", NO, &tq, error) || !UMFACheckTensor(k, @"k", NO, &tk, error) ||
       !UMFACheckTensor(v, @"v", NO, &tv, error) ||
@@ -601,10 +619,13 @@ static BOOL UMFAPrepareOptions(UMFAAttentionOptions *options, umfa_attention_opt
   if (!UMFAPrepareOptions(options, &raw, &optionViews, error)) {
     return NO;
   }
+  message[0] = '\0';
+  raw.error_message = message;
+  raw.error_message_capacity = sizeof message;
   status = umfa_attention_backward(_context, &raw, &tq, &tk, &tv, &tout, &tdout, &tlse, &tdq,
                                    &tdk, &tdv);
   if (status != UMFA_STATUS_OK) {
-    return UMFAFail(error, status, _context);
+    return UMFAFailCall(error, status, _context, message);
   }
   return YES;
 }

@@ -904,6 +904,86 @@ static void run_threads(UMFAContext *ctx) {
   [pool drain];
 }
 
+/* Two threads failing differently on one context at the same time: every NSError carries its
+   own call's message (the context's shared message could belong to the other thread's call). */
+@interface UMFAFailingWorker : NSObject {
+ @public
+  UMFAContext *ctx;
+  NSArray *qShape, *kvShape;
+  umfa_status status;
+  NSString *word;
+  NSConditionLock *start; /* condition 1 = go (never changed by the workers) */
+  NSConditionLock *done;  /* counts finished workers */
+  int *mismatches;        /* shared, updated under `done` */
+}
+- (void)run:(id)unused;
+@end
+
+@implementation UMFAFailingWorker
+- (void)run:(id)unused {
+  NSAutoreleasePool *outer = [[NSAutoreleasePool alloc] init];
+  UMFATensor *q = [UMFATensor tensorWithData:floats(product(qShape), 0) dtype:UMFADTypeF32
+                                       shape:qShape error:NULL];
+  UMFATensor *kv = [UMFATensor tensorWithData:floats(product(kvShape), 0) dtype:UMFADTypeF32
+                                        shape:kvShape error:NULL];
+  UMFATensor *out = [UMFATensor tensorWithMutableData:floats(product(qShape), 0)
+                                                dtype:UMFADTypeF32 shape:qShape error:NULL];
+  int i, wrong = 0;
+  [start lockWhenCondition:1];
+  [start unlock];
+  for (i = 0; i < 20000; i++) {
+    NSAutoreleasePool *pool = [[NSAutoreleasePool alloc] init];
+    NSError *error = nil;
+    if ([ctx forwardWithQuery:q key:kv value:kv output:out logSumExp:nil options:nil
+                        error:&error] ||
+        [error code] != status ||
+        [[error localizedDescription] rangeOfString:word].location == NSNotFound) {
+      wrong++;
+    }
+    [pool drain];
+  }
+  [done lock];
+  *mismatches += wrong;
+  [done unlockWithCondition:[done condition] + 1];
+  [outer drain];
+}
+@end
+
+static void run_concurrent_failures(void) {
+  NSAutoreleasePool *pool = [[NSAutoreleasePool alloc] init];
+  UMFAContext *ctx = [[[UMFAContext alloc] initWithBackend:UMFABackendCPU deviceIndex:0
+                                                numThreads:1 workspaceLimit:0
+                                                     error:NULL] autorelease];
+  NSConditionLock *start = [[[NSConditionLock alloc] initWithCondition:0] autorelease];
+  NSConditionLock *done = [[[NSConditionLock alloc] initWithCondition:0] autorelease];
+  UMFAFailingWorker *workers[2];
+  int i, mismatches = 0;
+  for (i = 0; i < 2; i++) {
+    workers[i] = [[UMFAFailingWorker alloc] init];
+    workers[i]->ctx = ctx;
+    workers[i]->qShape = i == 0 ? dims(4, 1, 4, 3, 8) : dims(4, 1, 4, 2, 300);
+    workers[i]->kvShape = i == 0 ? dims(4, 1, 4, 2, 8) : dims(4, 1, 4, 2, 300);
+    workers[i]->status = i == 0 ? UMFA_STATUS_HEADS_NOT_DIVISIBLE
+                                : UMFA_STATUS_HEAD_DIM_OUT_OF_RANGE;
+    workers[i]->word = i == 0 ? @"multiple" : @"head_dim";
+    workers[i]->start = start;
+    workers[i]->done = done;
+    workers[i]->mismatches = &mismatches;
+    [NSThread detachNewThreadSelector:@selector(run:) toTarget:workers[i] withObject:nil];
+  }
+  [start lock];
+  [start unlockWithCondition:1];
+  [done lockWhenCondition:2];
+  [done unlock];
+  for (i = 0; i < 2; i++) [workers[i] release];
+  report(mismatches == 0,
+         @"threads: errors of calls failing at once on one context keep their own messages",
+         mismatches ? [NSString stringWithFormat:@"%d errors carried another call's message",
+                                                 mismatches]
+                    : nil);
+  [pool drain];
+}
+
 /* A valid call through the convenience method, then library information. */
 static void run_basics(UMFAContext *ctx) {
   NSMutableData *out = floats(2 * 5 * 4 * 16, kSentinel);
@@ -969,6 +1049,7 @@ int main(int argc, char **argv) {
   run_backward_bad_inputs(ctx);
   run_zero_copy(ctx);
   run_threads(ctx);
+  run_concurrent_failures();
   if (manifest != nil) {
     run_conformance(ctx, manifest, skip, filter);
   } else {
