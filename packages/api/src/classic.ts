@@ -4,6 +4,7 @@ import type { Driver } from './driver.js';
 import { MFAError, UmfaError } from './errors.js';
 import type { ClassicForwardOptions, Precision } from './options.js';
 import { MFAStatus, Status } from './status.js';
+import type { ClassicOutData, KnownOptions } from './results.js';
 import { isContiguous, numel, type Tensor } from './tensor.js';
 
 const precisionCode: { readonly [K in Precision]: number } = { fp16: 0, bf16: 1, fp32: 2 };
@@ -85,7 +86,16 @@ export class MFAContextBase implements Disposable {
    *
    * @throws MFAError with the classic code and the core's detailed message
    */
-  forward(q: Tensor, k: Tensor, v: Tensor, options: ClassicForwardOptions = {}): Tensor {
+  forward<Q extends ArrayBufferView, O extends ClassicForwardOptions = {}>(
+    q: Tensor<Q>,
+    k: Tensor,
+    v: Tensor,
+    options?: KnownOptions<O, ClassicForwardOptions>,
+  ): Tensor<ClassicOutData<Q, O>> {
+    return this.#forward(q, k, v, options ?? {}) as Tensor<ClassicOutData<Q, O>>;
+  }
+
+  #forward(q: Tensor, k: Tensor, v: Tensor, options: ClassicForwardOptions): Tensor {
     if (this.#disposed) throw new UmfaError(Status.INVALID_HANDLE, 'this MFAContext has been disposed');
     const { driver, handle } = this.#state;
     for (const [t, role] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {

@@ -4,6 +4,7 @@ import type { AsyncOutcome, Driver } from './driver.js';
 import { UmfaError } from './errors.js';
 import type { BackendInfo, BackendName, BackwardOptions, ContextLike, ContextOptions, ForwardOptions } from './options.js';
 import { Status } from './status.js';
+import type { BackwardResult, ForwardResult, KnownOptions } from './results.js';
 import type { AttentionGradients, AttentionResult, Tensor } from './tensor.js';
 import { numel } from './tensor.js';
 
@@ -225,27 +226,37 @@ export class ContextBase implements ContextLike, Disposable {
    *
    * @throws UmfaError with the core's status and message; nothing is written then
    */
-  attention(q: Tensor, k: Tensor, v: Tensor, options?: ForwardOptions): AttentionResult {
+  attention<Q extends ArrayBufferView, O extends ForwardOptions = {}>(
+    q: Tensor<Q>,
+    k: Tensor,
+    v: Tensor,
+    options?: KnownOptions<O, ForwardOptions>,
+  ): ForwardResult<Q, O> {
     const handle = this.#live();
     const frame = this.#runtime.syncFrame;
     const result = encodeForward(frame, q, k, v, options);
     const status = this.#driver.forward(handle, frame);
     frame.clear();
     this.#checkCall(handle, status, frame);
-    return result;
+    return result as ForwardResult<Q, O>;
   }
 
   /**
    * Forward attention on a worker thread; the typed arrays must not be modified until the
    * Promise settles. Rejects with UmfaError on failure.
    */
-  async attentionAsync(q: Tensor, k: Tensor, v: Tensor, options?: ForwardOptions): Promise<AttentionResult> {
+  async attentionAsync<Q extends ArrayBufferView, O extends ForwardOptions = {}>(
+    q: Tensor<Q>,
+    k: Tensor,
+    v: Tensor,
+    options?: KnownOptions<O, ForwardOptions>,
+  ): Promise<ForwardResult<Q, O>> {
     const handle = this.#live();
     const frame = new Frame();
     const result = encodeForward(frame, q, k, v, options);
     const outcome = await this.#runAsync(() => this.#driver.forwardAsync(handle, frame));
     this.#checkCall(handle, outcome.status, frame, outcome.message);
-    return result;
+    return result as ForwardResult<Q, O>;
   }
 
   /**
@@ -253,40 +264,50 @@ export class ContextBase implements ContextLike, Disposable {
    *
    * @throws UmfaError with the core's status and message; nothing is written then
    */
-  attentionBackward(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
+  attentionBackward<
+    Q extends ArrayBufferView,
+    K extends ArrayBufferView,
+    V extends ArrayBufferView,
+    O extends BackwardOptions = {},
+  >(
+    q: Tensor<Q>,
+    k: Tensor<K>,
+    v: Tensor<V>,
     out: Tensor,
     dout: Tensor,
     lse: Tensor,
-    options?: BackwardOptions,
-  ): AttentionGradients {
+    options?: KnownOptions<O, BackwardOptions>,
+  ): BackwardResult<Q, K, V, O> {
     const handle = this.#live();
     const frame = this.#runtime.syncFrame;
     const grads = encodeBackward(frame, q, k, v, out, dout, lse, options);
     const status = this.#driver.backward(handle, frame);
     frame.clear();
     this.#checkCall(handle, status, frame);
-    return grads;
+    return grads as BackwardResult<Q, K, V, O>;
   }
 
   /** Backward attention on a worker thread. Rejects with UmfaError on failure. */
-  async attentionBackwardAsync(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
+  async attentionBackwardAsync<
+    Q extends ArrayBufferView,
+    K extends ArrayBufferView,
+    V extends ArrayBufferView,
+    O extends BackwardOptions = {},
+  >(
+    q: Tensor<Q>,
+    k: Tensor<K>,
+    v: Tensor<V>,
     out: Tensor,
     dout: Tensor,
     lse: Tensor,
-    options?: BackwardOptions,
-  ): Promise<AttentionGradients> {
+    options?: KnownOptions<O, BackwardOptions>,
+  ): Promise<BackwardResult<Q, K, V, O>> {
     const handle = this.#live();
     const frame = new Frame();
     const grads = encodeBackward(frame, q, k, v, out, dout, lse, options);
     const outcome = await this.#runAsync(() => this.#driver.backwardAsync(handle, frame));
     this.#checkCall(handle, outcome.status, frame, outcome.message);
-    return grads;
+    return grads as BackwardResult<Q, K, V, O>;
   }
 
   /**

@@ -16,13 +16,15 @@ import {
   findNativeLibrary,
   MFAContextBase,
   Runtime,
-  type AttentionGradients,
-  type AttentionResult,
   type BackendInfo,
   type BackwardOptions,
+  type BackwardResult,
   type ClassicForwardOptions,
+  type ClassicOutData,
   type ContextOptions,
   type ForwardOptions,
+  type ForwardResult,
+  type KnownOptions,
   type Tensor,
 } from '@umfa/api';
 import { KoffiDriver } from './driver.js';
@@ -80,6 +82,17 @@ function contextFor(options: { context?: unknown } | undefined): ContextBase {
  * heads_kv divides heads_q. Inputs are read in place; the output (and the LSE when
  * `returnLse`) are allocated unless given in the options.
  *
+ * The result is typed from the arguments (see `ForwardResult`): `out.data` is a `Float32Array`
+ * for a `Float32Array` q (or `outDtype: 'f32'`), a `Uint16Array` for f16/bf16 bits, and `lse` is
+ * not optional when `returnLse: true` is passed.
+ *
+ * @example
+ * ```ts
+ * const { out, lse } = attention(q, k, v, { causal: true, returnLse: true });
+ * out.data; // Float32Array when q's data is one
+ * attentionBackward(q, k, v, out, dout, lse); // lse: Tensor<Float32Array>, no cast
+ * ```
+ *
  * @param q - queries (f32, f16 or bf16)
  * @param k - keys (same dtype as q)
  * @param v - values (same dtype as q)
@@ -87,7 +100,12 @@ function contextFor(options: { context?: unknown } | undefined): ContextBase {
  * @returns the output and, when asked for, the log-sum-exp
  * @throws UmfaError with the core's status and message; nothing is written then
  */
-export function attention(q: Tensor, k: Tensor, v: Tensor, options?: ForwardOptions): AttentionResult {
+export function attention<Q extends ArrayBufferView, O extends ForwardOptions = {}>(
+  q: Tensor<Q>,
+  k: Tensor,
+  v: Tensor,
+  options?: KnownOptions<O, ForwardOptions>,
+): ForwardResult<Q, O> {
   return contextFor(options).attention(q, k, v, options);
 }
 
@@ -97,7 +115,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options?: ForwardOpti
  *
  * @returns a Promise of the output (and LSE); rejects with UmfaError on failure
  */
-export function attentionAsync(q: Tensor, k: Tensor, v: Tensor, options?: ForwardOptions): Promise<AttentionResult> {
+export function attentionAsync<Q extends ArrayBufferView, O extends ForwardOptions = {}>(
+  q: Tensor<Q>,
+  k: Tensor,
+  v: Tensor,
+  options?: KnownOptions<O, ForwardOptions>,
+): Promise<ForwardResult<Q, O>> {
   try {
     return contextFor(options).attentionAsync(q, k, v, options);
   } catch (e) {
@@ -111,15 +134,20 @@ export function attentionAsync(q: Tensor, k: Tensor, v: Tensor, options?: Forwar
  *
  * @throws UmfaError with the core's status and message; nothing is written then
  */
-export function attentionBackward(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
+export function attentionBackward<
+  Q extends ArrayBufferView,
+  K extends ArrayBufferView,
+  V extends ArrayBufferView,
+  O extends BackwardOptions = {},
+>(
+  q: Tensor<Q>,
+  k: Tensor<K>,
+  v: Tensor<V>,
   out: Tensor,
   dout: Tensor,
   lse: Tensor,
-  options?: BackwardOptions,
-): AttentionGradients {
+  options?: KnownOptions<O, BackwardOptions>,
+): BackwardResult<Q, K, V, O> {
   return contextFor(options).attentionBackward(q, k, v, out, dout, lse, options);
 }
 
@@ -128,15 +156,20 @@ export function attentionBackward(
  *
  * @returns a Promise of the gradients; rejects with UmfaError on failure
  */
-export function attentionBackwardAsync(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
+export function attentionBackwardAsync<
+  Q extends ArrayBufferView,
+  K extends ArrayBufferView,
+  V extends ArrayBufferView,
+  O extends BackwardOptions = {},
+>(
+  q: Tensor<Q>,
+  k: Tensor<K>,
+  v: Tensor<V>,
   out: Tensor,
   dout: Tensor,
   lse: Tensor,
-  options?: BackwardOptions,
-): Promise<AttentionGradients> {
+  options?: KnownOptions<O, BackwardOptions>,
+): Promise<BackwardResult<Q, K, V, O>> {
   try {
     return contextFor(options).attentionBackwardAsync(q, k, v, out, dout, lse, options);
   } catch (e) {
@@ -150,13 +183,13 @@ export function attentionBackwardAsync(
  *
  * @throws MFAError with the classic code and the core's detailed message
  */
-export function flashAttentionForward(
+export function flashAttentionForward<Q extends ArrayBufferView, O extends ClassicForwardOptions = {}>(
   ctx: MFAContext,
-  q: Tensor,
+  q: Tensor<Q>,
   k: Tensor,
   v: Tensor,
-  options?: ClassicForwardOptions,
-): Tensor {
+  options?: KnownOptions<O, ClassicForwardOptions>,
+): Tensor<ClassicOutData<Q, O>> {
   return ctx.forward(q, k, v, options);
 }
 

@@ -8,6 +8,7 @@
 // own names ("@umfa/koffi" / "@umfa/napi", "koffi" / "napi") are the only allowed difference.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
@@ -126,5 +127,28 @@ describe('@umfa/koffi and @umfa/napi have one API', () => {
     ).toEqual([]);
     expect(a!.get('attention')).toMatch(/^function\n/);
     expect(a!.get('Context')).toMatch(/^class\n/);
+  });
+
+  it('type results from the arguments (test/types/typed-results.ts compiles, strict)', () => {
+    const fixture = join(dirname(fileURLToPath(import.meta.url)), 'types', 'typed-results.ts');
+    const program = ts.createProgram([fixture], {
+      strict: true,
+      noUncheckedIndexedAccess: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
+      types: ['node'],
+      noEmit: true,
+      skipLibCheck: true,
+    });
+    const errors = ts
+      .getPreEmitDiagnostics(program)
+      .filter((d) => d.category === ts.DiagnosticCategory.Error)
+      .map((d) => {
+        const where = d.file && d.start !== undefined ? `line ${d.file.getLineAndCharacterOfPosition(d.start).line + 1}: ` : '';
+        return where + ts.flattenDiagnosticMessageText(d.messageText, '\n');
+      });
+    expect(errors).toEqual([]);
   });
 });
