@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Keeps the code samples of the docs honest.
 //
-//   node docs/scripts/samples.mjs check        every code block in docs/**/*.md is either a sample
+//   node docs/scripts/samples.mjs check        every code block in docs/**/*.md and packages/*/README.md is a sample
 //                                              included from docs/examples (and identical to it)
 //                                              or a `decl` block found verbatim in include/umfa.h
 //   node docs/scripts/samples.mjs sync         rewrites included blocks from their files
@@ -37,6 +37,7 @@ const repo = join(docs, "..");
 const CODE_LANGS = new Set(["c", "cpp", "c++", "js", "mjs", "javascript", "ts", "typescript", "rust", "rs", "python", "py", "objc", "objective-c", "swift"]);
 const FENCE_LANG = { ".c": "c", ".m": "objc", ".mts": "ts", ".mjs": "js", ".js": "js", ".ts": "ts", ".rs": "rust", ".py": "python", ".sh": "sh" };
 
+/** The pages whose code blocks are checked: docs/**\/*.md and the packages' READMEs (npm shows those). */
 function markdownFiles(dir = docs) {
   const out = [];
   for (const name of readdirSync(dir)) {
@@ -44,6 +45,13 @@ function markdownFiles(dir = docs) {
     if (["api", "node_modules", "examples"].includes(name) && dir === docs) continue;
     if (statSync(p).isDirectory()) out.push(...markdownFiles(p));
     else if (name.endsWith(".md")) out.push(p);
+  }
+  if (dir === docs) {
+    const packages = join(repo, "packages");
+    for (const name of existsSync(packages) ? readdirSync(packages) : []) {
+      const readme = join(packages, name, "README.md");
+      if (existsSync(readme)) out.push(readme);
+    }
   }
   return out.sort();
 }
