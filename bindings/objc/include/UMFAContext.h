@@ -7,7 +7,8 @@
  *
  * Errors: methods that can fail return NO/nil and, when `error` is not NULL, set *error to an
  * autoreleased NSError with domain UMFAErrorDomain, the umfa status (UMFA_STATUS_*) as its code,
- * the library's message as its localizedDescription and the status name under
+ * the library's message as its localizedDescription (the failed call's own message, also when
+ * other calls on the same context fail at the same time) and the status name under
  * UMFAStatusNameKey.
  *
  * Memory management: manual retain/release (the code builds with gcc/GNUstep, which has no ARC,

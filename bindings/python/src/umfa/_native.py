@@ -63,7 +63,8 @@ class UmfaError(RuntimeError):
     Attributes:
         status: the ``UMFA_STATUS_*`` code (an int; compare with :class:`umfa.Status`).
         name: the status' name, e.g. ``"UMFA_STATUS_SHAPE_MISMATCH"``.
-        message: the library's message for the failure (``umfa_last_error``).
+        message: the library's message for the failure (the call's own for attention calls,
+            else ``umfa_last_error``).
     """
 
     def __init__(self, status: int, name: Optional[str] = None, message: str = "") -> None:

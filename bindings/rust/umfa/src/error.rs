@@ -134,8 +134,9 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// The native library returned a non-OK status; `message` is its detailed message
-    /// (`umfa_last_error`).
+    /// The native library returned a non-OK status; `message` is its detailed message (the
+    /// call's own for attention calls, even when other calls on the same `Context` fail at the
+    /// same time; otherwise `umfa_last_error`).
     Native {
         /// The status code.
         status: Status,
