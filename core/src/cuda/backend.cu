@@ -531,16 +531,18 @@ umfa_status backward(void* impl, const Problem* pp, ErrorSink* err) {
     kp.lse2 = reinterpret_cast<float*>(ws.at(pl.off[kLse2]));
     kp.delta = reinterpret_cast<float*>(ws.at(pl.off[kDelta]));
     // Rows no sequence owns read as "no key visible": LSE2 huge, Delta 0.
+    if (pl.fast && !pl.det) {
+      kp.dq_acc = reinterpret_cast<float*>(ws.at(pl.off[kDqacc]));
+      kp.dq_pitch = pl.dt;
+    }
     e = cudaMemsetAsync(kp.lse2, 0x7f, pl.bytes[kLse2], st);
     if (e == cudaSuccess) e = cudaMemsetAsync(kp.delta, 0, pl.bytes[kDelta], st);
-    if (e == cudaSuccess) e = launch_bwd_preprocess(kp, st);
+    bool zeroed = false;
+    if (e == cudaSuccess) e = launch_bwd_preprocess(kp, st, &zeroed);
+    if (e == cudaSuccess && kp.dq_acc && !zeroed)
+      e = cudaMemsetAsync(kp.dq_acc, 0, pl.bytes[kDqacc], st);
     if (e == cudaSuccess && pl.fast) {
       e = stage_inputs(p, pl, ws, kp, st);
-      if (e == cudaSuccess && !pl.det) {
-        kp.dq_acc = reinterpret_cast<float*>(ws.at(pl.off[kDqacc]));
-        kp.dq_pitch = pl.dt;
-        e = cudaMemsetAsync(kp.dq_acc, 0, pl.bytes[kDqacc], st);
-      }
       const int64_t blocks = cdiv(p.seqlen_k, pl.main.bn) * p.heads_kv * p.batch;
       if (e == cudaSuccess)
         e = launch(pl.main, blocks, pl.dbuf ? pl.main.smem : pl.main.smem_small, kp, st);

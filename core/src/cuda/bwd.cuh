@@ -171,20 +171,6 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   const int wkn = warp / C::WDKV, wkd = warp % C::WDKV;
   const int wqm = warp / C::WDQ, wqd = warp % C::WDQ;
 
-  // LSE2 and Delta of this thread's S rows, loaded one step ahead.
-  float lse_n[MT_S][2], dlt_n[MT_S][2];
-  auto load_rows = [&](int h, int m0) {
-#pragma unroll
-    for (int mt = 0; mt < MT_S; ++mt)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int64_t k = int64_t(h) * p.rows_pad + s.q_glob + m0 + wsm * MT_S * 16 + (lane >> 2) +
-                          mt * 16 + r * 8;
-        lse_n[mt][r] = p.lse2[k];
-        dlt_n[mt][r] = p.delta[k];
-      }
-  };
-
   int h = hk * p.group, m0 = m_begin * BM;
   if (steps > 0) {
     const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0 + n0, hk);
@@ -193,35 +179,32 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     load_tile<BN, D, C::kThreads>(sV, vg, p.v.ss, s.nk - n0, p.d, p.v.ptr, tid);
     load_step(h, m0, 0);
     cp_async_commit();
-    load_rows(h, m0);
   }
 
   for (int t = 0; t < steps; ++t) {
     const int stage = p.dbuf ? (t & 1) : 0;
     const uint32_t sQ = base + C::kOffQ + stage * C::kStage;
     const uint32_t sdO = sQ + BM * PB;
-    float lse_r[MT_S][2], dlt_r[MT_S][2];
-#pragma unroll
-    for (int mt = 0; mt < MT_S; ++mt)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        lse_r[mt][r] = lse_n[mt][r];
-        dlt_r[mt][r] = dlt_n[mt][r];
-      }
     int h1 = h, m1 = m0;  // the next step
     next_hm(h1, m1);
 
     cp_async_wait<0>();
     __syncthreads();  // this step's Q/dO landed; the previous step's readers are done
-    if (t + 1 < steps) {
-      if (p.dbuf) {
-        load_step(h1, m1, stage ^ 1);
-        cp_async_commit();
-      }
-      load_rows(h1, m1);
+    if (p.dbuf && t + 1 < steps) {
+      load_step(h1, m1, stage ^ 1);
+      cp_async_commit();
     }
 
     const int row_base = m0 + wsm * MT_S * 16 + (lane >> 2);
+    float lse_r[MT_S][2], dlt_r[MT_S][2];
+#pragma unroll
+    for (int mt = 0; mt < MT_S; ++mt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t k = int64_t(h) * p.rows_pad + s.q_glob + row_base + mt * 16 + r * 8;
+        lse_r[mt][r] = p.lse2[k];
+        dlt_r[mt][r] = p.delta[k];
+      }
     const bool full = m0 + BM <= s.nq && n0 + BN <= s.nk &&
                       (p.wl < 0 || n0 >= m0 + BM - 1 + s.off - p.wl) &&
                       (p.wr < 0 || n0 + BN - 1 <= m0 + s.off + p.wr);

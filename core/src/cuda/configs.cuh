@@ -15,11 +15,11 @@ namespace cuda {
 //                  D    BM   BN  warps
 using Fwd64 = FwdCfg<64, 128, 128, 4>;
 using Fwd96 = FwdCfg<96, 128, 64, 4>;
-using Fwd128 = FwdCfg<128, 128, 64, 4>;
+using Fwd128 = FwdCfg<128, 128, 64, 4, 1, false>;
 using Fwd256 = FwdCfg<256, 128, 64, 8>;
 
-//                   D   BM   BN  S: WM WN  dKV: WN WD  dQ: WM WD
-using Bwd64 = BwdCfg<64, 128, 128, 4, 2, 4, 2, 4, 2>;
+//                   D   BM   BN  S: WM WN  dKV: WN WD  dQ: WM WD  warps dbuf blocks/SM
+using Bwd64 = BwdCfg<64, 32, 128, 1, 4, 4, 1, 1, 4, 4, true, 2>;
 using Bwd96 = BwdCfg<96, 64, 128, 2, 4, 4, 2, 4, 2>;
 using Bwd128 = BwdCfg<128, 64, 128, 2, 4, 4, 2, 2, 4>;
 using Bwd256 = BwdCfg<256, 64, 64, 2, 4, 2, 4, 2, 4>;
@@ -104,7 +104,7 @@ KernelInfo fwd_variant(int dt, int variant) {
     switch (dt) {
       case 64: return fwd_info<T, FwdCfg<64, 128, 128, 4, 2>>();
       case 96: return fwd_info<T, FwdCfg<96, 128, 64, 4, 2>>();
-      case 128: return fwd_info<T, FwdCfg<128, 128, 64, 4, 2>>();
+      case 128: return fwd_info<T, FwdCfg<128, 128, 64, 4, 2, false>>();
       case 256: return fwd_info<T, FwdCfg<256, 128, 64, 8, 2>>();
       default: break;
     }
@@ -133,7 +133,7 @@ KernelInfo bwd_variant(int dt, int variant) {
     }
   } else if (variant == 3) {
     switch (dt) {
-      case 64: return bwd_info<T, BwdCfg<64, 32, 128, 1, 4, 4, 1, 1, 4, 4, true, 2>>();
+      case 64: return bwd_info<T, BwdCfg<64, 128, 128, 4, 2, 4, 2, 4, 2>>();
       case 128: return bwd_info<T, BwdCfg<128, 32, 64, 1, 4, 2, 2, 1, 4, 4, true, 2>>();
       default: break;
     }

@@ -19,9 +19,12 @@
 namespace umfa {
 namespace cuda {
 
-template <int D_, int BM_, int BN_, int NW_, int kStages_ = 1>
+template <int D_, int BM_, int BN_, int NW_, int kStages_ = 1, bool kEpi16_ = true>
 struct FwdCfg {
   static constexpr int D = D_, BM = BM_, BN = BN_, NW = NW_;
+  // Outputs in the compute dtype go through a 16-bit shared tile with 16-byte stores (else an
+  // f32 tile); measured slower for the register-bound D = 128 shape, which keeps the f32 tile.
+  static constexpr bool kEpi16 = kEpi16_;
   // 1: one K and one V buffer, V(n) fetched during S = Q K(n)^T and K(n-1) during softmax/PV
   // (two barriers per tile). 2: K/V double-buffered, tile n-1 fetched during all of tile n
   // (one barrier per tile).
@@ -37,90 +40,6 @@ struct FwdCfg {
   static_assert(BM % (NW * 16) == 0, "rows per warp");
   static_assert(BM * (D + 8) * 4 <= kSmem, "the f32 output tile fits in shared memory");
 };
-
-// Epilogue of fwd_kernel: normalize; O (or this split's partial, f32 [Hq][rows_q][d]) goes
-// through shared memory for coalesced stores; the LSE is written from registers.
-template <typename T, class C>
-__device__ __noinline__ void fwd_epilogue(const KParams& p, float (&acc_o)[C::MT][C::DT][4],
-                                          float (&row_max)[C::MT][2], float (&row_sum)[C::MT][2],
-                                          const SeqInfo& s, int b, int h, int split, int m0,
-                                          unsigned char* smem) {
-  constexpr int BM = C::BM, D = C::D, MT = C::MT, DT = C::DT;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const bool varlen = p.cu_q != nullptr;
-  const int row_base = m0 + warp * MT * 16 + (lane >> 2);
-  TView ov = p.o;
-  float* lp = p.lse;
-  int64_t l_sh = p.lse_sh, l_ss = p.lse_ss, l_base = varlen ? 0 : int64_t(b) * p.lse_sb;
-  int64_t row0 = s.q_row0;
-  bool flat = varlen;
-  if (p.num_splits > 1) {
-    const int64_t slab = int64_t(split) * p.hq * p.rows_q;
-    ov.ptr = p.oacc + slab * p.d;
-    ov.dtype = UMFA_DTYPE_F32;
-    ov.ss = p.d;
-    ov.sh = p.rows_q * p.d;
-    ov.sd = 1;
-    ov.vec = (p.d % 4) == 0 ? 3 : ((p.d % 2) == 0 ? 1 : 0);
-    lp = p.lseacc + slab;
-    l_sh = p.rows_q;
-    l_ss = 1;
-    l_base = 0;
-    row0 = s.q_glob;
-    flat = true;
-  }
-  __syncthreads();  // every warp is done with the K/V/Q tiles
-  if (p.num_splits <= 1 && p.o.dtype == Elem<T>::kDtype) {
-    // Output in the compute dtype: a 16-bit tile and 16-byte stores.
-    const uint32_t so16 = smem_u32(smem);
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const float sum = quad_sum(row_sum[mt][r]);
-        const float inv = sum > 0.f ? 1.f / sum : 0.f;
-        const int i = row_base + mt * 16 + r * 8;
-        if (lp && (lane & 3) == 0 && i < s.nq)
-          lp[l_base + int64_t(h) * l_sh + (row0 + i) * l_ss] =
-              sum > 0.f ? (row_max[mt][r] + __log2f(sum)) * kLn2 : neg_inf();
-#pragma unroll
-        for (int dt = 0; dt < DT; ++dt) {
-          acc_o[mt][dt][2 * r] *= inv;
-          acc_o[mt][dt][2 * r + 1] *= inv;
-        }
-      }
-    frag_to_smem16<T, D>(so16, acc_o, warp * MT * 16, 0, 1.f, lane);
-    __syncthreads();
-    smem16_to_global<BM, D, C::kThreads>(so16, s.nq - m0, ov, flat, b, row0 + m0, h, p.d, tid);
-    return;
-  }
-  float* so = reinterpret_cast<float*>(smem);
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float sum = quad_sum(row_sum[mt][r]);
-      const float inv = sum > 0.f ? 1.f / sum : 0.f;
-      row_sum[mt][r] = inv;
-      const int i = row_base + mt * 16 + r * 8;
-      if (lp && (lane & 3) == 0 && i < s.nq)
-        lp[l_base + int64_t(h) * l_sh + (row0 + i) * l_ss] =
-            sum > 0.f ? (row_max[mt][r] + __log2f(sum)) * kLn2 : neg_inf();
-    }
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int dt = 0; dt < DT; ++dt)
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int row = warp * MT * 16 + mt * 16 + (lane >> 2) + r * 8;
-        const int col = dt * 8 + (lane & 3) * 2;
-        *reinterpret_cast<float2*>(so + row * (D + 8) + col) =
-            make_float2(acc_o[mt][dt][2 * r] * row_sum[mt][r], acc_o[mt][dt][2 * r + 1] * row_sum[mt][r]);
-      }
-  __syncthreads();
-  smem_to_global<BM, D, C::kThreads>(so, s.nq - m0, ov, flat, b, row0 + m0, h, p.d, tid);
-}
 
 template <typename T, class C>
 __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant__ KParams p) {
@@ -276,9 +195,81 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
     }
   }
 
-  // A separate (not inlined) function, so that its registers do not weigh on the main loop.
-  fwd_epilogue<T, C>(p, acc_o, row_max, row_sum, s, b, h, split, m0, smem);
+  // Epilogue: normalize; O (or this split's partial, f32 [Hq][rows_q][d]) goes through shared
+  // memory for coalesced stores; the LSE is written from registers.
+  TView ov = p.o;
+  float* lp = p.lse;
+  int64_t l_sh = p.lse_sh, l_ss = p.lse_ss, l_base = varlen ? 0 : int64_t(b) * p.lse_sb;
+  int64_t row0 = s.q_row0;
+  bool flat = varlen;
+  if (p.num_splits > 1) {
+    const int64_t slab = int64_t(split) * p.hq * p.rows_q;
+    ov.ptr = p.oacc + slab * p.d;
+    ov.dtype = UMFA_DTYPE_F32;
+    ov.ss = p.d;
+    ov.sh = p.rows_q * p.d;
+    ov.sd = 1;
+    ov.vec = (p.d % 4) == 0 ? 3 : ((p.d % 2) == 0 ? 1 : 0);
+    lp = p.lseacc + slab;
+    l_sh = p.rows_q;
+    l_ss = 1;
+    l_base = 0;
+    row0 = s.q_glob;
+    flat = true;
+  }
+  __syncthreads();  // every warp is done with the K/V/Q tiles
+  if (C::kEpi16 && p.num_splits <= 1 && p.o.dtype == Elem<T>::kDtype) {
+    // Output in the compute dtype: a 16-bit tile and 16-byte stores.
+    const uint32_t so16 = smem_u32(smem);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float sum = quad_sum(row_sum[mt][r]);
+        const float inv = sum > 0.f ? 1.f / sum : 0.f;
+        const int i = row_base + mt * 16 + r * 8;
+        if (lp && (lane & 3) == 0 && i < s.nq)
+          lp[l_base + int64_t(h) * l_sh + (row0 + i) * l_ss] =
+              sum > 0.f ? (row_max[mt][r] + __log2f(sum)) * kLn2 : neg_inf();
+#pragma unroll
+        for (int dt = 0; dt < DT; ++dt) {
+          acc_o[mt][dt][2 * r] *= inv;
+          acc_o[mt][dt][2 * r + 1] *= inv;
+        }
+      }
+    frag_to_smem16<T, D>(so16, acc_o, warp * MT * 16, 0, 1.f, lane);
+    __syncthreads();
+    smem16_to_global<BM, D, C::kThreads>(so16, s.nq - m0, ov, flat, b, row0 + m0, h, p.d, tid);
+    return;
+  }
+  float* so = reinterpret_cast<float*>(smem);
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float sum = quad_sum(row_sum[mt][r]);
+      const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      row_sum[mt][r] = inv;
+      const int i = row_base + mt * 16 + r * 8;
+      if (lp && (lane & 3) == 0 && i < s.nq)
+        lp[l_base + int64_t(h) * l_sh + (row0 + i) * l_ss] =
+            sum > 0.f ? (row_max[mt][r] + __log2f(sum)) * kLn2 : neg_inf();
+    }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int row = warp * MT * 16 + mt * 16 + (lane >> 2) + r * 8;
+        const int col = dt * 8 + (lane & 3) * 2;
+        *reinterpret_cast<float2*>(so + row * (D + 8) + col) =
+            make_float2(acc_o[mt][dt][2 * r] * row_sum[mt][r], acc_o[mt][dt][2 * r + 1] * row_sum[mt][r]);
+      }
+  __syncthreads();
+  smem_to_global<BM, D, C::kThreads>(so, s.nq - m0, ov, flat, b, row0 + m0, h, p.d, tid);
 }
+
 
 // ---- small problems and decode ------------------------------------------------------------------
 //

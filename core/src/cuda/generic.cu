@@ -224,6 +224,98 @@ __global__ void __launch_bounds__(256) preprocess_kernel(const __grid_constant__
   }
 }
 
+// Unpacks 8 16-bit values (a uint4) of dtype F16 or BF16 into floats.
+__device__ __forceinline__ void unpack8(const uint4& u, int dtype, float (&f)[8]) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    float2 v;
+    if (dtype == UMFA_DTYPE_F16)
+      v = __half22float2(*reinterpret_cast<const __half2*>(&w[k]));
+    else
+      v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[k]));
+    f[2 * k] = v.x;
+    f[2 * k + 1] = v.y;
+  }
+}
+
+// Vectorized preprocess for 16-bit O/dO with contiguous, 16-byte-aligned rows: a group of G lanes
+// per (row, head), 8 columns per lane; also zeroes the row's dQ accumulator when there is one.
+template <int G>
+__global__ void __launch_bounds__(256) preprocess_vec_kernel(const __grid_constant__ KParams p) {
+  const int gl = threadIdx.x % G;
+  const int64_t pair = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / G;
+  const bool valid = pair < p.rows_q * p.hq;
+  float acc = 0.f;
+  int h = 0, b = 0;
+  int64_t r = 0, i = 0;
+  if (valid) {
+    h = int(pair % p.hq);
+    r = pair / p.hq;
+    split_row(p, r, b, i);
+    const bool varlen = p.cu_q != nullptr;
+    const int c = gl * 8;
+    if (c < p.d) {
+      const uint4 uo = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.o.ptr) +
+                                                       view_row(p.o, varlen, b, i, h) + c);
+      const uint4 ud = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p.dout.ptr) +
+                                                       view_row(p.dout, varlen, b, i, h) + c);
+      float fo[8], fd[8];
+      unpack8(uo, p.o.dtype, fo);
+      unpack8(ud, p.dout.dtype, fd);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) acc = fmaf(fo[k], fd[k], acc);
+    }
+    if (p.dq_acc) {
+      float4* z = reinterpret_cast<float4*>(p.dq_acc + pair * p.dq_pitch);
+      for (int k = gl; k < p.dq_pitch / 4; k += G) z[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  }
+#pragma unroll
+  for (int o = G / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (valid && gl == 0) {
+    const bool varlen = p.cu_q != nullptr;
+    const float lse =
+        p.lse[(varlen ? 0 : int64_t(b) * p.lse_sb) + int64_t(h) * p.lse_sh + i * p.lse_ss];
+    const int64_t k = int64_t(h) * p.rows_pad + r;
+    p.delta[k] = acc;
+    p.lse2[k] = lse == neg_inf() ? pos_inf() : lse * kLog2e;
+  }
+}
+
+// Vectorized dQ conversion for 16-bit outputs with contiguous, 16-byte-aligned rows.
+__global__ void __launch_bounds__(256) dq_convert_vec_kernel(const __grid_constant__ KParams p) {
+  const int c8 = p.d / 8;
+  const int64_t total = p.rows_q * p.hq * c8;
+  const bool varlen = p.cu_q != nullptr;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int c = int(e % c8) * 8;
+    const int64_t rh = e / c8;
+    const int h = int(rh % p.hq);
+    const int64_t r = rh / p.hq;
+    int b;
+    int64_t i;
+    split_row(p, r, b, i);
+    const float4* src = reinterpret_cast<const float4*>(p.dq_acc + rh * p.dq_pitch + c);
+    const float4 a = src[0], bb = src[1];
+    const float v[8] = {a.x, a.y, a.z, a.w, bb.x, bb.y, bb.z, bb.w};
+    uint32_t w[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      if (p.dq.dtype == UMFA_DTYPE_F16) {
+        __half2 hv = __floats2half2_rn(v[2 * k] * p.scale, v[2 * k + 1] * p.scale);
+        w[k] = *reinterpret_cast<uint32_t*>(&hv);
+      } else {
+        __nv_bfloat162 hv = __floats2bfloat162_rn(v[2 * k] * p.scale, v[2 * k + 1] * p.scale);
+        w[k] = *reinterpret_cast<uint32_t*>(&hv);
+      }
+    }
+    *reinterpret_cast<uint4*>(static_cast<uint16_t*>(p.dq.ptr) + view_row(p.dq, varlen, b, i, h) +
+                              c) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
 __global__ void __launch_bounds__(256) dq_convert_kernel(const __grid_constant__ KParams p) {
   const int pairs = (p.d + 1) / 2;
   const int64_t total = p.rows_q * p.hq * pairs;
@@ -339,9 +431,27 @@ cudaError_t launch_generic_backward(const KParams& p, cudaStream_t st) {
   return cudaGetLastError();
 }
 
-cudaError_t launch_bwd_preprocess(const KParams& p, cudaStream_t st) {
+static bool is16(int dtype) { return dtype == UMFA_DTYPE_F16 || dtype == UMFA_DTYPE_BF16; }
+
+cudaError_t launch_bwd_preprocess(const KParams& p, cudaStream_t st, bool* zeroed_dq) {
+  *zeroed_dq = false;
   const int64_t warps = p.rows_q * p.hq;
   if (warps == 0) return cudaSuccess;
+  if (is16(p.o.dtype) && is16(p.dout.dtype) && (p.o.vec & 4) && (p.dout.vec & 4) && p.d % 8 == 0 &&
+      (!p.dq_acc || p.dq_pitch % 4 == 0)) {
+    const int g = p.d <= 64 ? 8 : (p.d <= 128 ? 16 : 32);
+    const int64_t threads = warps * g;
+    if ((threads + 255) / 256 > 0x7fffffff) return cudaErrorInvalidConfiguration;
+    const unsigned blocks = unsigned((threads + 255) / 256);
+    if (g == 8)
+      preprocess_vec_kernel<8><<<blocks, 256, 0, st>>>(p);
+    else if (g == 16)
+      preprocess_vec_kernel<16><<<blocks, 256, 0, st>>>(p);
+    else
+      preprocess_vec_kernel<32><<<blocks, 256, 0, st>>>(p);
+    *zeroed_dq = p.dq_acc != nullptr;
+    return cudaGetLastError();
+  }
   if ((warps + 7) / 8 > 0x7fffffff) return cudaErrorInvalidConfiguration;
   preprocess_kernel<<<unsigned((warps + 7) / 8), 256, 0, st>>>(p);
   return cudaGetLastError();
@@ -350,6 +460,10 @@ cudaError_t launch_bwd_preprocess(const KParams& p, cudaStream_t st) {
 cudaError_t launch_dq_convert(const KParams& p, cudaStream_t st) {
   const int64_t items = p.rows_q * p.hq * ((p.d + 1) / 2);
   if (items == 0) return cudaSuccess;
+  if (is16(p.dq.dtype) && (p.dq.vec & 4) && p.d % 8 == 0 && p.dq_pitch % 4 == 0) {
+    dq_convert_vec_kernel<<<grid_for(p.rows_q * p.hq * (p.d / 8), 256), 256, 0, st>>>(p);
+    return cudaGetLastError();
+  }
   dq_convert_kernel<<<grid_for(items, 256), 256, 0, st>>>(p);
   return cudaGetLastError();
 }

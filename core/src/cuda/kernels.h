@@ -43,8 +43,9 @@ cudaError_t launch_generic_forward(const KParams& p, cudaStream_t st);
 cudaError_t launch_generic_backward(const KParams& p, cudaStream_t st);
 
 // Helpers.
-// Delta = rowsum(dO * O) and LSE * log2(e) per (head, row) into p.delta / p.lse2.
-cudaError_t launch_bwd_preprocess(const KParams& p, cudaStream_t st);
+// Delta = rowsum(dO * O) and LSE * log2(e) per (head, row) into p.delta / p.lse2. When it can,
+// also zeroes p.dq_acc (sets *zeroed_dq).
+cudaError_t launch_bwd_preprocess(const KParams& p, cudaStream_t st, bool* zeroed_dq);
 // dq = dq_acc * scale, into p.dq.
 cudaError_t launch_dq_convert(const KParams& p, cudaStream_t st);
 // Merges p.num_splits partial outputs into p.o / p.lse.
