@@ -149,4 +149,20 @@ describe('packed tarballs install and run outside the monorepo', () => {
       console.log(`${tool}:\n${output.trim()}`);
     }
   });
+
+  // Platforms without a prebuilt addon build it at install time from the packed sources
+  // (native/, binding.gyp, the copied header): everything that build needs must be in the
+  // tarball or a dependency. Simulated here by removing the prebuild from the npm project.
+  it('builds the N-API addon from the packed sources when there is no prebuild', () => {
+    const app = join(work, 'app-npm');
+    const napiDir = join(app, 'node_modules', '@umfa', 'napi');
+    rmSync(join(napiDir, 'prebuilds'), { recursive: true, force: true });
+    execFileSync(process.execPath, [join(napiDir, 'scripts', 'install.mjs')], { cwd: napiDir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+    const output = execFileSync(process.execPath, ['use.mjs'], { cwd: app, env: cleanEnv(), encoding: 'utf8' });
+    const all = output.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const origins = all.pop() as { sharedObjects: string[] };
+    const napi = all.find((l) => l['binding'] === 'napi') as { maxError: number };
+    expect(napi.maxError).toBeLessThan(1e-5);
+    expect(origins.sharedObjects).toContain(join(napiDir, 'build', 'Release', 'umfa_napi.node'));
+  });
 });
