@@ -250,9 +250,10 @@ def main() -> int:
     args = ap.parse_args()
 
     ctx = umfa.Context("cuda", 0)
+    root = str(Path(__file__).resolve().parents[1]) + "/"
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
             "cudnn": torch.backends.cudnn.version(), "umfa": umfa.version_string(),
-            "umfa_build": umfa.build_info(), "python": platform.python_version(),
+            "umfa_build": umfa.build_info().replace(root, ""), "python": platform.python_version(),
             "command": "bash bench/cuda/run_h100.sh (python3 bench/cuda_vs_torch.py)",
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(meta, flush=True)

@@ -437,7 +437,7 @@ def main() -> int:
     print("torch", torch.__version__, "|", torch.cuda.get_device_name(), flush=True)
     ctx = umfa.Context("cuda", 0)
     report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "umfa_build": umfa.build_info()}
+              "umfa_build": umfa.build_info().replace(str(ROOT) + "/", "")}
     t0 = time.time()
     if not args.skip_conformance and Path(args.manifest).exists():
         report["conformance"] = run_conformance(ctx, Path(args.manifest))
