@@ -4,10 +4,14 @@
 // Forward:  one work item = one tile of query rows (up to BM rows of one head, or, for short
 //           sequences, several query heads of one GQA group stacked), looping over its visible
 //           key blocks with an online softmax. Every output row is written once, by its tile.
+//           When there are too few tiles to keep every thread busy and the keys are long (decode),
+//           each tile's key blocks are split into parts (split-KV): the parts run as separate
+//           items writing partial results, and a combine step merges them per row.
 // Backward: (1) delta = rowsum(dO * O) per row; (2) one work item per (sequence, kv head, key
 //           block) accumulates dK/dV over the group's query heads and the visible query blocks
-//           and stores them; dQ contributions go into a shared f32 accumulator, one lock per
-//           query block; (3) the accumulator is scaled and converted into dq.
+//           and stores them; dQ contributions go into a shared f32 accumulator (transposed:
+//           [head][d][row]), one lock per query block; (3) the accumulator is scaled, transposed
+//           and converted into dq.
 //           With UMFA_FLAG_DETERMINISTIC, (2) computes dK/dV only and (3) is a second pass per
 //           query block that recomputes the scores and writes dq (bit-identical run to run).
 #include "cpu_backend.h"
@@ -126,23 +130,27 @@ void build_plan(const Problem& p, std::vector<Seq>& seqs, Plan& pl) {
   pl.mask_bool = p.mask.dtype == UMFA_DTYPE_BOOL;
 }
 
-// Forward tiles of one sequence: query blocks x head sub-groups x kv heads.
+// Forward items of one sequence: query-block groups x head sub-groups x kv heads.
 struct FwdShape {
   int64_t qr = 0;   // query rows per tile and head
   int64_t hpt = 1;  // query heads per tile
   int64_t nhs = 0;  // head sub-groups per kv head
   int64_t nqb = 0;  // query blocks
+  int64_t ng = 1;   // query blocks per item (FwdTile::ntile)
+  int64_t nqg = 0;  // items per (kv head, head sub-group)
   int64_t count = 0;
 };
 
-FwdShape fwd_shape(const Plan& pl, const Seq& s) {
+FwdShape fwd_shape(const Plan& pl, const Seq& s, int64_t group) {
   FwdShape f;
   if (s.nq <= 0) return f;
   f.qr = imin(kBM, s.nq);
   f.hpt = f.qr < kBM ? imax(1, imin(pl.group, kBM / f.qr)) : 1;
   f.nhs = ceil_div(pl.group, f.hpt);
   f.nqb = ceil_div(s.nq, kBM);
-  f.count = pl.hkv * f.nhs * f.nqb;
+  f.ng = f.hpt == 1 ? imax(1, imin(group, f.nqb)) : 1;
+  f.nqg = ceil_div(f.nqb, f.ng);
+  f.count = pl.hkv * f.nhs * f.nqg;
   return f;
 }
 
@@ -184,22 +192,98 @@ struct FwdJob {
 void fwd_item(void* ctx, int64_t item, int slot) {
   const FwdJob& job = *static_cast<const FwdJob*>(ctx);
   const Plan& pl = *job.pl;
+  // With split-KV, item = tile * nsplit + part (parts of one tile are neighbours).
+  const int64_t split = pl.nsplit > 1 ? item % pl.nsplit : -1;
+  if (pl.nsplit > 1) item /= pl.nsplit;
   int64_t rem;
   const int64_t b = job.items->locate(item, &rem);
   const Seq& s = pl.seqs[b];
-  const FwdShape f = fwd_shape(pl, s);
+  const FwdShape f = fwd_shape(pl, s, pl.fwd_group);
   FwdTile t;
   t.b = b;
   // Last query blocks first: with a causal mask they are the longest, so they start early.
-  const int64_t qb = f.nqb - 1 - rem % f.nqb;
-  rem /= f.nqb;
+  const int64_t qg = f.nqg - 1 - rem % f.nqg;
+  rem /= f.nqg;
   const int64_t hs = rem % f.nhs;
   t.kvh = rem / f.nhs;
-  t.i0 = qb * kBM;
+  t.i0 = qg * f.ng * kBM;
   t.qr = imin(kBM, s.nq - t.i0);
+  t.ntile = imin(f.ng, f.nqb - qg * f.ng);
   t.hbase = t.kvh * pl.group + hs * f.hpt;
   t.hcnt = imin(f.hpt, pl.group - hs * f.hpt);
+  t.split = split;
   job.ks->fwd_tile(pl, t, job.scratch + static_cast<size_t>(slot) * job.slot_bytes);
+}
+
+// Query blocks per forward item: enough items to balance the threads (about 8 per thread),
+// as many blocks per item as that allows (up to kFwdGroup), so K/V blocks are converted once
+// for several query tiles.
+int64_t choose_group(const Plan& pl, int threads) {
+  int64_t tiles = 0;
+  for (int64_t b = 0; b < pl.batch; ++b) tiles += fwd_shape(pl, pl.seqs[b], 1).count;
+  return imax(1, imin(kFwdGroup, tiles / (8 * static_cast<int64_t>(threads))));
+}
+
+// Split-KV: how many parts each tile's keys are cut into. Only when the tiles alone leave
+// threads idle or unevenly loaded and every part still gets several key blocks.
+int64_t choose_splits(const Plan& pl, int threads, int64_t tiles) {
+  if (threads <= 1 || tiles <= 0) return 1;
+  int64_t max_nk = 0;
+  for (int64_t b = 0; b < pl.batch; ++b) max_nk = imax(max_nk, pl.seqs[b].nk);
+  const int64_t kblocks = ceil_div(max_nk, kBN);
+  const int64_t want = 8 * static_cast<int64_t>(threads);
+  if (tiles >= want || kblocks < 16) return 1;
+  return imax(1, imin(ceil_div(want, tiles), kblocks / 8));
+}
+
+// Sizes of the split-KV buffers (0 when nsplit == 1).
+size_t part_bytes(const Plan& pl, int64_t vbs, int64_t nsplit) {
+  if (nsplit <= 1) return 0;
+  const size_t rows = static_cast<size_t>(vbs) * static_cast<size_t>(pl.hq) *
+                      static_cast<size_t>(pl.q_rows) * static_cast<size_t>(nsplit);
+  return round64(rows * static_cast<size_t>(pl.d) * sizeof(float)) + 2 * round64(rows * sizeof(float));
+}
+
+struct CombineJob {
+  const Plan* pl;
+  int64_t vbs;
+};
+
+// Merges the parts of every row of query row `item` (all heads): out, lse.
+void combine_item(void* ctx, int64_t item, int) {
+  const CombineJob& job = *static_cast<const CombineJob*>(ctx);
+  const Plan& pl = *job.pl;
+  const Problem& p = *pl.p;
+  const int64_t vb = item / pl.q_rows, row = item % pl.q_rows;
+  const int64_t d = pl.d, ns = pl.nsplit;
+  float acc[UMFA_MAX_HEAD_DIM];
+  for (int64_t h = 0; h < pl.hq; ++h) {
+    const int64_t pi = part_index(pl, vb, h, row, 0);
+    float mx = -kInf;
+    for (int64_t k = 0; k < ns; ++k)
+      if (pl.part_l[pi + k] != 0.f && pl.part_m[pi + k] > mx) mx = pl.part_m[pi + k];
+    float l = 0.f;
+    for (int64_t c = 0; c < d; ++c) acc[c] = 0.f;
+    for (int64_t k = 0; k < ns; ++k) {
+      const float lk = pl.part_l[pi + k];
+      if (lk == 0.f) continue;
+      // A NaN part (NaN inputs) makes w NaN, and the row NaN, as without splitting.
+      const float w = lk * std::exp(pl.part_m[pi + k] - mx);
+      l += w;
+      const float* o = pl.part_o + (pi + k) * d;
+      for (int64_t c = 0; c < d; ++c) acc[c] += w * o[c];
+    }
+    const int64_t ooff = voff(p.out, vb, row, h);
+    float lse;
+    if (l == 0.f) {
+      fill_row(p.out.data, p.out.dtype, ooff, p.out.strides[3], d, 0.f);
+      lse = -kInf;
+    } else {
+      store_row(p.out.data, p.out.dtype, ooff, p.out.strides[3], d, 1.f / l, acc);
+      lse = mx + std::log(l);
+    }
+    if (p.lse.present()) static_cast<float*>(p.lse.data)[voff(p.lse, vb, h, row)] = lse;
+  }
 }
 
 // Rows of the q-side views that belong to no sequence (varlen only): [0, first) and [last, rows).
@@ -216,14 +300,40 @@ umfa_status forward_impl(Impl& impl, const Problem& p) {
   Plan pl;
   build_plan(p, seqs, pl);
   Items items;
-  build_items(pl, items, [&](const Seq& s) { return fwd_shape(pl, s).count; });
+  pl.fwd_group = choose_group(pl, impl.pool->threads());
+  build_items(pl, items, [&](const Seq& s) { return fwd_shape(pl, s, pl.fwd_group).count; });
 
   if (items.total() > 0) {
-    const int slots = slots_for(impl, items.total());
+    const int64_t vbs = p.q.shape[0];
+    pl.nsplit = choose_splits(pl, impl.pool->threads(), items.total());
+    const int64_t n = items.total() * pl.nsplit;
+    const int slots = slots_for(impl, n);
     const size_t slot_bytes = round64(impl.ks->fwd_scratch_bytes(pl.d));
     Scratch scratch(slot_bytes * static_cast<size_t>(slots));
+    Scratch parts(part_bytes(pl, vbs, pl.nsplit));
+    if (pl.nsplit > 1) {
+      const size_t rows = static_cast<size_t>(vbs * pl.hq * pl.q_rows * pl.nsplit);
+      pl.part_o = reinterpret_cast<float*>(parts.p);
+      pl.part_m = reinterpret_cast<float*>(parts.p + round64(rows * pl.d * sizeof(float)));
+      pl.part_l = reinterpret_cast<float*>(parts.p + round64(rows * pl.d * sizeof(float)) +
+                                           round64(rows * sizeof(float)));
+    }
     FwdJob job{&pl, impl.ks, &items, scratch.p, slot_bytes};
-    impl.pool->run(items.total(), fwd_item, &job, slots);
+    impl.pool->run(n, fwd_item, &job, slots);
+    if (pl.nsplit > 1) {
+      // Rows outside every sequence (varlen) are never parts: the combine covers sequences only.
+      CombineJob cj{&pl, vbs};
+      const int64_t rows = vbs * pl.q_rows;
+      impl.pool->run(rows, [](void* ctx, int64_t item, int slot) {
+        const CombineJob& j = *static_cast<const CombineJob*>(ctx);
+        const Plan& q = *j.pl;
+        if (q.p->cu_seqlens_q) {
+          const int64_t r = item % q.q_rows;
+          if (r < q.p->cu_seqlens_q[0] || r >= q.p->cu_seqlens_q[q.batch]) return;
+        }
+        combine_item(ctx, item, slot);
+      }, &cj, slots_for(impl, rows));
+    }
   }
 
   // Varlen rows outside every sequence: out = 0, lse = -inf.
@@ -270,18 +380,20 @@ void delta_item(void* ctx, int64_t item, int slot) {
   }
 }
 
-// dq = scale * dq_acc, for every row of the q-side views.
-void dq_store_item(void* ctx, int64_t item, int) {
+// dq = scale * dq_acc (stored transposed, [vb][h][d][row]), for every row of the q-side views.
+void dq_store_item(void* ctx, int64_t item, int slot) {
   const RowJob& job = *static_cast<const RowJob*>(ctx);
   const Plan& pl = *job.pl;
   const Problem& p = *pl.p;
+  float* a = reinterpret_cast<float*>(job.scratch + static_cast<size_t>(slot) * job.slot_bytes);
   const int64_t vb = item / job.chunks_per_vb;
   const int64_t r0 = (item % job.chunks_per_vb) * kRowChunk;
   const int64_t r1 = imin(pl.q_rows, r0 + kRowChunk);
-  for (int64_t r = r0; r < r1; ++r) {
-    for (int64_t h = 0; h < pl.hq; ++h) {
-      const float* acc = pl.dq_acc + ((vb * pl.hq + h) * pl.q_rows + r) * pl.d;
-      store_row(p.dq.data, p.dq.dtype, voff(p.dq, vb, r, h), p.dq.strides[3], pl.d, p.scale, acc);
+  for (int64_t h = 0; h < pl.hq; ++h) {
+    const float* acc = pl.dq_acc + (vb * pl.hq + h) * pl.d * pl.q_rows;
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t c = 0; c < pl.d; ++c) a[c] = acc[c * pl.q_rows + r];
+      store_row(p.dq.data, p.dq.dtype, voff(p.dq, vb, r, h), p.dq.strides[3], pl.d, p.scale, a);
     }
   }
 }
@@ -300,12 +412,13 @@ void bwd_kv_item(void* ctx, int64_t item, int slot) {
   int64_t rem;
   const int64_t b = job.items->locate(item, &rem);
   const Seq& s = pl.seqs[b];
-  const int64_t nkb = ceil_div(s.nk, kBN);
+  const int64_t span = pl.bwd_group * kBN;
+  const int64_t nkg = ceil_div(s.nk, span);
   BwdKvTile t;
   t.b = b;
-  t.kvh = rem / nkb;
-  t.j0 = (rem % nkb) * kBN;
-  t.nc = imin(kBN, s.nk - t.j0);
+  t.kvh = rem / nkg;
+  t.j0 = (rem % nkg) * span;
+  t.nc = imin(span, s.nk - t.j0);
   job.ks->bwd_kv_tile(pl, t, job.scratch + static_cast<size_t>(slot) * job.slot_bytes);
 }
 
@@ -372,7 +485,14 @@ umfa_status backward_impl(Impl& impl, const Problem& p) {
   std::unique_ptr<std::mutex[]> locks;
   if (z.nlocks > 0) locks.reset(new std::mutex[static_cast<size_t>(z.nlocks)]);
   Items kv_items, q_items;
-  build_items(pl, kv_items, [&](const Seq& s) { return pl.hkv * ceil_div(s.nk, kBN); });
+  {
+    // Key blocks per item: enough items to balance the threads (about 8 per thread), as many
+    // blocks per item as that allows, so each query block is packed once for several of them.
+    int64_t kblocks = 0;
+    for (int64_t b = 0; b < pl.batch; ++b) kblocks += pl.hkv * ceil_div(pl.seqs[b].nk, kBN);
+    pl.bwd_group = imax(1, imin(kBwdGroup, kblocks / (8 * static_cast<int64_t>(z.slots))));
+  }
+  build_items(pl, kv_items, [&](const Seq& s) { return pl.hkv * ceil_div(s.nk, pl.bwd_group * kBN); });
   if (det) build_items(pl, q_items, [&](const Seq& s) { return pl.hq * ceil_div(s.nq, kBM); });
 
   pl.delta = reinterpret_cast<float*>(delta.p);
@@ -457,10 +577,14 @@ uint64_t forward_workspace(void* vimpl, const Problem* p) {
     Plan pl;
     build_plan(*p, seqs, pl);
     Items items;
-    build_items(pl, items, [&](const Seq& s) { return fwd_shape(pl, s).count; });
+    pl.fwd_group = choose_group(pl, impl.pool->threads());
+    build_items(pl, items, [&](const Seq& s) { return fwd_shape(pl, s, pl.fwd_group).count; });
     if (items.total() == 0) return 0;
+    const int64_t nsplit = choose_splits(pl, impl.pool->threads(), items.total());
+    pl.nsplit = nsplit;
     return round64(impl.ks->fwd_scratch_bytes(pl.d)) *
-           static_cast<uint64_t>(slots_for(impl, items.total()));
+               static_cast<uint64_t>(slots_for(impl, items.total() * nsplit)) +
+           part_bytes(pl, p->q.shape[0], nsplit);
   } catch (...) {
     return UINT64_MAX;
   }

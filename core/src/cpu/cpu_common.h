@@ -12,16 +12,24 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <type_traits>
 
 #include "../backend.h"
 
 namespace umfa {
 namespace cpu {
 
-// Tile sizes: query rows per tile (BM) and keys per tile (BN). Every scratch buffer is sized from
-// these and the head dimension, so extra memory per thread is O((BM + BN) * D).
+// Tile sizes: query rows per tile (BM, held in vector lanes by the kernels) and keys per tile
+// (BN). Every scratch buffer is sized from these and the head dimension, so extra memory per
+// thread is O((BM + BN) * D).
 constexpr int64_t kBM = 64;
 constexpr int64_t kBN = 64;
+// Forward: up to this many query tiles of one head share a pass over the keys (each K/V block is
+// converted once for all of them).
+constexpr int64_t kFwdGroup = 4;
+// Backward: up to this many key blocks of one KV head per work item (each query block is packed
+// once for all of them).
+constexpr int64_t kBwdGroup = 4;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
@@ -233,9 +241,22 @@ struct Plan {
   bool alibi = false;
   bool mask = false, mask_bool = false;
 
+  int64_t fwd_group = 1;  // forward: query tiles per item (FwdTile::ntile), 1..kFwdGroup
+  int64_t bwd_group = 1;  // backward: key blocks per item, 1..kBwdGroup
+
+  // Forward with split keys (split-KV): tiles whose FwdTile::split >= 0 write their partial,
+  // normalized output and their (max, sum) here, indexed by part_index(); a combine step merges
+  // the `nsplit` parts of each row.
+  int64_t nsplit = 1;
+  float* part_o = nullptr;  // [vb][hq][q_rows][nsplit][d]
+  float* part_m = nullptr;  // [vb][hq][q_rows][nsplit]
+  float* part_l = nullptr;
+
   // Backward only.
   float* delta = nullptr;   // [vb][hq][q_rows]: rowsum(dO * O)
-  float* dq_acc = nullptr;  // [vb][hq][q_rows][d], f32; null when dQ is computed per query block
+  // [vb][hq][d][q_rows] (transposed: query rows contiguous), f32; null when dQ is computed per
+  // query block (the deterministic path).
+  float* dq_acc = nullptr;
   std::mutex* locks = nullptr;
   int64_t nlocks = 0;
   int64_t q_blocks = 0;  // ceil(max nq / BM), for lock indices
@@ -281,12 +302,23 @@ struct FwdTile {
   int64_t hbase = 0;  // first query head (of kvh's group)
   int64_t hcnt = 1;   // query heads stacked in the tile (rows = hcnt * qr)
   int64_t i0 = 0;     // first query row in the sequence
-  int64_t qr = 0;     // query rows per head
+  int64_t qr = 0;     // query rows per head (per tile)
+  // Consecutive query tiles of qr rows handled together (1..kFwdGroup; > 1 only when hcnt == 1
+  // and qr == kBM): tile g covers rows [i0 + g*qr, i0 + (g+1)*qr) clipped to the sequence.
+  int64_t ntile = 1;
+  // Split-KV: part `split` of `Plan::nsplit` of the tile's visible key blocks; -1 = all of them
+  // (and the tile writes out/lse itself).
+  int64_t split = -1;
 };
+
+// Row index into Plan::part_o / part_m / part_l.
+inline int64_t part_index(const Plan& pl, int64_t vb, int64_t h, int64_t row, int64_t split) {
+  return ((vb * pl.hq + h) * pl.q_rows + row) * pl.nsplit + split;
+}
 
 struct BwdKvTile {
   int64_t b = 0, kvh = 0;
-  int64_t j0 = 0, nc = 0;  // keys [j0, j0 + nc) of the sequence
+  int64_t j0 = 0, nc = 0;  // keys [j0, j0 + nc) of the sequence, nc <= kBwdGroup * kBN
 };
 
 struct BwdQTile {
@@ -311,6 +343,7 @@ struct KernelSet {
 const KernelSet* kernels_generic();
 const KernelSet* kernels_avx2();
 const KernelSet* kernels_avx512();
+const KernelSet* kernels_avx512bf16();
 
 // Picks the best variant the CPU supports (or the one UMFA_CPU_ISA names, if supported).
 const KernelSet* select_kernels();
