@@ -261,9 +261,8 @@ def main() -> int:
     if args.latency_variants:
         import os
         for name, env in (("umfa_nosplit", {"UMFA_CUDA_SPLITS": "1"}),
-                          ("umfa_bm64", {"UMFA_CUDA_FWD_VARIANT": "2"}),
-                          ("umfa_bm64_nosplit", {"UMFA_CUDA_FWD_VARIANT": "2",
-                                                 "UMFA_CUDA_SPLITS": "1"})):
+                          ("umfa_small8", {"UMFA_CUDA_SMALL_VARIANT": "1"}),
+                          ("umfa_main", {"UMFA_CUDA_SMALL": "0"})):
             old = {k: os.environ.get(k) for k in env}
             os.environ.update(env)
             ctxs[name] = umfa.Context("cuda", 0)

@@ -108,7 +108,8 @@ fi
 
 if has tune; then
   stage "tune (alternative tile shapes; needs TUNING=ON)" | tee -a "$LOG_DIR/steps.log"
-  timeout "$(left 200)" python3 bench/cuda/tune.py --json "$LOG_DIR/tune.json" > "$LOG_DIR/tune.log" 2>&1 || status=1
+  timeout "$(left 200)" python3 bench/cuda/tune.py --json "$LOG_DIR/tune.json" ${TUNE_ARGS:-} \
+    > "$LOG_DIR/tune.log" 2>&1 || status=1
   cat "$LOG_DIR/tune.log" | tee -a "$LOG_DIR/steps.log"
 fi
 

@@ -48,11 +48,17 @@ def run(variant_env: str, variant: int, D: int, N: int, causal: bool, dtype, bwd
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default=None)
+    ap.add_argument("--fwd", default="0,1,2,3,4,5,6,7", help="forward variants")
+    ap.add_argument("--bwd", default="0,1,2,3,4", help="backward variants ('' = none)")
+    ap.add_argument("--dims", default="64,128,256")
     args = ap.parse_args()
+    ints = lambda s: tuple(int(x) for x in s.split(",") if x)  # noqa: E731
     rows = []
-    for bwd, env, variants in ((False, "UMFA_CUDA_FWD_VARIANT", (0, 1, 2, 3, 4, 5, 6)),
-                               (True, "UMFA_CUDA_BWD_VARIANT", (0, 1, 2, 3, 4))):
-        for D in (64, 128, 256):
+    for bwd, env, variants in ((False, "UMFA_CUDA_FWD_VARIANT", ints(args.fwd)),
+                               (True, "UMFA_CUDA_BWD_VARIANT", ints(args.bwd))):
+        if not variants:
+            continue
+        for D in ints(args.dims):
             for N in (512, 2048, 8192):
                 for causal in (False, True):
                     r = {"pass": "bwd" if bwd else "fwd", "D": D, "N": N, "causal": causal}

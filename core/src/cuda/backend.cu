@@ -39,6 +39,7 @@ struct Impl {
   int max_splits = 64;         // UMFA_CUDA_SPLITS=n: upper bound on split-KV splits (1 = off)
   int force_splits = 0;        // UMFA_CUDA_FORCE_SPLITS=n: always split (testing)
   bool small = true;           // UMFA_CUDA_SMALL=0: never use fwd_small_kernel (testing)
+  int small_variant = 0;       // UMFA_CUDA_SMALL_VARIANT (tuning builds)
   int fwd_variant = 0;         // UMFA_CUDA_FWD_VARIANT / UMFA_CUDA_BWD_VARIANT: tile shapes of
   int bwd_variant = 0;         // tuning builds (UMFA_CUDA_TUNING); 0 = production
 };
@@ -199,7 +200,7 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
       int64_t blocks = cdiv(p.seqlen_q, pl.main.bm) * p.heads_q * p.batch;
       // Too few blocks of the main kernel to fill the GPU (short or decode queries): the small
       // kernel, 16 query rows per block with the key range split over its warps.
-      const KernelInfo small = small_kernel_info(cdt, pl.dt);
+      const KernelInfo small = small_kernel_info(cdt, pl.dt, im->small_variant);
       if (im->small && small.fn && small.smem <= im->smem_optin &&
           (p.seqlen_q <= 16 || blocks < im->sm_count)) {
         pl.main = small;
@@ -213,7 +214,7 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
       } else if (is_small) {
         // Split only long key ranges (more than 8 tiles per warp), up to ~2 blocks per SM.
         splits = std::min<int64_t>(cdiv(2 * int64_t(im->sm_count), std::max<int64_t>(blocks, 1)),
-                                   cdiv(ntiles, 8 * 4));
+                                   cdiv(ntiles, 8 * (pl.main.threads / 32)));
         splits = std::min<int64_t>(std::max<int64_t>(splits, 1), im->max_splits);
       } else if (blocks > 0 && blocks < im->sm_count && ntiles >= 2) {
         splits = std::min<int64_t>(cdiv(2 * int64_t(im->sm_count), blocks), ntiles);
@@ -388,7 +389,7 @@ int env_int(const char* name, int dflt) {
 }
 
 struct KernelList {
-  KernelInfo k[2 * 4 * (3 * 7 + 1)];
+  KernelInfo k[2 * 4 * (3 * 8 + 2)];
   int n = 0;
 };
 
@@ -399,8 +400,9 @@ const KernelList& all_fast_kernels() {
     const int dtypes[2] = {UMFA_DTYPE_F16, UMFA_DTYPE_BF16};
     for (int t : dtypes)
       for (int dt : dts) {
-        l.k[l.n++] = small_kernel_info(t, dt);
-        for (int var = 0; var < 7; ++var) {
+        l.k[l.n++] = small_kernel_info(t, dt, 0);
+        l.k[l.n++] = small_kernel_info(t, dt, 1);
+        for (int var = 0; var < 8; ++var) {
           l.k[l.n++] = fwd_kernel_info(t, dt, var);
           l.k[l.n++] = bwd_kernel_info(t, dt, var);
           l.k[l.n++] = dq_kernel_info(t, dt, var);
@@ -452,6 +454,7 @@ umfa_status create(int32_t device_index, int32_t num_threads, void** out_impl, E
   im->max_splits = std::max(1, env_int("UMFA_CUDA_SPLITS", 64));
   im->force_splits = std::max(0, env_int("UMFA_CUDA_FORCE_SPLITS", 0));
   im->small = env_int("UMFA_CUDA_SMALL", 1) != 0;
+  im->small_variant = env_int("UMFA_CUDA_SMALL_VARIANT", 0);
   im->fwd_variant = env_int("UMFA_CUDA_FWD_VARIANT", 0);
   im->bwd_variant = env_int("UMFA_CUDA_BWD_VARIANT", 0);
 
@@ -624,8 +627,9 @@ KernelInfo bwd_kernel_info(int dtype, int dt, int variant) {
   return dtype == UMFA_DTYPE_BF16 ? bwd_kernel_info_bf16(dt, variant)
                                   : bwd_kernel_info_f16(dt, variant);
 }
-KernelInfo small_kernel_info(int dtype, int dt) {
-  return dtype == UMFA_DTYPE_BF16 ? small_kernel_info_bf16(dt) : small_kernel_info_f16(dt);
+KernelInfo small_kernel_info(int dtype, int dt, int variant) {
+  return dtype == UMFA_DTYPE_BF16 ? small_kernel_info_bf16(dt, variant)
+                                  : small_kernel_info_f16(dt, variant);
 }
 KernelInfo dq_kernel_info(int dtype, int dt, int variant) {
   return dtype == UMFA_DTYPE_BF16 ? dq_kernel_info_bf16(dt, variant)

@@ -114,6 +114,12 @@ KernelInfo fwd_variant(int dt, int variant) {
       case 128: return fwd_info<T, FwdCfg<128, 64, 64, 4, 2>>();
       default: break;
     }
+  } else if (variant == 7) {  // head_dim 128 production shape with the 16-bit epilogue
+    switch (dt) {
+      case 128: return fwd_info<T, FwdCfg<128, 128, 64, 4, 1, true>>();
+      case 256: return fwd_info<T, FwdCfg<256, 128, 64, 8, 1, false>>();
+      default: break;
+    }
   }
   return KernelInfo{};
 }
@@ -193,6 +199,15 @@ using Small256 = SmallCfg<256, 32, 1>;
 
 template <typename T>
 KernelInfo small_info_for(int dt, int variant) {
+#ifdef UMFA_CUDA_TUNING
+  if (variant == 1) {  // 8 warps share the key range
+    switch (dt) {
+      case 64: return small_info<T, SmallCfg<64, 32, 2, 8>>();
+      case 128: return small_info<T, SmallCfg<128, 32, 1, 8>>();
+      default: break;
+    }
+  }
+#endif
   (void)variant;
   switch (dt) {
     case 64: return small_info<T, Small64>();

@@ -273,14 +273,15 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
 
 // ---- small problems and decode ------------------------------------------------------------------
 //
-// fwd_small_kernel: one block of 4 warps per 16 query rows (of one batch and head). The warps
+// fwd_small_kernel: one block of NW (4) warps per 16 query rows (of one batch and head). The warps
 // split the block's key tiles between them (warp w takes tiles w, w + 4, ...), each with its own
 // double-buffered K/V tiles and warp-level synchronization only; at the end the four partial
 // (max, sum, O) are merged through shared memory. Used when the main kernel would launch too few
 // blocks to fill the GPU (short sequences, decode), with split-KV on top for long key ranges.
-template <int D_, int BN_, int kStages_>
+template <int D_, int BN_, int kStages_, int NW_ = 4>
 struct SmallCfg {
-  static constexpr int D = D_, BM = 16, BN = BN_, NW = 4, kThreads = 128, kStages = kStages_;
+  static constexpr int D = D_, BM = 16, BN = BN_, NW = NW_, kThreads = NW * 32;
+  static constexpr int kStages = kStages_;
   static constexpr int kPitchB = (D + 8) * 2;
   static constexpr int NT = BN / 8, DT = D / 8, KSQ = D / 16, KSP = BN / 16;
   static constexpr int kStageBytes = 2 * BN * kPitchB;               // K then V
@@ -293,7 +294,7 @@ struct SmallCfg {
 };
 
 template <typename T, class C>
-__global__ void __launch_bounds__(128) fwd_small_kernel(const __grid_constant__ KParams p) {
+__global__ void __launch_bounds__(C::kThreads) fwd_small_kernel(const __grid_constant__ KParams p) {
   constexpr int BM = C::BM, BN = C::BN, D = C::D, NT = C::NT, DT = C::DT, NW = C::NW;
   constexpr int PB = C::kPitchB;
   extern __shared__ __align__(128) unsigned char smem[];

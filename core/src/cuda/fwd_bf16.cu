@@ -6,7 +6,7 @@ namespace umfa {
 namespace cuda {
 
 KernelInfo fwd_kernel_info_bf16(int dt, int variant) { return fwd_info_for<__nv_bfloat16>(dt, variant); }
-KernelInfo small_kernel_info_bf16(int dt) { return small_info_for<__nv_bfloat16>(dt, 0); }
+KernelInfo small_kernel_info_bf16(int dt, int variant) { return small_info_for<__nv_bfloat16>(dt, variant); }
 
 }  // namespace cuda
 }  // namespace umfa

@@ -27,9 +27,9 @@ KernelInfo fwd_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo bwd_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo dq_kernel_info(int dtype, int dt, int variant = 0);
 // Forward for small problems and decode (fwd_small_kernel).
-KernelInfo small_kernel_info(int dtype, int dt);
-KernelInfo small_kernel_info_f16(int dt);
-KernelInfo small_kernel_info_bf16(int dt);
+KernelInfo small_kernel_info(int dtype, int dt, int variant = 0);
+KernelInfo small_kernel_info_f16(int dt, int variant);
+KernelInfo small_kernel_info_bf16(int dt, int variant);
 KernelInfo fwd_kernel_info_f16(int dt, int variant);
 KernelInfo fwd_kernel_info_bf16(int dt, int variant);
 KernelInfo bwd_kernel_info_f16(int dt, int variant);
