@@ -164,6 +164,13 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
     pl.dt = head_dim_template(d);
     if (!backward) {
       pl.main = fwd_kernel_info(cdt, pl.dt, im->fwd_variant);
+      // Short causal or windowed problems: 64-row tiles waste less on the diagonal (measured on
+      // an H100: +13% at N = 512 for head_dim 64 and 128).
+      const bool masked = p.window_left >= 0 || p.window_right >= 0;
+      if (im->fwd_variant == 0 && masked && p.seqlen_q <= 1024 && p.seqlen_k <= 1024) {
+        const KernelInfo k = fwd_kernel_info(cdt, pl.dt, kFwdShortMasked);
+        if (k.fn) pl.main = k;
+      }
       if (!pl.main.fn || pl.main.smem > im->smem_optin) pl.fast = false;
     } else {
       pl.main = bwd_kernel_info(cdt, pl.dt, im->bwd_variant);
@@ -389,7 +396,7 @@ int env_int(const char* name, int dflt) {
 }
 
 struct KernelList {
-  KernelInfo k[2 * 4 * (3 * 8 + 2)];
+  KernelInfo k[2 * 4 * (3 * 8 + 3)];
   int n = 0;
 };
 
@@ -402,6 +409,7 @@ const KernelList& all_fast_kernels() {
       for (int dt : dts) {
         l.k[l.n++] = small_kernel_info(t, dt, 0);
         l.k[l.n++] = small_kernel_info(t, dt, 1);
+        l.k[l.n++] = fwd_kernel_info(t, dt, kFwdShortMasked);
         for (int var = 0; var < 8; ++var) {
           l.k[l.n++] = fwd_kernel_info(t, dt, var);
           l.k[l.n++] = bwd_kernel_info(t, dt, var);

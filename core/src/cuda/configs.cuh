@@ -157,6 +157,13 @@ KernelInfo bwd_variant(int dt, int variant) {
 
 template <typename T>
 KernelInfo fwd_info_for(int dt, int variant) {
+  if (variant == kFwdShortMasked) {  // 64-row tiles: less work on the diagonal of short sequences
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 64, 64, 4>>();
+      case 128: return fwd_info<T, FwdCfg<128, 64, 64, 4, 1, false>>();
+      default: break;
+    }
+  }
 #ifdef UMFA_CUDA_TUNING
   if (variant) {
     KernelInfo k = fwd_variant<T>(dt, variant);

@@ -22,7 +22,9 @@ struct KernelInfo {
 };
 
 // Head-dim templates: 64, 96, 128, 256. dtype: UMFA_DTYPE_F16 or UMFA_DTYPE_BF16. `variant` 0 is
-// the production tile shape; others exist only in builds with UMFA_CUDA_TUNING (see configs.cuh).
+// the production tile shape; kFwdShortMasked the forward shape for short causal/windowed
+// problems; others exist only in builds with UMFA_CUDA_TUNING (see configs.cuh).
+constexpr int kFwdShortMasked = 16;
 KernelInfo fwd_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo bwd_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo dq_kernel_info(int dtype, int dt, int variant = 0);
