@@ -9,6 +9,9 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     execArgv: ['--expose-gc'],
+    // One file at a time: the suites time calls (the event-loop test compares a synchronous and
+    // an asynchronous call), which a second file computing in parallel would disturb.
+    fileParallelism: false,
     projects: [
       {
         extends: true,
