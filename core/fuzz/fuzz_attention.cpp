@@ -89,6 +89,7 @@ struct Rng {
 // ---------------------------------------------------------------------------------------------
 
 std::string g_trace;  // a description of the current input, printed on failure
+std::string g_label;  // the replayed file, if any
 const uint8_t* g_input = nullptr;
 size_t g_input_size = 0;
 
@@ -99,7 +100,8 @@ void die(const char* fmt, ...) {
   va_start(ap, fmt);
   std::vfprintf(stderr, fmt, ap);
   va_end(ap);
-  std::fprintf(stderr, "\n==umfa-fuzz== input: %s\n", g_trace.c_str());
+  std::fprintf(stderr, "\n==umfa-fuzz== input: %s%s%s\n", g_label.empty() ? "" : g_label.c_str(),
+               g_label.empty() ? "" : ": ", g_trace.c_str());
   // Keep the input when asked (libFuzzer saves its own crash-* file anyway).
   if (const char* path = std::getenv("UMFA_FUZZ_FAILURE_FILE"); path && *path && g_input) {
     if (FILE* f = std::fopen(path, "wb")) {
@@ -494,6 +496,14 @@ const int64_t kInteresting[] = {-1,
                                 -(static_cast<int64_t>(1) << 62),
                                 -2};
 
+// Two's-complement wrapping arithmetic (mutations must not be undefined behavior themselves).
+int64_t wrap_add(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+int32_t wrap_add32(int32_t a, int32_t b) {
+  return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
+}
+
 int64_t interesting(Reader& in) {
   if (in.chance(4)) return static_cast<int64_t>(in.u64());
   return in.pick(kInteresting);
@@ -511,10 +521,10 @@ void mutate_tensor(Reader& in, Call& c, int role) {
     case 3: t.dtype = static_cast<int32_t>(in.u8() % 7) - 1; trace("%s.dtype=%d", kRoleNames[role], t.dtype); break;
     case 4: t.dtype = static_cast<int32_t>(in.u32()); trace("%s.dtype=%d", kRoleNames[role], t.dtype); break;
     case 5: t.device = in.u8() & 1 ? UMFA_DEVICE_CUDA : static_cast<int32_t>(in.u32()); t.device_index = static_cast<int32_t>(in.u8()); trace("%s.device=%d", kRoleNames[role], t.device); break;
-    case 6: t.shape[d] += in.u8() & 1 ? 1 : -1; trace("%s.shape[%d]=%" PRId64, kRoleNames[role], d, t.shape[d]); break;
+    case 6: t.shape[d] = wrap_add(t.shape[d], in.u8() & 1 ? 1 : -1); trace("%s.shape[%d]=%" PRId64, kRoleNames[role], d, t.shape[d]); break;
     case 7: t.shape[d] = interesting(in); trace("%s.shape[%d]=%" PRId64, kRoleNames[role], d, t.shape[d]); break;
     case 8: t.strides[d] = interesting(in); trace("%s.strides[%d]=%" PRId64, kRoleNames[role], d, t.strides[d]); break;
-    case 9: t.strides[d] = -t.strides[d] - (in.u8() & 1); trace("%s.strides[%d]=%" PRId64, kRoleNames[role], d, t.strides[d]); break;
+    case 9: t.strides[d] = wrap_add(static_cast<int64_t>(0 - static_cast<uint64_t>(t.strides[d])), -(in.u8() & 1)); trace("%s.strides[%d]=%" PRId64, kRoleNames[role], d, t.strides[d]); break;
     case 10: t.strides[d] = in.u8() % 3; trace("%s.strides[%d]=%" PRId64, kRoleNames[role], d, t.strides[d]); break;  // overlap / broadcast
     case 11: s.null_data = true; trace("%s.data=NULL", kRoleNames[role]); break;
     case 12: s.misalign = 1 + in.u8() % 3; trace("%s.data misaligned by %" PRId64, kRoleNames[role], s.misalign); break;
@@ -585,7 +595,7 @@ void mutate_options(Reader& in, Call& c, Offsets& off) {
       if (v.empty()) break;
       const size_t i = in.u8() % v.size();
       const int32_t vals[] = {-1, 0, 1, 2, 100, INT32_MAX, INT32_MIN, 5};
-      v[i] = in.u8() & 1 ? in.pick(vals) : v[i] + (in.u8() & 1 ? 1 : -1);
+      v[i] = in.u8() & 1 ? in.pick(vals) : wrap_add32(v[i], in.u8() & 1 ? 1 : -1);
       trace("offsets[%zu]=%d", i, v[i]);
       break;
     }
@@ -1244,6 +1254,12 @@ void run_attention(Reader& in, bool backward) {
     c.specials = true;
     trace("out/lse views overlap: results not compared");
   }
+  if (backward) {  // out or lse sharing memory with another tensor cannot hold a forward result
+    for (int r = 0; r < NROLES; ++r)
+      if (c.s[r].present && c.s[r].alias_of >= 0 &&
+          (r == OUT || r == LSE || c.s[r].alias_of == OUT || c.s[r].alias_of == LSE))
+        c.specials = true;
+  }
   if (backward && res.valid_shapes && !c.specials) {
     const ref::ForwardResult f = ref::forward(res.p);
     fwd_max_score = f.max_abs_score;
@@ -1583,6 +1599,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     run_misc(in);
   return 0;
 }
+
+// The name of the input being replayed (printed with a failure).
+extern "C" void umfa_fuzz_set_label(const char* label) { g_label = label ? label : ""; }
 
 // Counters for the replay driver.
 extern "C" void umfa_fuzz_stats(uint64_t* calls, uint64_t* ok, uint64_t* rejected, uint64_t* compared,

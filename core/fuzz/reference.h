@@ -243,6 +243,21 @@ inline size_t flat3(int64_t row, int64_t h, int64_t d, int64_t heads, int64_t di
   return static_cast<size_t>((row * heads + h) * dim + d);
 }
 
+// A q/k/v-like tensor gathered into a dense [rows, heads, dim] array of doubles.
+inline std::vector<double> gather(const Problem& p, const umfa_tensor& t, bool kv) {
+  const int64_t rows = kv ? p.rows_k() : p.rows_q(), heads = kv ? p.hkv : p.hq;
+  std::vector<double> out(static_cast<size_t>(rows * heads * p.d));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t d = 0; d < p.d; ++d) out[flat3(r, h, d, heads, p.d)] = seq_at(p, t, r, h, d, kv);
+  return out;
+}
+
+struct Gathered {
+  std::vector<double> q, k, v;
+  explicit Gathered(const Problem& p) : q(gather(p, p.q, false)), k(gather(p, p.k, true)), v(gather(p, p.v, true)) {}
+};
+
 struct Scores {
   // For one (b, h): s[i * nk + j] (score after softcap/alibi/additive mask), raw (scale * q.k),
   // visible flags.
@@ -274,7 +289,7 @@ inline double mask_at(const umfa_tensor& m, int64_t b, int64_t h, int64_t i, int
   return load(m.data, m.dtype, offset_of(m, idx));
 }
 
-inline void scores(const Problem& p, int64_t b, int64_t h, Scores* out) {
+inline void scores(const Problem& p, const Gathered& g, int64_t b, int64_t h, Scores* out) {
   const int64_t nq = p.q_len(b), nk = p.k_len(b);
   const int64_t q0 = p.q_begin(b), k0 = p.k_begin(b);
   const int64_t hk = h / (p.hq / p.hkv);
@@ -288,8 +303,9 @@ inline void scores(const Problem& p, int64_t b, int64_t h, Scores* out) {
     for (int64_t j = 0; j < nk; ++j) {
       const size_t ij = static_cast<size_t>(i * nk + j);
       double dot = 0.0;
-      for (int64_t d = 0; d < p.d; ++d)
-        dot += seq_at(p, p.q, q0 + i, h, d, false) * seq_at(p, p.k, k0 + j, hk, d, true);
+      const double* qr = &g.q[flat3(q0 + i, h, 0, p.hq, p.d)];
+      const double* kr = &g.k[flat3(k0 + j, hk, 0, p.hkv, p.d)];
+      for (int64_t d = 0; d < p.d; ++d) dot += qr[d] * kr[d];
       const double raw = dot * p.scale;
       double s = raw;
       if (p.softcap > 0.0) s = p.softcap * std::tanh(s / p.softcap);
@@ -322,13 +338,14 @@ inline ForwardResult forward(const Problem& p) {
   r.out.assign(static_cast<size_t>(rows * p.hq * p.d), 0.0);
   r.lse.assign(static_cast<size_t>(p.hq * rows), -std::numeric_limits<double>::infinity());
   if (p.hkv == 0) return r;
+  const Gathered g(p);
   Scores sc;
   for (int64_t b = 0; b < p.batch; ++b) {
     const int64_t nq = p.q_len(b), nk = p.k_len(b);
     const int64_t q0 = p.q_begin(b), k0 = p.k_begin(b);
     for (int64_t h = 0; h < p.hq; ++h) {
       const int64_t hk = h / (p.hq / p.hkv);
-      scores(p, b, h, &sc);
+      scores(p, g, b, h, &sc);
       for (int64_t i = 0; i < nq; ++i) {
         double mx = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < nk; ++j) {
@@ -349,8 +366,9 @@ inline ForwardResult forward(const Problem& p) {
           const size_t ij = static_cast<size_t>(i * nk + j);
           if (!sc.visible[ij]) continue;
           const double pr = std::exp(sc.s[ij] - mx) / sum;
-          for (int64_t d = 0; d < p.d; ++d)
-            r.out[flat3(q0 + i, h, d, p.hq, p.d)] += pr * seq_at(p, p.v, k0 + j, hk, d, true);
+          const double* vr = &g.v[flat3(k0 + j, hk, 0, p.hkv, p.d)];
+          double* orow = &r.out[flat3(q0 + i, h, 0, p.hq, p.d)];
+          for (int64_t d = 0; d < p.d; ++d) orow[d] += pr * vr[d];
         }
       }
     }
@@ -376,38 +394,37 @@ BackwardResult backward(const Problem& p, const umfa_tensor& out, const umfa_ten
   r.dk.assign(static_cast<size_t>(rk * p.hkv * p.d), 0.0);
   r.dv.assign(static_cast<size_t>(rk * p.hkv * p.d), 0.0);
   if (p.hkv == 0) return r;
+  const Gathered g(p);
+  const std::vector<double> o = gather(p, out, false), dO = gather(p, dout, false);
   Scores sc;
-  std::vector<double> ds;
   for (int64_t b = 0; b < p.batch; ++b) {
     const int64_t nq = p.q_len(b), nk = p.k_len(b);
     const int64_t q0 = p.q_begin(b), k0 = p.k_begin(b);
     for (int64_t h = 0; h < p.hq; ++h) {
       const int64_t hk = h / (p.hq / p.hkv);
-      scores(p, b, h, &sc);
+      scores(p, g, b, h, &sc);
       for (int64_t i = 0; i < nq; ++i) {
         const double lse = lse_at(h, q0 + i);
         if (lse == -std::numeric_limits<double>::infinity()) continue;
+        const size_t qi = flat3(q0 + i, h, 0, p.hq, p.d);
         double delta = 0.0;
-        for (int64_t d = 0; d < p.d; ++d)
-          delta += seq_at(p, dout, q0 + i, h, d, false) * seq_at(p, out, q0 + i, h, d, false);
+        for (int64_t d = 0; d < p.d; ++d) delta += dO[qi + d] * o[qi + d];
         for (int64_t j = 0; j < nk; ++j) {
           const size_t ij = static_cast<size_t>(i * nk + j);
           if (!sc.visible[ij]) continue;
+          const size_t kj = flat3(k0 + j, hk, 0, p.hkv, p.d);
           const double pr = std::exp(sc.s[ij] - lse);
           double dp = 0.0;
-          for (int64_t d = 0; d < p.d; ++d)
-            dp += seq_at(p, dout, q0 + i, h, d, false) * seq_at(p, p.v, k0 + j, hk, d, true);
+          for (int64_t d = 0; d < p.d; ++d) dp += dO[qi + d] * g.v[kj + d];
           double dsij = pr * (dp - delta);
           if (p.softcap > 0.0) {
             const double t = std::tanh(sc.raw[ij] / p.softcap);
             dsij *= 1.0 - t * t;
           }
           for (int64_t d = 0; d < p.d; ++d) {
-            r.dq[flat3(q0 + i, h, d, p.hq, p.d)] +=
-                p.scale * dsij * seq_at(p, p.k, k0 + j, hk, d, true);
-            r.dk[flat3(k0 + j, hk, d, p.hkv, p.d)] +=
-                p.scale * dsij * seq_at(p, p.q, q0 + i, h, d, false);
-            r.dv[flat3(k0 + j, hk, d, p.hkv, p.d)] += pr * seq_at(p, dout, q0 + i, h, d, false);
+            r.dq[qi + d] += p.scale * dsij * g.k[kj + d];
+            r.dk[kj + d] += p.scale * dsij * g.q[qi + d];
+            r.dv[kj + d] += pr * dO[qi + d];
           }
         }
       }

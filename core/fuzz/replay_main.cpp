@@ -22,6 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 extern "C" void umfa_fuzz_stats(uint64_t* calls, uint64_t* ok, uint64_t* rejected, uint64_t* compared,
                                 uint64_t* skipped);
 extern "C" const uint64_t* umfa_fuzz_status_counts();
+extern "C" void umfa_fuzz_set_label(const char* label);
 extern "C" const char* umfa_status_string(int32_t status);
 
 namespace {
@@ -119,11 +120,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "umfa_fuzz_replay: cannot read %s\n", f.c_str());
       return 2;
     }
-    std::fprintf(stderr, "%s\r", f.c_str());  // named in the log if it crashes
+    umfa_fuzz_set_label(f.c_str());  // named with a failure
     LLVMFuzzerTestOneInput(data.data(), data.size());
   }
   for (uint64_t i = 0; i < random; ++i) {
     const std::vector<uint8_t> v = random_input(i, max_len);
+    char label[64];
+    std::snprintf(label, sizeof label, "random input %" PRIu64, i);
+    umfa_fuzz_set_label(label);
     LLVMFuzzerTestOneInput(v.data(), v.size());
   }
   uint64_t calls, ok, rejected, compared, skipped;
