@@ -283,6 +283,9 @@ struct Call {
   umfa_attention_options o{};  // what is passed (struct_size may be anything)
   Slot s[NROLES];
   bool specials = false;  // inputs may hold NaN/inf: results are not compared
+  // Per-call message buffer (options.error_message): kGuard bytes, capacity, kGuard bytes.
+  std::vector<char> message;
+  uint64_t message_capacity = 0;
   // Base problem as generated (before mutations).
   int64_t B = 1, Nq = 1, Nk = 1, Hq = 1, Hkv = 1, D = 1;
   bool varlen = false;
@@ -546,7 +549,7 @@ void mutate_options(Reader& in, Call& c, Offsets& off) {
   switch (in.u8() % 15) {
     case 0: {
       static const uint32_t kSizes[] = {0,  1,  3,  4,  8,  12, 16, 20, 24, 32, 40, 48, 56,
-                                        64, 72, 80, 88, 95, 97, 100, 128, 4096, 0xffffffffu, 2};
+                                        64, 72, 80, 88, 95, 96, 97, 100, 104, 108, 112, 113, 120, 128, 4096, 0xffffffffu, 2};
       o.struct_size = in.pick(kSizes);
       if (in.chance(4)) o.struct_size = in.u8();
       trace("options.struct_size=%u", o.struct_size);
@@ -1086,8 +1089,10 @@ struct Stats {
   uint64_t by_status[32] = {};
 } g_stats;
 
+// `extra`: per (row, head) error bounds of a float32 computation (reference.h), added to the
+// tolerance of every element of that row.
 void compare(const char* name, const umfa_tensor& t, const std::vector<double>& want, bool lse,
-             const ref::Problem& p, ref::Tol tol) {
+             const ref::Problem& p, ref::Tol tol, const std::vector<double>& extra) {
   // Element (index in the view) -> index in the reference arrays.
   double m = 0.0;
   for (double w : want)
@@ -1106,7 +1111,8 @@ void compare(const char* name, const umfa_tensor& t, const std::vector<double>& 
     }
     const double w = want[wi];
     const double g = ref::load(t.data, t.dtype, off);
-    const double slack = tol.atol + tol.rtol * std::fabs(w) + tol.ctol * m;
+    const double bound = lse ? extra[wi] : extra[wi / static_cast<size_t>(p.d)];
+    const double slack = tol.atol + tol.rtol * std::fabs(w) + tol.ctol * m + 1.5 * bound;
     bool good;
     if (std::isnan(g))
       good = false;
@@ -1135,7 +1141,9 @@ void untear_pointers(umfa_attention_options& o) {
   fix(offsetof(umfa_attention_options, alibi_slopes), &o.alibi_slopes);
   fix(offsetof(umfa_attention_options, cu_seqlens_q), &o.cu_seqlens_q);
   fix(offsetof(umfa_attention_options, cu_seqlens_k), &o.cu_seqlens_k);
-  if (size > offsetof(umfa_attention_options, stream)) o.stream = nullptr;
+  if (size > offsetof(umfa_attention_options, error_message) &&
+      size < offsetof(umfa_attention_options, error_message) + sizeof(char*))
+    o.error_message = nullptr;
 }
 
 // Writes the varlen offsets into their tensors (where the view is an I32 vector we allocated).
@@ -1236,6 +1244,13 @@ void run_attention(Reader& in, bool backward) {
   c.o.alibi_slopes = c.s[ALIBI].present ? &c.s[ALIBI].t : nullptr;
   c.o.cu_seqlens_q = c.s[CUQ].present ? &c.s[CUQ].t : nullptr;
   c.o.cu_seqlens_k = c.s[CUK].present ? &c.s[CUK].t : nullptr;
+  {
+    static const uint64_t kCaps[] = {0, 1, 2, 7, 64, 1024};
+    c.message_capacity = in.pick(kCaps);
+    c.message.assign(static_cast<size_t>(2 * kGuard + c.message_capacity), static_cast<char>(kSentinel));
+    c.o.error_message = c.message_capacity ? c.message.data() + kGuard : nullptr;
+    c.o.error_message_capacity = c.message_capacity;
+  }
   untear_pointers(c.o);
 
   Resolved res;
@@ -1283,6 +1298,7 @@ void run_attention(Reader& in, bool backward) {
     Slot& s = c.s[r];
     if (s.present) s.snapshot.assign(s.mem.get(), s.mem.get() + s.mem_size);
   }
+  const std::vector<char> message_before = c.message;
 
   umfa_context* ctx = c.ctx_null ? nullptr
                       : c.ctx_fake ? reinterpret_cast<umfa_context*>(g_not_a_context)
@@ -1309,6 +1325,28 @@ void run_attention(Reader& in, bool backward) {
     }
     const char* thread_msg = umfa_last_error(nullptr);
     if (!thread_msg || !*thread_msg) die("failed with %s but left no message", umfa_status_string(st));
+    // The per-call message: the call's message, NUL-terminated, within the capacity, when the
+    // options (as the library reads them) hold a buffer.
+    {
+      umfa_attention_options eff;
+      std::memset(&eff, 0, sizeof eff);
+      const bool known = !c.options_null && c.o.struct_size >= 4 && c.o.struct_size <= sizeof eff;
+      if (known) std::memcpy(&eff, &c.o, c.o.struct_size);
+      for (size_t b = 0; b < kGuard; ++b)
+        if (c.message[b] != static_cast<char>(kSentinel) ||
+            c.message[kGuard + c.message_capacity + b] != static_cast<char>(kSentinel))
+          die("the per-call message was written outside its capacity");
+      // (A struct_size that cuts error_message_capacity in two is no real caller's: either way.)
+      const bool whole = c.o.struct_size >= offsetof(umfa_attention_options, error_message_capacity) + 8;
+      if (known && whole && eff.error_message && eff.error_message_capacity && !c.ctx_null && !c.ctx_fake) {
+        const char* m = c.message.data() + kGuard;
+        const size_t len = strnlen(m, c.message_capacity);
+        if (len >= c.message_capacity) die("the per-call message is not NUL-terminated within its capacity");
+        if (std::strncmp(m, thread_msg, len) != 0 || (len < std::strlen(thread_msg) && len != c.message_capacity - 1))
+          die("per-call message \"%s\" is not the call's message \"%s\" (capacity %llu)", m, thread_msg,
+              static_cast<unsigned long long>(c.message_capacity));
+      }
+    }
     if (!c.ctx_null && !c.ctx_fake) {
       const std::string tm = thread_msg;
       const char* cm = umfa_last_error(ctx);
@@ -1318,6 +1356,7 @@ void run_attention(Reader& in, bool backward) {
   }
 
   ++g_stats.ok;
+  if (c.message != message_before) die("a successful call wrote the per-call message buffer");
   std::vector<char> mark;
   for (int r = 0; r < NROLES; ++r) {
     const Slot& s = c.s[r];
@@ -1351,10 +1390,10 @@ void run_attention(Reader& in, bool backward) {
     const ref::ForwardResult f = ref::forward(p);
     if (f.max_abs_score > 1e4) return;
     const int32_t in_dt = c.s[Q].t.dtype;
-    compare("out", c.s[OUT].t, f.out, false, p, ref::tolerance(in_dt, c.s[OUT].t.dtype, false, f.max_abs_score));
+    compare("out", c.s[OUT].t, f.out, false, p, ref::tolerance(in_dt, c.s[OUT].t.dtype, false, f.max_abs_score), f.out_err);
     if (c.s[LSE].present) {
       ref::Tol lt{2e-5 + 4e-7 * f.max_abs_score, 1e-5, 0.0};
-      compare("lse", c.s[LSE].t, f.lse, true, p, lt);
+      compare("lse", c.s[LSE].t, f.lse, true, p, lt, f.lse_err);
     }
   } else {
     if (fwd_max_score > 1e4) return;
@@ -1365,9 +1404,9 @@ void run_attention(Reader& in, bool backward) {
     };
     const ref::BackwardResult g = ref::backward(p, c.s[OUT].t, c.s[DOUT].t, lse_at);
     const int32_t in_dt = c.s[Q].t.dtype;
-    compare("dq", c.s[DQ].t, g.dq, false, p, ref::tolerance(in_dt, c.s[DQ].t.dtype, true, fwd_max_score));
-    compare("dk", c.s[DK].t, g.dk, false, p, ref::tolerance(in_dt, c.s[DK].t.dtype, true, fwd_max_score));
-    compare("dv", c.s[DV].t, g.dv, false, p, ref::tolerance(in_dt, c.s[DV].t.dtype, true, fwd_max_score));
+    compare("dq", c.s[DQ].t, g.dq, false, p, ref::tolerance(in_dt, c.s[DQ].t.dtype, true, fwd_max_score), g.dq_err);
+    compare("dk", c.s[DK].t, g.dk, false, p, ref::tolerance(in_dt, c.s[DK].t.dtype, true, fwd_max_score), g.dk_err);
+    compare("dv", c.s[DV].t, g.dv, false, p, ref::tolerance(in_dt, c.s[DV].t.dtype, true, fwd_max_score), g.dv_err);
   }
   ++g_stats.compared;
 }

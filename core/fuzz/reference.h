@@ -260,10 +260,15 @@ struct Gathered {
 
 struct Scores {
   // For one (b, h): s[i * nk + j] (score after softcap/alibi/additive mask), raw (scale * q.k),
-  // visible flags.
-  std::vector<double> s, raw;
+  // visible flags, and err: a bound on the absolute error of a float32 computation of s.
+  std::vector<double> s, raw, err;
   std::vector<char> visible;
 };
+
+// Unit roundoff of float32, and a bound on the error of a float32 dot product of n terms whose
+// absolute values sum to `abs_sum` (worst case, the terms may all round the same way).
+constexpr double kEps32 = 5.9604644775390625e-08;
+inline double dot_error(int64_t n, double abs_sum) { return 1.01 * static_cast<double>(n + 2) * kEps32 * abs_sum; }
 
 inline bool window_visible(const Problem& p, int64_t i, int64_t j, int64_t nq, int64_t nk) {
   const int64_t offset = p.mask_mode == UMFA_MASK_CAUSAL_TOP_LEFT ? 0 : nk - nq;
@@ -296,16 +301,20 @@ inline void scores(const Problem& p, const Gathered& g, int64_t b, int64_t h, Sc
   const int64_t offset = p.mask_mode == UMFA_MASK_CAUSAL_TOP_LEFT ? 0 : nk - nq;
   out->s.assign(static_cast<size_t>(nq * nk), 0.0);
   out->raw.assign(static_cast<size_t>(nq * nk), 0.0);
+  out->err.assign(static_cast<size_t>(nq * nk), 0.0);
   out->visible.assign(static_cast<size_t>(nq * nk), 0);
   double slope = 0.0;
   if (p.alibi) slope = p.alibi->rank == 1 ? at(*p.alibi, h) : at(*p.alibi, b, h);
   for (int64_t i = 0; i < nq; ++i) {
     for (int64_t j = 0; j < nk; ++j) {
       const size_t ij = static_cast<size_t>(i * nk + j);
-      double dot = 0.0;
+      double dot = 0.0, abs_sum = 0.0;
       const double* qr = &g.q[flat3(q0 + i, h, 0, p.hq, p.d)];
       const double* kr = &g.k[flat3(k0 + j, hk, 0, p.hkv, p.d)];
-      for (int64_t d = 0; d < p.d; ++d) dot += qr[d] * kr[d];
+      for (int64_t d = 0; d < p.d; ++d) {
+        dot += qr[d] * kr[d];
+        abs_sum += std::fabs(qr[d] * kr[d]);
+      }
       const double raw = dot * p.scale;
       double s = raw;
       if (p.softcap > 0.0) s = p.softcap * std::tanh(s / p.softcap);
@@ -321,6 +330,8 @@ inline void scores(const Problem& p, const Gathered& g, int64_t b, int64_t h, Sc
       if (s == -std::numeric_limits<double>::infinity()) vis = false;
       out->raw[ij] = raw;
       out->s[ij] = s;
+      // The scaled dot product, then the bias terms, each rounded once or twice.
+      out->err[ij] = dot_error(p.d, abs_sum) * std::fabs(p.scale) + 4.0 * kEps32 * (std::fabs(s) + std::fabs(raw));
       out->visible[ij] = vis ? 1 : 0;
     }
   }
@@ -329,7 +340,10 @@ inline void scores(const Problem& p, const Gathered& g, int64_t b, int64_t h, Sc
 struct ForwardResult {
   std::vector<double> out;  // [rows_q, Hq, D]
   std::vector<double> lse;  // [Hq, rows_q] (the caller maps it to its layout)
-  double max_abs_score = 0.0;  // largest |visible score| (for error bounds)
+  double max_abs_score = 0.0;  // largest |visible score|
+  // Bounds on the error a float32 computation may show, from score errors: per query row and
+  // head, for out ([rows_q, Hq]) and lse ([Hq, rows_q]).
+  std::vector<double> out_err, lse_err;
 };
 
 inline ForwardResult forward(const Problem& p) {
@@ -337,6 +351,8 @@ inline ForwardResult forward(const Problem& p) {
   const int64_t rows = p.rows_q();
   r.out.assign(static_cast<size_t>(rows * p.hq * p.d), 0.0);
   r.lse.assign(static_cast<size_t>(p.hq * rows), -std::numeric_limits<double>::infinity());
+  r.out_err.assign(static_cast<size_t>(rows * p.hq), 0.0);
+  r.lse_err.assign(static_cast<size_t>(p.hq * rows), 0.0);
   if (p.hkv == 0) return r;
   const Gathered g(p);
   Scores sc;
@@ -362,14 +378,22 @@ inline ForwardResult forward(const Problem& p) {
           if (sc.visible[ij]) sum += std::exp(sc.s[ij] - mx);
         }
         r.lse[static_cast<size_t>(h * rows + q0 + i)] = mx + std::log(sum);
+        double err_s = 0.0, vmax = 0.0;
         for (int64_t j = 0; j < nk; ++j) {
           const size_t ij = static_cast<size_t>(i * nk + j);
           if (!sc.visible[ij]) continue;
           const double pr = std::exp(sc.s[ij] - mx) / sum;
           const double* vr = &g.v[flat3(k0 + j, hk, 0, p.hkv, p.d)];
           double* orow = &r.out[flat3(q0 + i, h, 0, p.hq, p.d)];
-          for (int64_t d = 0; d < p.d; ++d) orow[d] += pr * vr[d];
+          for (int64_t d = 0; d < p.d; ++d) {
+            orow[d] += pr * vr[d];
+            vmax = std::max(vmax, std::fabs(vr[d]));
+          }
+          err_s = std::max(err_s, sc.err[ij]);
         }
+        // A score error e changes the softmax weights by a factor within exp(+-2e).
+        r.out_err[static_cast<size_t>((q0 + i) * p.hq + h)] = 2.0 * std::expm1(2.0 * err_s) * vmax;
+        r.lse_err[static_cast<size_t>(h * rows + q0 + i)] = err_s;
       }
     }
   }
@@ -380,6 +404,10 @@ struct BackwardResult {
   std::vector<double> dq;  // [rows_q, Hq, D]
   std::vector<double> dk;  // [rows_k, Hkv, D]
   std::vector<double> dv;  // [rows_k, Hkv, D]
+  // Error bounds of a float32 computation, per row and head: dq [rows_q, Hq], dk and dv
+  // [rows_k, Hkv] (from the float32 dot products dP = dO.V, delta = dO.O, s = q.k, which may
+  // cancel: dS = P (dP - delta)).
+  std::vector<double> dq_err, dk_err, dv_err;
 };
 
 // Backward with the forward output `out` and `lse` the caller passes (as the library reads
@@ -393,9 +421,17 @@ BackwardResult backward(const Problem& p, const umfa_tensor& out, const umfa_ten
   r.dq.assign(static_cast<size_t>(rq * p.hq * p.d), 0.0);
   r.dk.assign(static_cast<size_t>(rk * p.hkv * p.d), 0.0);
   r.dv.assign(static_cast<size_t>(rk * p.hkv * p.d), 0.0);
+  r.dq_err.assign(static_cast<size_t>(rq * p.hq), 0.0);
+  r.dk_err.assign(static_cast<size_t>(rk * p.hkv), 0.0);
+  r.dv_err.assign(static_cast<size_t>(rk * p.hkv), 0.0);
   if (p.hkv == 0) return r;
   const Gathered g(p);
   const std::vector<double> o = gather(p, out, false), dO = gather(p, dout, false);
+  auto row_max = [&](const std::vector<double>& x, size_t at) {
+    double m = 0.0;
+    for (int64_t d = 0; d < p.d; ++d) m = std::max(m, std::fabs(x[at + static_cast<size_t>(d)]));
+    return m;
+  };
   Scores sc;
   for (int64_t b = 0; b < p.batch; ++b) {
     const int64_t nq = p.q_len(b), nk = p.k_len(b);
@@ -407,16 +443,32 @@ BackwardResult backward(const Problem& p, const umfa_tensor& out, const umfa_ten
         const double lse = lse_at(h, q0 + i);
         if (lse == -std::numeric_limits<double>::infinity()) continue;
         const size_t qi = flat3(q0 + i, h, 0, p.hq, p.d);
-        double delta = 0.0;
-        for (int64_t d = 0; d < p.d; ++d) delta += dO[qi + d] * o[qi + d];
+        double delta = 0.0, delta_abs = 0.0;
+        for (int64_t d = 0; d < p.d; ++d) {
+          delta += dO[qi + d] * o[qi + d];
+          delta_abs += std::fabs(dO[qi + d] * o[qi + d]);
+        }
+        const double qmax = row_max(g.q, qi), domax = row_max(dO, qi);
         for (int64_t j = 0; j < nk; ++j) {
           const size_t ij = static_cast<size_t>(i * nk + j);
           if (!sc.visible[ij]) continue;
           const size_t kj = flat3(k0 + j, hk, 0, p.hkv, p.d);
           const double pr = std::exp(sc.s[ij] - lse);
-          double dp = 0.0;
-          for (int64_t d = 0; d < p.d; ++d) dp += dO[qi + d] * g.v[kj + d];
+          double dp = 0.0, dp_abs = 0.0;
+          for (int64_t d = 0; d < p.d; ++d) {
+            dp += dO[qi + d] * g.v[kj + d];
+            dp_abs += std::fabs(dO[qi + d] * g.v[kj + d]);
+          }
           double dsij = pr * (dp - delta);
+          // Error of dS: from dP and delta (cancellation), and P's relative error from the
+          // score (and lse) error.
+          const double p_rel = std::expm1(2.0 * sc.err[ij] + 4.0 * kEps32 * std::fabs(lse));
+          const double ds_err = pr * (dot_error(p.d, dp_abs) + dot_error(p.d, delta_abs)) +
+                                std::fabs(dsij) * p_rel + pr * p_rel * std::fabs(dp - delta);
+          const double kmax = row_max(g.k, kj);
+          r.dq_err[static_cast<size_t>((q0 + i) * p.hq + h)] += std::fabs(p.scale) * ds_err * kmax;
+          r.dk_err[static_cast<size_t>((k0 + j) * p.hkv + hk)] += std::fabs(p.scale) * ds_err * qmax;
+          r.dv_err[static_cast<size_t>((k0 + j) * p.hkv + hk)] += pr * p_rel * domax;
           if (p.softcap > 0.0) {
             const double t = std::tanh(sc.raw[ij] / p.softcap);
             dsij *= 1.0 - t * t;
