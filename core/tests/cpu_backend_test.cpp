@@ -72,6 +72,7 @@ struct Case {
   bool backward = true;
   bool deterministic = false;
   bool with_lse = true;
+  bool threaded = false;  // always run on the 3-thread context (split-KV, grouped items)
 };
 
 struct Prepared {
@@ -399,11 +400,15 @@ std::vector<Case> fixed_cases() {
   add("varlen window alibi softcap", [](Case& c) { c.seqq = {64, 17}; c.seqk = {64, 40}; c.window = true; c.wl = 6; c.wr = 3; c.alibi = 2; c.softcap = 4.f; c.Hq = 2; });
   add("decode GQA", [](Case& c) { c.Nq = 1; c.Nk = 300; c.Hq = 8; c.Hkv = 2; c.D = 64; c.mask_mode = 2; });
   // Long keys with few tiles: the 3-thread context splits the keys (split-KV) and combines.
-  add("split-KV decode f32", [](Case& c) { c.Nq = 1; c.Nk = 1100; c.Hq = 4; c.Hkv = 1; c.D = 64; c.mask_mode = 2; });
-  add("split-KV decode bf16 BHSD", [](Case& c) { c.Nq = 1; c.Nk = 1500; c.Hq = 2; c.Hkv = 2; c.D = 128; c.dt_in = c.dt_out = c.dt_grad = UMFA_DTYPE_BF16; c.lay_k = c.lay_v = kBHSD; });
-  add("split-KV f16 window alibi", [](Case& c) { c.Nq = 3; c.Nk = 1300; c.D = 40; c.dt_in = UMFA_DTYPE_F16; c.window = true; c.wl = 700; c.wr = 0; c.alibi = 1; c.mask_mode = 2; });
-  add("split-KV dead rows", [](Case& c) { c.Nq = 2; c.Nk = 1100; c.D = 16; c.mask = 1; c.mask_dead_rows = true; c.mask_bcast = 1; });
-  add("split-KV varlen", [](Case& c) { c.seqq = {1, 2}; c.seqk = {1200, 5}; c.extra_q = 1; c.D = 24; c.dt_in = UMFA_DTYPE_BF16; });
+  add("split-KV decode f32", [](Case& c) { c.threaded = true; c.Nq = 1; c.Nk = 1100; c.Hq = 4; c.Hkv = 1; c.D = 64; c.mask_mode = 2; });
+  add("split-KV decode bf16 BHSD", [](Case& c) { c.threaded = true; c.Nq = 1; c.Nk = 1500; c.Hq = 2; c.Hkv = 2; c.D = 128; c.dt_in = c.dt_out = c.dt_grad = UMFA_DTYPE_BF16; c.lay_k = c.lay_v = kBHSD; });
+  add("split-KV f16 window alibi", [](Case& c) { c.threaded = true; c.Nq = 3; c.Nk = 1300; c.D = 40; c.dt_in = UMFA_DTYPE_F16; c.window = true; c.wl = 700; c.wr = 0; c.alibi = 1; c.mask_mode = 2; });
+  add("split-KV dead rows", [](Case& c) { c.threaded = true; c.Nq = 2; c.Nk = 1100; c.D = 16; c.mask = 1; c.mask_dead_rows = true; c.mask_bcast = 1; });
+  add("split-KV varlen", [](Case& c) { c.threaded = true; c.seqq = {1, 2}; c.seqk = {1200, 5}; c.extra_q = 1; c.D = 24; c.dt_in = UMFA_DTYPE_BF16; });
+  // Enough tiles for the 3-thread context to group query tiles (forward) and key blocks
+  // (backward) into one item: causal diagonals, partial blocks, odd D.
+  add("grouped tiles causal", [](Case& c) { c.threaded = true; c.Nq = 777; c.Nk = 777; c.Hq = 4; c.Hkv = 4; c.D = 20; c.mask_mode = 2; });
+  add("grouped tiles window GQA bf16", [](Case& c) { c.threaded = true; c.Nq = 700; c.Nk = 901; c.Hq = 8; c.Hkv = 4; c.D = 8; c.window = true; c.wl = 150; c.wr = 70; c.dt_in = c.dt_out = c.dt_grad = UMFA_DTYPE_BF16; });
   add("short q stacked heads", [](Case& c) { c.Nq = 5; c.Nk = 80; c.Hq = 12; c.Hkv = 1; c.D = 32; c.alibi = 1; c.mask = 2; });
   add("deterministic", [](Case& c) { c.deterministic = true; c.Nq = 130; c.Nk = 100; c.Hq = 4; c.Hkv = 2; c.mask_mode = 2; });
   add("deterministic varlen", [](Case& c) { c.deterministic = true; c.seqq = {5, 70}; c.seqk = {9, 70}; c.extra_q = 2; c.softcap = 3.f; });
@@ -658,9 +663,7 @@ int main(int argc, char** argv) {
     std::printf("variant %s (runs %s): %zu cases\n", isa, umfa::cpu::context_isa(one.impl),
                 cases.size());
     for (size_t i = 0; i < cases.size(); ++i) {
-      // split-KV cases need several threads to split.
-      const bool split = cases[i].name.rfind("split-KV", 0) == 0;
-      void* impl = (i % 2 == 0 || split) ? three.impl : one.impl;
+      void* impl = (i % 2 == 0 || cases[i].threaded) ? three.impl : one.impl;
       run_case(cases[i], impl, isa, seed * 1000003u + i);
     }
   }

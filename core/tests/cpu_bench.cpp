@@ -5,7 +5,8 @@
 // with other jobs this tracks the kernels' efficiency better than the wall clock does.
 //
 // Usage: cpu_bench [--fwd|--bwd] [--b B] [--hq H] [--hkv H] [--nq N] [--nk N] [--d D]
-//                  [--dtype f32|f16|bf16] [--causal] [--threads T] [--reps R] [--det]
+//                  [--dtype f32|f16|bf16] [--causal] [--threads T] [--reps R] [--det] [--bhsd]
+// --bhsd stores q/k/v/out/grads as [B, H, N, D] (PyTorch's layout) instead of [B, N, H, D].
 // UMFA_CPU_ISA=generic|avx2|avx512 picks a kernel variant.
 #include <algorithm>
 #include <chrono>
@@ -21,7 +22,7 @@
 #include "cpu/cpu_backend.h"
 
 int main(int argc, char** argv) {
-  bool bwd = false, causal = false, det = false;
+  bool bwd = false, causal = false, det = false, bhsd = false;
   int64_t B = 1, Hq = 1, Hkv = 0, Nq = 4096, Nk = 0, D = 64;
   int threads = 0, reps = 5;
   int32_t dt = UMFA_DTYPE_F32;
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
     else if (a == "--bwd") bwd = true;
     else if (a == "--causal") causal = true;
     else if (a == "--det") det = true;
+    else if (a == "--bhsd") bhsd = true;
     else if (a == "--b") B = next();
     else if (a == "--hq") Hq = next();
     else if (a == "--hkv") Hkv = next();
@@ -63,8 +65,8 @@ int main(int argc, char** argv) {
     const int64_t s[4] = {B, n, h, D};
     for (int k = 0; k < 4; ++k) v.shape[k] = s[k];
     v.strides[3] = 1;
-    v.strides[2] = D;
-    v.strides[1] = h * D;
+    v.strides[2] = bhsd ? n * D : D;
+    v.strides[1] = bhsd ? D : h * D;
     v.strides[0] = n * h * D;
     return v;
   };

@@ -225,15 +225,16 @@ int64_t choose_group(const Plan& pl, int threads) {
 }
 
 // Split-KV: how many parts each tile's keys are cut into. Only when the tiles alone leave
-// threads idle or unevenly loaded and every part still gets several key blocks.
+// threads idle or unevenly loaded (fewer than 8 per thread) and every part still gets at least
+// two key blocks.
 int64_t choose_splits(const Plan& pl, int threads, int64_t tiles) {
   if (threads <= 1 || tiles <= 0) return 1;
   int64_t max_nk = 0;
   for (int64_t b = 0; b < pl.batch; ++b) max_nk = imax(max_nk, pl.seqs[b].nk);
   const int64_t kblocks = ceil_div(max_nk, kBN);
   const int64_t want = 8 * static_cast<int64_t>(threads);
-  if (tiles >= want || kblocks < 16) return 1;
-  return imax(1, imin(ceil_div(want, tiles), kblocks / 8));
+  if (tiles >= want || kblocks < 4) return 1;
+  return imax(1, imin(ceil_div(want, tiles), kblocks / 2));
 }
 
 // Sizes of the split-KV buffers (0 when nsplit == 1).

@@ -1,6 +1,14 @@
 #include "thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define UMFA_CPU_RELAX() _mm_pause()
+#else
+#define UMFA_CPU_RELAX() ((void)0)
+#endif
 
 namespace umfa {
 namespace cpu {
@@ -37,10 +45,25 @@ ThreadPool::Job* ThreadPool::find_job() {
   return nullptr;
 }
 
+namespace {
+constexpr int kSpinMicros = 200;
+}
+
 void ThreadPool::worker_main() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     Job* job = nullptr;
+    if (!stop_ && (job = find_job()) == nullptr) {
+      // Spin (without the lock) until a job is posted or kSpinMicros pass, then block.
+      const uint64_t seen = posted_.load(std::memory_order_acquire);
+      lk.unlock();
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+      for (int i = 0; posted_.load(std::memory_order_acquire) == seen; ++i) {
+        UMFA_CPU_RELAX();
+        if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) break;
+      }
+      lk.lock();
+    }
     work_cv_.wait(lk, [&] { return stop_ || (job = find_job()) != nullptr; });
     if (stop_) return;
     const int slot = job->slots_used++;
@@ -71,6 +94,7 @@ void ThreadPool::run(int64_t n, Fn fn, void* ctx, int max_slots) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     jobs_.push_back(&job);
+    posted_.fetch_add(1, std::memory_order_release);
   }
   work_cv_.notify_all();
   for (;;) {

@@ -6,6 +6,10 @@
 // N - 1 workers and a 1-thread pool runs everything on the caller. Items are claimed with an
 // atomic counter, so every item runs exactly once; run() returns after every claimed item has
 // finished and no worker references the job any more.
+//
+// Workers spin for a short while (kSpinMicros) after their last job before they block: on a busy
+// machine a blocked thread can take milliseconds to be scheduled again, which matters for calls
+// that themselves take a few milliseconds (OpenMP runtimes do the same).
 #pragma once
 
 #include <atomic>
@@ -55,6 +59,7 @@ class ThreadPool {
   std::condition_variable done_cv_;  // callers wait here for their job's workers to leave
   std::vector<Job*> jobs_;           // guarded by mu_
   bool stop_ = false;                // guarded by mu_
+  std::atomic<uint64_t> posted_{0};  // jobs posted so far (lets spinning workers notice work)
   std::vector<std::thread> workers_;
 };
 
