@@ -376,20 +376,27 @@ typedef struct umfa_attention_options {
    * Variable-length batches (FlashAttention's varlen): I32 tensors of shape [batch + 1] holding
    * the starting row of each sequence in the packed q (cu_seqlens_q) and k/v (cu_seqlens_k);
    * first entry 0, non-decreasing, last <= total rows. Both or neither. When set, tensors use
-   * the THD layouts of section 4. They live on the same device as q and are validated before
-   * any work (CUDA ones must be contiguous and are read back with one small synchronous copy).
+   * the THD layouts of section 4. They live on the same device as q.
+   * On the CPU the contents are validated before any work (INVALID_SEQLENS).
+   * On CUDA they are never read back to the host (the call does not synchronize): they must be
+   * contiguous, max_seqlen_q and max_seqlen_k must be set (> 0; INVALID_ARGUMENT otherwise) and
+   * bound every sequence, and the contents are not validated. The kernels clamp each sequence
+   * to the tensors' rows and to max_seqlen_q/k, so an invalid list gives unspecified output
+   * values but never an out-of-bounds access.
    * Rows after the last sequence (from cu_seqlens[batch] on) belong to no sequence: they get
    * out = 0, lse = -inf and zero gradients.
    */
   const umfa_tensor* cu_seqlens_q;
   const umfa_tensor* cu_seqlens_k;
-  /** Upper bounds of the per-sequence lengths (varlen only; 0 = compute from cu_seqlens). */
+  /**
+   * Upper bounds of the per-sequence lengths (varlen only). CPU: 0 = computed from
+   * cu_seqlens. CUDA: required (> 0) whenever batch >= 1.
+   */
   int64_t max_seqlen_q;
   int64_t max_seqlen_k;
   /**
    * CUDA: the cudaStream_t to run on (NULL = the legacy default stream). Calls never
-   * synchronize the device (except varlen calls reading cu_seqlens back, see above); results
-   * are ready when the stream reaches them. Ignored on the CPU.
+   * synchronize the device; results are ready when the stream reaches them. Ignored on the CPU.
    */
   void* stream;
   /**

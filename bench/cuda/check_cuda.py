@@ -112,8 +112,11 @@ def run_conformance(ctx: umfa.Context, manifest: Path) -> dict:
             for key in ("attn_mask", "alibi_slopes", "cu_seqlens_q", "cu_seqlens_k"):
                 if o[key] is not None:
                     opts[key] = _load_input(base, o[key])
-            opts["max_seqlen_q"] = o["max_seqlen_q"]
-            opts["max_seqlen_k"] = o["max_seqlen_k"]
+            # Device offsets are not read back: CUDA varlen calls need the bounds (the case's
+            # longest sequences) when the vector leaves them to the core.
+            varlen = o["cu_seqlens_q"] is not None
+            opts["max_seqlen_q"] = o["max_seqlen_q"] or (case["seqlen_q"] if varlen else 0)
+            opts["max_seqlen_k"] = o["max_seqlen_k"] or (case["seqlen_k"] if varlen else 0)
             opts["deterministic"] = bool(o["flags"] & 1)
             exp = case["expected"]
             odt = TORCH_DTYPE[case["out_dtype"]]

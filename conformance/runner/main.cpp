@@ -381,6 +381,11 @@ class Runner {
     opt.window_right = oj["window_right"].as_int();
     opt.max_seqlen_q = oj["max_seqlen_q"].as_int();
     opt.max_seqlen_k = oj["max_seqlen_k"].as_int();
+    // Device offsets are not read back: a device context needs the bounds (the case's lengths).
+    if (device_ && !oj["cu_seqlens_q"].is_null()) {
+      if (opt.max_seqlen_q <= 0) opt.max_seqlen_q = c["seqlen_q"].as_int();
+      if (opt.max_seqlen_k <= 0) opt.max_seqlen_k = c["seqlen_k"].as_int();
+    }
     umfa_tensor mask, alibi, cuq, cuk;
     if (!oj["attn_mask"].is_null()) {
       load_input(oj["attn_mask"], &mask);

@@ -1,7 +1,8 @@
 // The CUDA side of the API layer, against a mock libumfa_cuda (mock_cuda_backend.cpp, loaded
 // through UMFA_CUDA_LIB): loading and build info, AUTO selection, device indices, buffers in
 // device memory, device checks on tensors, the workspace limit, propagation of backend errors,
-// varlen offsets read back from the device, and the classic API staging host buffers.
+// varlen offsets on the device (never read back: max_seqlen required), and the classic API
+// staging host buffers.
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -184,7 +185,8 @@ void device_attention() {
                UMFA_STATUS_BACKEND_ERROR);
   CHECK_CONTAINS(umfa_last_error(ctx), "umfa_attention_backward: the mock-cuda backend failed: mock: backward always fails");
 
-  // Varlen offsets on the device are read back and validated.
+  // Varlen offsets on the device are never read back (no synchronization): max_seqlen_q/k are
+  // required instead, and the contents (here invalid: 10 > total rows) are not validated.
   std::vector<int32_t> cu = {0, 4, 10};  // 10 > total rows (9)
   umfa_buffer* bcu;
   umfa_buffer_create(ctx, cu.size() * 4, &bcu);
@@ -207,13 +209,24 @@ void device_attention() {
   }
   o.cu_seqlens_q = &tcu;
   o.cu_seqlens_k = &tcu;
-  CHECK_STATUS(umfa_attention_forward(ctx, &o, &vq, &vk, &vv, &vo, nullptr), UMFA_STATUS_INVALID_SEQLENS);
-  CHECK_CONTAINS(umfa_last_error(ctx), "cu_seqlens_q[2] (10)");
+  const int copies_before = copies();
+  CHECK_STATUS(umfa_attention_forward(ctx, &o, &vq, &vk, &vv, &vo, nullptr), UMFA_STATUS_INVALID_ARGUMENT);
+  CHECK_CONTAINS(umfa_last_error(ctx), "max_seqlen_q is 0");
+  o.max_seqlen_q = 6;
+  CHECK_STATUS(umfa_attention_forward(ctx, &o, &vq, &vk, &vv, &vo, nullptr), UMFA_STATUS_INVALID_ARGUMENT);
+  CHECK_CONTAINS(umfa_last_error(ctx), "max_seqlen_k is 0");
+  // With both bounds the call reaches the backend (the mock runs dense problems only) and the
+  // invalid offsets are not reported: nothing was read back.
+  o.max_seqlen_k = 6;
+  CHECK_STATUS(umfa_attention_forward(ctx, &o, &vq, &vk, &vv, &vo, nullptr), UMFA_STATUS_UNSUPPORTED);
+  CHECK_CONTAINS(umfa_last_error(ctx), "mock: only dense f32");
+  CHECK_EQ(copies(), copies_before);
   tcu.strides[0] = 2;
   tcu.shape[0] = 2;
   CHECK_STATUS(umfa_attention_forward(ctx, &o, &vq, &vk, &vv, &vo, nullptr), UMFA_STATUS_INVALID_STRIDE);
   CHECK_CONTAINS(umfa_last_error(ctx), "contiguous");
   o.cu_seqlens_q = o.cu_seqlens_k = nullptr;
+  o.max_seqlen_q = o.max_seqlen_k = 0;
 
   for (umfa_buffer* x : {bq, bk, bv, bo, bl, g1, g2, g3, bcu}) umfa_buffer_destroy(x);
   umfa_context_destroy(ctx);

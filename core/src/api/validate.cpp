@@ -364,32 +364,19 @@ umfa_status check_tensors(Checker& c, const Args& a, bool varlen, Dims* dm) {
   return UMFA_STATUS_OK;
 }
 
-// Reads, validates and copies one cu_seqlens tensor to the host.
+// Reads, validates and copies one host cu_seqlens tensor (CPU contexts; device offsets are
+// never read back, see resolve_options).
 umfa_status read_cu_seqlens(Checker& c, const char* name, const umfa_tensor* t, int64_t total_rows,
                             const char* rows_name, std::vector<int32_t>* out, int64_t* max_len) {
   const int64_t n = t->shape[0];
-  umfa_context* ctx = c.ctx();
   try {
     out->resize(static_cast<size_t>(n));
   } catch (...) {
     return c.error(UMFA_STATUS_OUT_OF_MEMORY, "%s: out of memory copying %lld offsets", name,
                    static_cast<long long>(n));
   }
-  if (ctx->device == UMFA_DEVICE_CPU) {
-    const int32_t* src = static_cast<const int32_t*>(t->data);
-    for (int64_t i = 0; i < n; ++i) (*out)[i] = src[i * t->strides[0]];
-  } else {
-    if (n > 1 && t->strides[0] != 1)
-      return c.error(UMFA_STATUS_INVALID_STRIDE, "%s.strides[0] is %lld; device offsets must be contiguous (1)",
-                     name, static_cast<long long>(t->strides[0]));
-    char msg[512] = {0};
-    ErrorSink sink{msg, sizeof msg};
-    umfa_status st = ctx->table->copy_to_host(ctx->impl, out->data(), t->data,
-                                              static_cast<uint64_t>(n) * sizeof(int32_t), &sink);
-    if (st != UMFA_STATUS_OK)
-      return c.error(st, "%s: reading the offsets from the device failed: %s", name,
-                     msg[0] ? msg : umfa_status_string(st));
-  }
+  const int32_t* src = static_cast<const int32_t*>(t->data);
+  for (int64_t i = 0; i < n; ++i) (*out)[i] = src[i * t->strides[0]];
   const std::vector<int32_t>& cu = *out;
   if (cu[0] != 0)
     return c.error(UMFA_STATUS_INVALID_SEQLENS, "%s[0] is %d; it must be 0", name, cu[0]);
@@ -442,14 +429,29 @@ umfa_status resolve_options(Checker& c, const umfa_attention_options* o, const A
       return c.error(UMFA_STATUS_INVALID_ARGUMENT, "options->max_seqlen_k (%lld) is negative",
                      static_cast<long long>(o->max_seqlen_k));
     int64_t mq = 0, mk = 0;
-    if (umfa_status st = read_cu_seqlens(c, "cu_seqlens_q", cq, dm.total_q, "q", &r->cu_q, &mq)) return st;
-    if (umfa_status st = read_cu_seqlens(c, "cu_seqlens_k", ck, dm.total_k, "k", &r->cu_k, &mk)) return st;
-    if (o->max_seqlen_q > 0 && o->max_seqlen_q < mq)
-      return c.error(UMFA_STATUS_INVALID_SEQLENS, "options->max_seqlen_q (%lld) is smaller than the longest query sequence (%lld)",
-                     static_cast<long long>(o->max_seqlen_q), static_cast<long long>(mq));
-    if (o->max_seqlen_k > 0 && o->max_seqlen_k < mk)
-      return c.error(UMFA_STATUS_INVALID_SEQLENS, "options->max_seqlen_k (%lld) is smaller than the longest key sequence (%lld)",
-                     static_cast<long long>(o->max_seqlen_k), static_cast<long long>(mk));
+    if (c.ctx()->device == UMFA_DEVICE_CPU) {
+      if (umfa_status st = read_cu_seqlens(c, "cu_seqlens_q", cq, dm.total_q, "q", &r->cu_q, &mq)) return st;
+      if (umfa_status st = read_cu_seqlens(c, "cu_seqlens_k", ck, dm.total_k, "k", &r->cu_k, &mk)) return st;
+      if (o->max_seqlen_q > 0 && o->max_seqlen_q < mq)
+        return c.error(UMFA_STATUS_INVALID_SEQLENS, "options->max_seqlen_q (%lld) is smaller than the longest query sequence (%lld)",
+                       static_cast<long long>(o->max_seqlen_q), static_cast<long long>(mq));
+      if (o->max_seqlen_k > 0 && o->max_seqlen_k < mk)
+        return c.error(UMFA_STATUS_INVALID_SEQLENS, "options->max_seqlen_k (%lld) is smaller than the longest key sequence (%lld)",
+                       static_cast<long long>(o->max_seqlen_k), static_cast<long long>(mk));
+    } else {
+      // Device offsets are not read back (that would synchronize the device): the caller's
+      // max_seqlen_q/k bound the sequence lengths, and the backend clamps every sequence to the
+      // tensors' rows and to those bounds, so any contents are memory-safe.
+      for (const umfa_tensor* t : {cq, ck})
+        if (t->shape[0] > 1 && t->strides[0] != 1)
+          return c.error(UMFA_STATUS_INVALID_STRIDE, "%s.strides[0] is %lld; device offsets must be contiguous (1)",
+                         t == cq ? "cu_seqlens_q" : "cu_seqlens_k", static_cast<long long>(t->strides[0]));
+      if (cq->shape[0] > 1 && (o->max_seqlen_q <= 0 || o->max_seqlen_k <= 0))
+        return c.error(UMFA_STATUS_INVALID_ARGUMENT, "options->max_seqlen_%s is 0: with cu_seqlens on the device, max_seqlen_q and max_seqlen_k must be set (> 0, at least the longest sequence); the offsets are not read back",
+                       o->max_seqlen_q <= 0 ? "q" : "k");
+      mq = std::min<int64_t>(o->max_seqlen_q, dm.total_q);
+      mk = std::min<int64_t>(o->max_seqlen_k, dm.total_k);
+    }
     dm.batch = cq->shape[0] - 1;
     dm.nq = mq;
     dm.nk = mk;

@@ -259,6 +259,7 @@ KParams make_params(const Problem& p, const Plan& pl) {
   k.nk = int(p.seqlen_k);
   k.d = int(p.head_dim);
   k.rows_q = pl.rows_q;
+  k.rows_k = pl.rows_k;
   k.cu_q = p.cu_seqlens_q;
   k.cu_k = p.cu_seqlens_k;
   k.q = tview(p.q, pl.varlen);
@@ -342,7 +343,10 @@ cudaError_t launch(const KernelInfo& ki, int64_t blocks, int smem, const KParams
   if (blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
   KParams copy = kp;
   void* args[] = {&copy};
-  return cudaLaunchKernel(ki.fn, dim3(unsigned(blocks)), dim3(unsigned(ki.threads)), args,
+  // Plain scores (no softcap, no ALiBi, positive scale) run the plain instantiation if any.
+  const bool plain = kp.softcap <= 0.f && !kp.alibi && kp.scale > 0.f;
+  const void* fn = plain && ki.fn_plain ? ki.fn_plain : ki.fn;
+  return cudaLaunchKernel(fn, dim3(unsigned(blocks)), dim3(unsigned(ki.threads)), args,
                           size_t(smem), st);
 }
 
@@ -395,8 +399,10 @@ int env_int(const char* name, int dflt) {
   return (v && *v) ? std::atoi(v) : dflt;
 }
 
+constexpr int kMaxVariants = 12;  // variant numbers of tuning builds (UMFA_CUDA_*_VARIANT)
+
 struct KernelList {
-  KernelInfo k[2 * 4 * (3 * 8 + 3)];
+  KernelInfo k[2 * 4 * (3 * kMaxVariants + 3)];
   int n = 0;
 };
 
@@ -410,7 +416,7 @@ const KernelList& all_fast_kernels() {
         l.k[l.n++] = small_kernel_info(t, dt, 0);
         l.k[l.n++] = small_kernel_info(t, dt, 1);
         l.k[l.n++] = fwd_kernel_info(t, dt, kFwdShortMasked);
-        for (int var = 0; var < 8; ++var) {
+        for (int var = 0; var < kMaxVariants; ++var) {
           l.k[l.n++] = fwd_kernel_info(t, dt, var);
           l.k[l.n++] = bwd_kernel_info(t, dt, var);
           l.k[l.n++] = dq_kernel_info(t, dt, var);
@@ -473,10 +479,12 @@ umfa_status create(int32_t device_index, int32_t num_threads, void** out_impl, E
     int want = ks[i].smem;
     if (want == 0 || want > im->smem_optin) want = ks[i].smem_small;
     if (!ks[i].fn || want <= 48 * 1024 || want > im->smem_optin) continue;
-    e = cudaFuncSetAttribute(ks[i].fn, cudaFuncAttributeMaxDynamicSharedMemorySize, want);
-    if (e != cudaSuccess) {
-      delete im;
-      return cuda_fail(err, e, "cudaFuncSetAttribute");
+    for (const void* fn : {ks[i].fn, ks[i].fn_plain}) {
+      if (fn) e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, want);
+      if (e != cudaSuccess) {
+        delete im;
+        return cuda_fail(err, e, "cudaFuncSetAttribute");
+      }
     }
   }
   *out_impl = im;

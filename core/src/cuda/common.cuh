@@ -183,13 +183,24 @@ struct SeqInfo {
   int off;        // diagonal offset: nk - nq (bottom-right) or 0
 };
 
+// Varlen offsets are never validated on the host (reading them back would synchronize): each
+// sequence is clamped to the tensors' rows [0, rows) and to the max_seqlen bound (p.nq / p.nk,
+// which sizes the grid), so any cu_seqlens contents keep every access in bounds (an invalid list
+// gives unspecified values, never out-of-bounds reads or writes).
+__device__ __forceinline__ void clamp_seq(const int* cu, int b, int64_t rows, int max_len,
+                                          int& row0, int& len) {
+  const int total = int(rows < 0x7fffffff ? rows : 0x7fffffff);
+  const int r0 = min(max(cu[b], 0), total);
+  const int r1 = min(max(cu[b + 1], r0), total);
+  row0 = r0;
+  len = min(r1 - r0, max_len);
+}
+
 __device__ __forceinline__ SeqInfo seq_info(const KParams& p, int b) {
   SeqInfo s;
   if (p.cu_q) {
-    s.q_row0 = p.cu_q[b];
-    s.nq = p.cu_q[b + 1] - s.q_row0;
-    s.k_row0 = p.cu_k[b];
-    s.nk = p.cu_k[b + 1] - s.k_row0;
+    clamp_seq(p.cu_q, b, p.rows_q, p.nq, s.q_row0, s.nq);
+    clamp_seq(p.cu_k, b, p.rows_k, p.nk, s.k_row0, s.nk);
     s.q_glob = s.q_row0;
   } else {
     s.q_row0 = 0;

@@ -49,7 +49,12 @@ KernelInfo small_info() {
 template <typename T, class C>
 KernelInfo bwd_info() {
   KernelInfo k;
-  k.fn = reinterpret_cast<const void*>(&bwd_kernel<T, C>);
+  if constexpr (C::kOpt != 0) {
+    k.fn = reinterpret_cast<const void*>(&bwd_opt_kernel<T, C, false>);
+    if constexpr (C::kPlain) k.fn_plain = reinterpret_cast<const void*>(&bwd_opt_kernel<T, C, true>);
+  } else {
+    k.fn = reinterpret_cast<const void*>(&bwd_kernel<T, C>);
+  }
   k.bm = C::BM;
   k.bn = C::BN;
   k.threads = C::kThreads;
@@ -114,6 +119,30 @@ KernelInfo fwd_variant(int dt, int variant) {
       case 128: return fwd_info<T, FwdCfg<128, 64, 64, 4, 2>>();
       default: break;
     }
+  } else if (variant == 8) {  // production shapes, plain-score softmax
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 128, 128, 4, 1, true, 0, true>>();
+      case 128: return fwd_info<T, FwdCfg<128, 128, 64, 4, 1, false, 0, true>>();
+      default: break;
+    }
+  } else if (variant == 9) {  // 8 warps of 16 rows, 2 blocks per SM, plain-score softmax
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 128, 128, 8, 1, true, 2, true>>();
+      case 128: return fwd_info<T, FwdCfg<128, 128, 64, 8, 1, true, 2, true>>();
+      default: break;
+    }
+  } else if (variant == 10) {  // 4 warps of 16 rows, 3 blocks per SM, plain-score softmax
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 64, 128, 4, 1, true, 3, true>>();
+      case 128: return fwd_info<T, FwdCfg<128, 64, 64, 4, 1, false, 3, true>>();
+      default: break;
+    }
+  } else if (variant == 11) {  // short causal shapes with the plain-score softmax
+    switch (dt) {
+      case 64: return fwd_info<T, FwdCfg<64, 64, 64, 4, 1, true, 0, true>>();
+      case 128: return fwd_info<T, FwdCfg<128, 64, 64, 4, 1, false, 0, true>>();
+      default: break;
+    }
   } else if (variant == 7) {  // head_dim 128 production shape with the 16-bit epilogue
     switch (dt) {
       case 128: return fwd_info<T, FwdCfg<128, 128, 64, 4, 1, true>>();
@@ -141,6 +170,30 @@ KernelInfo bwd_variant(int dt, int variant) {
     switch (dt) {
       case 64: return bwd_info<T, BwdCfg<64, 128, 128, 4, 2, 4, 2, 4, 2>>();
       case 128: return bwd_info<T, BwdCfg<128, 32, 64, 1, 4, 2, 2, 1, 4, 4, true, 2>>();
+      default: break;
+    }
+  } else if (variant == 5) {  // production shapes, plain-score step
+    switch (dt) {
+      case 64: return bwd_info<T, BwdCfg<64, 32, 128, 1, 4, 4, 1, 1, 4, 4, true, 2, false, kBwdPlain>>();
+      case 128: return bwd_info<T, BwdCfg<128, 64, 128, 2, 4, 4, 2, 2, 4, 8, true, 1, false, kBwdPlain>>();
+      default: break;
+    }
+  } else if (variant == 6) {  // production shapes, split dK/dV warps
+    switch (dt) {
+      case 64: return bwd_info<T, BwdCfg<64, 32, 128, 1, 4, 2, 1, 1, 4, 4, true, 2, false, kBwdSplitKV>>();
+      case 128: return bwd_info<T, BwdCfg<128, 64, 128, 2, 4, 2, 2, 2, 4, 8, true, 1, false, kBwdSplitKV>>();
+      default: break;
+    }
+  } else if (variant == 7) {  // production shapes, both
+    switch (dt) {
+      case 64: return bwd_info<T, BwdCfg<64, 32, 128, 1, 4, 2, 1, 1, 4, 4, true, 2, false, kBwdPlain | kBwdSplitKV>>();
+      case 128: return bwd_info<T, BwdCfg<128, 64, 128, 2, 4, 2, 2, 2, 4, 8, true, 1, false, kBwdPlain | kBwdSplitKV>>();
+      default: break;
+    }
+  } else if (variant == 8) {  // 8 warps; head_dim 128: 64-key tiles, 2 blocks per SM
+    switch (dt) {
+      case 64: return bwd_info<T, BwdCfg<64, 64, 128, 2, 4, 2, 2, 2, 4, 8, true, 1, false, kBwdPlain | kBwdSplitKV>>();
+      case 128: return bwd_info<T, BwdCfg<128, 64, 64, 2, 4, 2, 4, 2, 4, 8, false, 2, false, kBwdPlain>>();
       default: break;
     }
   } else if (variant == 4) {  // production shapes, dQ reductions staged through shared memory

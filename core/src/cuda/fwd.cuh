@@ -19,9 +19,15 @@
 namespace umfa {
 namespace cuda {
 
-template <int D_, int BM_, int BN_, int NW_, int kStages_ = 1, bool kEpi16_ = true>
+template <int D_, int BM_, int BN_, int NW_, int kStages_ = 1, bool kEpi16_ = true,
+          int kMinBlocks_ = 0, bool kPlain_ = false>
 struct FwdCfg {
   static constexpr int D = D_, BM = BM_, BN = BN_, NW = NW_;
+  // Blocks per SM the register budget targets (__launch_bounds__; 0 = no target).
+  static constexpr int kMinBlocks = kMinBlocks_;
+  // Plain scores (no softcap/ALiBi, scale > 0): the running max is taken on raw q.k and each
+  // probability is one FFMA + ex2 (exp2(s * scale log2 e - max)) instead of a scaling pass.
+  static constexpr bool kPlain = kPlain_;
   // Outputs in the compute dtype go through a 16-bit shared tile with 16-byte stores (else an
   // f32 tile); measured slower for the register-bound D = 128 shape, which keeps the f32 tile.
   static constexpr bool kEpi16 = kEpi16_;
@@ -42,7 +48,8 @@ struct FwdCfg {
 };
 
 template <typename T, class C>
-__global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant__ KParams p) {
+__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
+    fwd_kernel(const __grid_constant__ KParams p) {
   constexpr int BM = C::BM, BN = C::BN, D = C::D, MT = C::MT, NT = C::NT, DT = C::DT;
   constexpr int PB = C::kPitchB;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -107,13 +114,16 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
                                     vg + int64_t(n) * BN * p.v.ss, p.v.ss, s.nk - n * BN, p.d,
                                     p.v.ptr, tid);
     };
+    // Plain scores: the scale is folded into the exponentials (see FwdCfg::kPlain).
+    const bool plain = C::kPlain && p.softcap <= 0.f && !p.alibi && p.scale > 0.f;
+    const float sl2 = plain ? p.scale_log2 : 1.f;
     // Scores -> probabilities (online softmax), in place in acc_s.
     auto softmax = [&](float (&acc_s)[MT][NT][4], int n) {
       const int n0 = n * BN;
       const bool full = n0 + BN <= s.nk &&
                         (p.wl < 0 || n0 >= m0 + BM - 1 + s.off - p.wl) &&
                         (p.wr < 0 || n0 + BN - 1 <= m0 + s.off + p.wr);
-      scores_log2<MT, NT>(acc_s, nullptr, p, slope, row_base, n0, s.off, lane);
+      if (!plain) scores_log2<MT, NT>(acc_s, nullptr, p, slope, row_base, n0, s.off, lane);
       if (!full) mask_scores<MT, NT>(acc_s, p, row_base, n0, s.off, s.nq, s.nk, false, lane);
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
@@ -124,6 +134,7 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
           for (int nt = 0; nt < NT; ++nt)
             mx = fmaxf(mx, fmaxf(acc_s[mt][nt][2 * r], acc_s[mt][nt][2 * r + 1]));
           mx = quad_max(mx);
+          if (C::kPlain) mx *= sl2;  // log2 domain (sl2 > 0, so the max is kept)
           const float m_new = fmaxf(row_max[mt][r], mx);
           const float m_use = m_new == neg_inf() ? 0.f : m_new;
           const float corr = fast_exp2(row_max[mt][r] - m_use);
@@ -133,7 +144,8 @@ __global__ void __launch_bounds__(C::kThreads) fwd_kernel(const __grid_constant_
           for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
-              const float pr = fast_exp2(acc_s[mt][nt][2 * r + e] - m_use);
+              const float pr = C::kPlain ? fast_exp2(fmaf(acc_s[mt][nt][2 * r + e], sl2, -m_use))
+                                         : fast_exp2(acc_s[mt][nt][2 * r + e] - m_use);
               acc_s[mt][nt][2 * r + e] = pr;
               sum += pr;
             }

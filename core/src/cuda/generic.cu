@@ -394,7 +394,8 @@ __global__ void __launch_bounds__(256) varlen_tail_kernel(const TView t, const i
                                                           int64_t total, int heads, int d,
                                                           float* lse, int64_t lse_sh,
                                                           int64_t lse_ss) {
-  const int64_t first = cu[batch];
+  // Clamped to [0, total]: the offsets are not validated (see seq_info).
+  const int64_t first = min(max(int64_t(cu[batch]), int64_t(0)), total);
   const int64_t n = (total - first) * heads * d;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
        e += int64_t(gridDim.x) * blockDim.x) {

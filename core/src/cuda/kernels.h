@@ -15,6 +15,8 @@ namespace cuda {
 
 struct KernelInfo {
   const void* fn = nullptr;  // __global__ function taking one KParams
+  // Optional instantiation for plain scores (no softcap, no ALiBi, scale > 0), else null.
+  const void* fn_plain = nullptr;
   int bm = 0, bn = 0;        // query / key tile
   int threads = 0;
   int smem = 0;              // dynamic shared memory (bytes)

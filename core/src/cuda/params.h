@@ -26,6 +26,7 @@ struct KParams {
   int nq = 0, nk = 0;           // dense lengths, or the varlen maxima
   int d = 0;                    // head_dim as given
   int64_t rows_q = 0;           // rows of the flat query index: batch * nq, or total_q (varlen)
+  int64_t rows_k = 0;           // rows of k/v: batch * nk, or total_k (varlen)
   const int* cu_q = nullptr;    // varlen offsets (device), or null
   const int* cu_k = nullptr;
   TView q, k, v, o, dout, dq, dk, dv;

@@ -511,18 +511,23 @@ pub struct umfa_attention_options {
     #[doc = " Variable-length batches (FlashAttention's varlen): I32 tensors of shape [batch + 1] holding"]
     #[doc = " the starting row of each sequence in the packed q (cu_seqlens_q) and k/v (cu_seqlens_k);"]
     #[doc = " first entry 0, non-decreasing, last <= total rows. Both or neither. When set, tensors use"]
-    #[doc = " the THD layouts of section 4. They live on the same device as q and are validated before"]
-    #[doc = " any work (CUDA ones must be contiguous and are read back with one small synchronous copy)."]
+    #[doc = " the THD layouts of section 4. They live on the same device as q."]
+    #[doc = " On the CPU the contents are validated before any work (INVALID_SEQLENS)."]
+    #[doc = " On CUDA they are never read back to the host (the call does not synchronize): they must be"]
+    #[doc = " contiguous, max_seqlen_q and max_seqlen_k must be set (> 0; INVALID_ARGUMENT otherwise) and"]
+    #[doc = " bound every sequence, and the contents are not validated. The kernels clamp each sequence"]
+    #[doc = " to the tensors' rows and to max_seqlen_q/k, so an invalid list gives unspecified output"]
+    #[doc = " values but never an out-of-bounds access."]
     #[doc = " Rows after the last sequence (from cu_seqlens[batch] on) belong to no sequence: they get"]
     #[doc = " out = 0, lse = -inf and zero gradients."]
     pub cu_seqlens_q: *const umfa_tensor,
     pub cu_seqlens_k: *const umfa_tensor,
-    #[doc = " Upper bounds of the per-sequence lengths (varlen only; 0 = compute from cu_seqlens)."]
+    #[doc = " Upper bounds of the per-sequence lengths (varlen only). CPU: 0 = computed from"]
+    #[doc = " cu_seqlens. CUDA: required (> 0) whenever batch >= 1."]
     pub max_seqlen_q: i64,
     pub max_seqlen_k: i64,
     #[doc = " CUDA: the cudaStream_t to run on (NULL = the legacy default stream). Calls never"]
-    #[doc = " synchronize the device (except varlen calls reading cu_seqlens back, see above); results"]
-    #[doc = " are ready when the stream reaches them. Ignored on the CPU."]
+    #[doc = " synchronize the device; results are ready when the stream reaches them. Ignored on the CPU."]
     pub stream: *mut ::std::os::raw::c_void,
     #[doc = " Optional per-call error message (appended after `stream`: a caller whose struct_size ends"]
     #[doc = " before these two fields simply has none). When the call fails, error_message is not NULL and"]
