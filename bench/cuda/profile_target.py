@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("--N", type=int, default=8192)
     ap.add_argument("--causal", action="store_true")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-torch", action="store_true", help="umfa's kernels only")
     args = ap.parse_args()
     D, N = args.D, args.N
     B, H = 16384 // N, 2048 // D
@@ -36,6 +37,9 @@ def main() -> None:
     for _ in range(args.reps):
         ctx.forward(q, k, v, out, lse, **opts)
         ctx.backward(q, k, v, out, dout, lse, dq, dk, dv, **opts)
+    if args.no_torch:
+        torch.cuda.synchronize()
+        return
     qt, kt, vt = (t.transpose(1, 2).detach().requires_grad_(True) for t in (q, k, v))
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         for _ in range(args.reps):

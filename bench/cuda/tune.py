@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--fwd", default="0,1,2,3,4,5,6,7", help="forward variants")
     ap.add_argument("--bwd", default="0,1,2,3,4", help="backward variants ('' = none)")
     ap.add_argument("--dims", default="64,128,256")
+    ap.add_argument("--dtypes", default="bfloat16", help="comma-separated torch dtypes")
     args = ap.parse_args()
     ints = lambda s: tuple(int(x) for x in s.split(",") if x)  # noqa: E731
     rows = []
@@ -61,11 +62,14 @@ def main() -> int:
         for D in ints(args.dims):
             for N in (512, 2048, 8192):
                 for causal in (False, True):
-                    r = {"pass": "bwd" if bwd else "fwd", "D": D, "N": N, "causal": causal}
-                    for var in variants:
-                        r[f"v{var}"] = round(run(env, var, D, N, causal, torch.bfloat16, bwd), 1)
-                    rows.append(r)
-                    print(json.dumps(r), flush=True)
+                    for dt in args.dtypes.split(","):
+                        r = {"pass": "bwd" if bwd else "fwd", "dtype": dt, "D": D, "N": N,
+                             "causal": causal}
+                        for var in variants:
+                            r[f"v{var}"] = round(run(env, var, D, N, causal, getattr(torch, dt),
+                                                     bwd), 1)
+                        rows.append(r)
+                        print(json.dumps(r), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
