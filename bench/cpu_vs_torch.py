@@ -247,7 +247,7 @@ def machine():
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": sys.platform.replace("linux", "linux"),
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": sys.platform,
             "arch": "x64" if platform.machine() in ("x86_64", "AMD64") else platform.machine()}
 
 
@@ -260,8 +260,8 @@ def fmt_row(r):
 def markdown(rows, summary, meta):
     L = ["# umfa CPU backend vs PyTorch SDPA (CPU)", "",
          f"{meta['machine']['cpu']}, {meta['machine']['cores']} cores, {meta['threads']} threads "
-         f"for both; PyTorch {meta['torch']}; umfa {meta['umfa']} (kernels {meta['umfa_kernels']});"
-         f" {meta['date']}.", "",
+         f"for both; PyTorch {meta['torch']}; umfa {meta['umfa']['version']} (kernels "
+         f"{meta['umfa']['kernels']}); {meta['date']}.", "",
          f"Command: `{meta['command']}`", "",
          meta["method"], "",
          "| dtype | direction | B×H×N×D | causal | umfa GFLOP/s | PyTorch GFLOP/s | ratio |",
@@ -304,10 +304,12 @@ def main() -> int:
         "machine": machine(),
         "command": "PYTHONPATH=bindings/python/src python3 bench/cpu_vs_torch.py" + (f" {argv}" if argv else ""),
         "torch": torch.__version__,
-        "umfa": umfa.version_string(),
-        "umfa_build": umfa.build_info(),
-        "umfa_kernels": next((p.split("kernels ")[1].split(")")[0] for p in
-                              umfa.build_info().split(";") if "kernels " in p), "?"),
+        # Only the CPU part of the build info (the rest names library paths on this machine).
+        "umfa": {"version": umfa.version_string(),
+                 "cpu_backend": next((p.strip() for p in umfa.build_info().split(";")
+                                      if "cpu backend" in p), "?"),
+                 "kernels": next((p.split("kernels ")[1].split(")")[0] for p in
+                                  umfa.build_info().split(";") if "kernels " in p), "?")},
         "threads": args.threads,
         "torch_threads": torch.get_num_threads(),
         "umfa_threads": ctx.num_threads,
@@ -326,7 +328,7 @@ def main() -> int:
                    "(retain_graph)."),
     }
     print(f"# {meta['machine']['cpu']}, threads: torch {meta['torch_threads']}, umfa "
-          f"{meta['umfa_threads']} ({meta['umfa_kernels']}); torch {meta['torch']}", flush=True)
+          f"{meta['umfa_threads']} ({meta['umfa']['kernels']}); torch {meta['torch']}", flush=True)
     todo = [c for c in cases(args.quick) if selected(c, args.only)]
     if not todo:
         raise SystemExit("no case selected")

@@ -1,8 +1,9 @@
 # Included by core/CMakeLists.txt after the umfa_cpu object library is defined.
 #
-# The SIMD variants (kernels_avx2.cpp, kernels_avx512.cpp) select their instruction set with
-# target pragmas inside the files, so they need no per-file flags and build with any global
-# flags; the choice among them happens at run time (dispatch.cpp).
+# The SIMD variants (kernels_avx2.cpp, kernels_avx512.cpp, kernels_avx512bf16.cpp; all compile
+# kernels_impl.inc) select their instruction set with target pragmas inside the files, so they
+# need no per-file flags and build with any global flags; the choice among them happens at run
+# time (dispatch.cpp; avx512bf16 only when asked for by UMFA_CPU_ISA).
 #
 # cpu_bench: a timing tool for the backend (not a ctest test), core/build/bin/cpu_bench; its
 # options are listed at the top of core/tests/cpu_bench.cpp.

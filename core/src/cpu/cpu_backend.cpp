@@ -1,15 +1,17 @@
 // The CPU backend: per-context thread pool, host memory, and the drivers that cut forward and
 // backward into tiles and run them on the pool with the kernel variant chosen at start-up.
 //
-// Forward:  one work item = one tile of query rows (up to BM rows of one head, or, for short
-//           sequences, several query heads of one GQA group stacked), looping over its visible
-//           key blocks with an online softmax. Every output row is written once, by its tile.
-//           When there are too few tiles to keep every thread busy and the keys are long (decode),
+// Forward:  one work item = up to kFwdGroup consecutive tiles of query rows of one head (BM
+//           rows each; or one tile of several query heads of a GQA group stacked, for short
+//           sequences), looping once over their visible key blocks with an online softmax (each
+//           K/V block is converted once for all the tiles). Every output row is written once, by
+//           its tile. When there are too few tiles to keep every thread busy and the keys are long (decode),
 //           each tile's key blocks are split into parts (split-KV): the parts run as separate
 //           items writing partial results, and a combine step merges them per row.
-// Backward: (1) delta = rowsum(dO * O) per row; (2) one work item per (sequence, kv head, key
-//           block) accumulates dK/dV over the group's query heads and the visible query blocks
-//           and stores them; dQ contributions go into a shared f32 accumulator (transposed:
+// Backward: (1) delta = rowsum(dO * O) per row; (2) one work item per (sequence, kv head, up to
+//           kBwdGroup key blocks) accumulates dK/dV over the group's query heads and the visible
+//           query blocks (each query block packed once for all the item's key blocks) and stores
+//           them; dQ contributions go into a shared f32 accumulator (transposed:
 //           [head][d][row]), one lock per query block; (3) the accumulator is scaled, transposed
 //           and converted into dq.
 //           With UMFA_FLAG_DETERMINISTIC, (2) computes dK/dV only and (3) is a second pass per
