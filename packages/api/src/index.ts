@@ -1,8 +1,9 @@
 /**
  * `@umfa/api`: the TypeScript contract of umfa shared by `@umfa/koffi` and `@umfa/napi`:
- * tensor types and helpers, dtype conversions, attention options, errors and status codes, and
- * the marshalling into the C ABI's structs that both bindings use. Applications import one of the
- * bindings, which re-export everything here.
+ * tensor types and helpers, dtype conversions, attention options, errors and
+ * status codes, the marshalling into the C ABI's structs, and the binding surface itself
+ * ({@link createBinding}) that both bindings instantiate over their drivers. Applications import
+ * one of the bindings, which re-export everything here.
  *
  * @packageDocumentation
  */
@@ -91,8 +92,21 @@ export type { Driver, AsyncOutcome, ClassicCall } from './driver.js';
 export { Runtime, ContextBase } from './context.js';
 export { MFAContextBase, precisionOf } from './classic.js';
 export {
+  createBinding,
+  type Binding,
+  type BindingInit,
+  type ContextConstructor,
+  type MFAContextConstructor,
+  type AttentionFunction,
+  type AttentionAsyncFunction,
+  type AttentionBackwardFunction,
+  type AttentionBackwardAsyncFunction,
+  type FlashAttentionForwardFunction,
+} from './binding.js';
+export {
   findNativeLibrary,
   checkAbiVersion,
+  checkEntryPoints,
   platformDir,
   platformPackageName,
   libraryFileNames,

@@ -143,3 +143,15 @@ export function checkAbiVersion(found: number, path: string, binding: string, ve
     );
   }
 }
+
+/**
+ * Refuses a library that lacks entry points the binding calls (a library of the right ABI version
+ * always has them; a damaged or foreign one may not).
+ *
+ * @param path - where it was loaded from
+ * @param missing - the names of the entry points not found
+ * @throws UmfaLoadError naming every missing entry point
+ */
+export function checkEntryPoints(path: string, missing: readonly string[]): void {
+  if (missing.length > 0) throw new UmfaLoadError(`${path} lacks entry points: ${missing.join(', ')}`);
+}

@@ -1,6 +1,7 @@
 import * as koffi from 'koffi';
 import {
   checkAbiVersion,
+  checkEntryPoints,
   Frame,
   RELOCATED_OPTION_FIELDS,
   Slot,
@@ -90,13 +91,15 @@ export class KoffiDriver implements Driver {
       mfaErrorString: 'const char *mfa_error_string(int code)',
     };
     this.#fn = {};
+    const missing: string[] = [];
     for (const [key, decl] of Object.entries(decls)) {
       try {
         this.#fn[key] = lib.func(decl);
-      } catch (e) {
-        throw new UmfaLoadError(`${path} lacks an entry point (${decl}): ${(e as Error).message}`);
+      } catch {
+        missing.push(/(\w+)\(/.exec(decl)?.[1] ?? decl);
       }
     }
+    checkEntryPoints(path, missing);
   }
 
   abiVersion(): number {

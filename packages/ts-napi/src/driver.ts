@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   checkAbiVersion,
+  checkEntryPoints,
   Frame,
   Slot,
   UmfaLoadError,
@@ -93,9 +94,7 @@ export class NapiDriver implements Driver {
       throw new UmfaLoadError((e as Error).message);
     }
     checkAbiVersion(info.abiVersion, path, bindingName, info.version);
-    if (info.missing.length > 0) {
-      throw new UmfaLoadError(`${path} lacks entry points: ${info.missing.join(', ')}`);
-    }
+    checkEntryPoints(path, info.missing);
     this.#a = a;
   }
 
