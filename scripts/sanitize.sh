@@ -11,11 +11,14 @@
 #             the normal build (core/build, built through core/scripts/build.sh): the C tests,
 #             the conformance runner (every vector), the bad cases, the workspace-limit test,
 #             the fuzz corpus and regressions plus 300 random inputs, and a short stress run.
+#   tsan      gcc -fsanitize=thread build of libumfa and the concurrency tests in build/tsan
+#             (gcc's shared TSan runtime; clang 14's does not start here), then the stress test
+#             and test_threads under ThreadSanitizer: any data race report fails.
 #   build     only configure and build build/asan (scripts/fuzz.sh uses it).
 #
-# Usage: scripts/sanitize.sh [asan|valgrind|build|all]     (default: all = asan + valgrind)
+# Usage: scripts/sanitize.sh [asan|valgrind|tsan|build|all]   (default: all = asan + valgrind + tsan)
 # Environment: UMFA_CLANG (default clang-14; clang++ is derived), UMFA_JOBS (2),
-#   UMFA_ASAN_DIR (build/asan), UMFA_SANITIZE_ALL=1 (also run test_memory_32k under ASan, about
+#   UMFA_ASAN_DIR (build/asan), UMFA_TSAN_DIR (build/tsan), UMFA_SANITIZE_ALL=1 (also run test_memory_32k under ASan, about
 #   two minutes). Needs clang-14, libclang-rt-14-dev and valgrind (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -147,10 +150,38 @@ valgrind_tests() {
   echo "sanitize: valgrind memcheck passed in $((SECONDS - start)) s: 0 errors, 0 leaks"
 }
 
+tsan_tests() {
+  local tbuild=${UMFA_TSAN_DIR:-build/tsan}
+  case "$tbuild" in /*) ;; *) tbuild="$root/$tbuild" ;; esac
+  local flags="-fsanitize=thread -g -O1"
+  local generator="Unix Makefiles"
+  if command -v ninja >/dev/null; then generator=Ninja; fi
+  if [ ! -f "$tbuild/CMakeCache.txt" ]; then
+    say "configure $tbuild (gcc, ThreadSanitizer)"
+    cmake -S core -B "$tbuild" -G "$generator" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DUMFA_ENABLE_CUDA=OFF \
+      -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+      -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread >/dev/null
+  else
+    cmake "$tbuild" >/dev/null
+  fi
+  say "build $tbuild (libumfa, umfa_stress_threads, test_threads)"
+  cmake --build "$tbuild" --parallel "$jobs" --target umfa_stress_threads test_threads >"$tbuild/build.log" 2>&1 ||
+    { tail -30 "$tbuild/build.log" >&2; exit 1; }
+  export UMFA_CUDA_LIB=/nonexistent/libumfa_cuda.so
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+  say "ThreadSanitizer: umfa_stress_threads and test_threads"
+  local start=$SECONDS
+  "$tbuild/bin/umfa_stress_threads" --threads 8 --calls "${UMFA_TSAN_CALLS:-1000}" | tail -1
+  "$tbuild/bin/test_threads" | tail -1
+  echo "sanitize: ThreadSanitizer passed in $((SECONDS - start)) s: 0 data races reported"
+}
+
 case "$mode" in
   build) asan_build ;;
   asan) asan_tests ;;
   valgrind) valgrind_tests ;;
-  all) asan_tests; valgrind_tests ;;
-  *) echo "usage: $0 [asan|valgrind|build|all]" >&2; exit 2 ;;
+  tsan) tsan_tests ;;
+  all) asan_tests; valgrind_tests; tsan_tests ;;
+  *) echo "usage: $0 [asan|valgrind|tsan|build|all]" >&2; exit 2 ;;
 esac
