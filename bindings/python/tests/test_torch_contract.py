@@ -101,12 +101,18 @@ def test_broadcast_inputs_are_not_copied(monkeypatch):
     q, k = r(4, 2, 5, 8), r(1, 2, 7, 8)
     seen = {}
     original = umfa.Context.forward
+    original_fast = umfa.Context._forward_fast
 
     def spy(self, q_, k_, v_, *args, **kwargs):
         seen["k"] = (k_.data_ptr(), k_.stride())
         return original(self, q_, k_, v_, *args, **kwargs)
 
+    def spy_fast(self, swap, q_, k_, v_, *args, **kwargs):  # the per-call fast path
+        seen["k"] = (k_.data_ptr(), k_.stride())
+        return original_fast(self, swap, q_, k_, v_, *args, **kwargs)
+
     monkeypatch.setattr(umfa.Context, "forward", spy)
+    monkeypatch.setattr(umfa.Context, "_forward_fast", spy_fast)
     ut.scaled_dot_product_attention(q, k, k)
     ptr, stride = seen["k"]
     assert ptr == k.data_ptr() and stride[0] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import sys
 import threading
 import weakref
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -146,7 +147,11 @@ class Context:
         Raises:
             UmfaError: with the core's status and message; nothing is written then.
         """
-        h = self._live()
+        h = self._handle
+        if h is None:
+            self._live()
+        if self._forward_fast(False, q, k, v, out, lse, options):
+            return
         di = self._device_index
         opts, keep = attention_options(device_index=di, **options)
         st = options.get("stream")
@@ -170,7 +175,11 @@ class Context:
         Raises:
             UmfaError: with the core's status and message; nothing is written then.
         """
-        h = self._live()
+        h = self._handle
+        if h is None:
+            self._live()
+        if self._backward_fast(False, q, k, v, out, dout, lse, dq, dk, dv, options):
+            return
         di = self._device_index
         opts, keep = attention_options(device_index=di, **options)
         st = options.get("stream")
@@ -182,6 +191,55 @@ class Context:
         status = N.lib.umfa_attention_backward(h, ctypes.byref(opts), *map(_ref, views))
         del keep
         _check_call(status, h, message)
+
+
+    # -- the per-call fast path (see _fast_call) ------------------------------------------------
+
+    def _forward_fast(self, swap: bool, q: Any, k: Any, v: Any, out: Any, lse: Any,
+                      options: Dict[str, Any]) -> bool:
+        """forward() on the fast path; False (nothing done) when the call needs the general
+        path. ``swap``: q, k, v and out are BHSD tensors passed as their BSHD views."""
+        fast = _fast_call(options)
+        if fast is None:
+            return False
+        slots, opts_ref, message = fast
+        refs = (_fast_ref(slots[0], q, "q", False, swap), _fast_ref(slots[1], k, "k", False, swap),
+                _fast_ref(slots[2], v, "v", False, swap),
+                _fast_ref(slots[3], out, "out", True, swap),
+                _fast_ref(slots[4], lse, "lse", True, False))
+        if _SLOW in refs:
+            return False
+        h = self._handle
+        if h is None:
+            self._live()
+        status = _forward_fn(h, opts_ref, *refs)
+        if status:
+            _check_call(status, h, message)
+        return True
+
+    def _backward_fast(self, swap: bool, q: Any, k: Any, v: Any, out: Any, dout: Any, lse: Any,
+                       dq: Any, dk: Any, dv: Any, options: Dict[str, Any]) -> bool:
+        """backward() on the fast path (see _forward_fast)."""
+        fast = _fast_call(options)
+        if fast is None:
+            return False
+        slots, opts_ref, message = fast
+        refs = (_fast_ref(slots[0], q, "q", False, swap), _fast_ref(slots[1], k, "k", False, swap),
+                _fast_ref(slots[2], v, "v", False, swap),
+                _fast_ref(slots[5], out, "out", False, swap),
+                _fast_ref(slots[6], dout, "dout", False, swap),
+                _fast_ref(slots[4], lse, "lse", False, False),
+                _fast_ref(slots[7], dq, "dq", True, swap), _fast_ref(slots[8], dk, "dk", True, swap),
+                _fast_ref(slots[9], dv, "dv", True, swap))
+        if _SLOW in refs:
+            return False
+        h = self._handle
+        if h is None:
+            self._live()
+        status = _backward_fn(h, opts_ref, *refs)
+        if status:
+            _check_call(status, h, message)
+        return True
 
 
 # Per-call error messages (umfa_attention_options.error_message): the context's own last-error
@@ -203,11 +261,119 @@ def _attach_message_buffer(opts: N.AttentionOptions) -> Any:
     return buf
 
 
+# ---- the per-call fast path ------------------------------------------------------------------
+#
+# A call's Python overhead is mostly building ctypes structs: one umfa_tensor per argument and the
+# options struct. The fast path keeps, per thread, one umfa_tensor per argument position and one
+# options struct per distinct set of scalar options, and refills a tensor struct only when the
+# tensor's dtype, device, shape or strides differ from the previous call at that position (the
+# data pointer is written every call). Calls with tensor-valued options (masks, ALiBi slopes,
+# cu_seqlens) or arguments other than torch tensors take the general path. The structs are only
+# read during the C call, which returns before the next call on the thread can change them.
+
+_fast_tls = threading.local()
+_FAST_OPTION_KEYS = frozenset(("mask_mode", "softmax_scale", "softcap", "window_size",
+                               "max_seqlen_q", "max_seqlen_k", "deterministic", "stream"))
+_TENSOR_OPTIONS = ("attn_mask", "alibi_slopes", "cu_seqlens_q", "cu_seqlens_k")
+_OPTIONS_CACHE_LIMIT = 64
+_SLOW = object()  # a _fast_ref result: this argument needs the general path
+_forward_fn = N.lib.umfa_attention_forward
+_backward_fn = N.lib.umfa_attention_backward
+_torch_tensor_type: Any = None
+
+
+class _Slot:
+    """One argument position of the fast path: its tensor struct and what it was filled from."""
+
+    __slots__ = ("tensor", "ref", "key")
+
+    def __init__(self) -> None:
+        self.tensor = N.Tensor()
+        self.ref = ctypes.byref(self.tensor)
+        self.key: Any = None
+
+
+def _fast_state() -> Any:
+    tls = _fast_tls
+    try:
+        return tls.slots, tls.options
+    except AttributeError:
+        tls.slots = tuple(_Slot() for _ in range(10))
+        tls.options = {}
+        return tls.slots, tls.options
+
+
+def _fast_call(options: Dict[str, Any]) -> Optional[Tuple[Any, Any, Any]]:
+    """(slots, byref(options struct), message buffer) for calls the fast path takes, else
+    None."""
+    if not _FAST_OPTION_KEYS.issuperset(options):
+        for name in _TENSOR_OPTIONS:
+            if options.get(name) is not None:
+                return None
+        options = {k: v for k, v in options.items() if k not in _TENSOR_OPTIONS}
+        if not _FAST_OPTION_KEYS.issuperset(options):
+            return None  # unknown keywords: the general path raises the usual TypeError
+    slots, cache = _fast_state()
+    try:
+        key = tuple(options.items())
+        entry = cache.get(key)
+    except TypeError:  # an unhashable option value
+        return None
+    if entry is None:
+        opts, keep = attention_options(**options)
+        if keep:
+            return None
+        message = _attach_message_buffer(opts)
+        if len(cache) >= _OPTIONS_CACHE_LIMIT:
+            cache.clear()
+        entry = (opts, ctypes.byref(opts), message)
+        cache[key] = entry
+    return slots, entry[1], entry[2]
+
+
+def _fast_ref(slot: _Slot, x: Any, name: str, writable: bool, swap: bool) -> Any:
+    """byref of the slot's tensor struct filled from torch tensor ``x`` (with dimensions 1 and
+    2 exchanged when ``swap``: a BHSD tensor as its BSHD view); None for None; _SLOW for
+    anything else (or a tensor the struct cannot describe as it is)."""
+    global _torch_tensor_type
+    if x is None:
+        return None
+    tt = _torch_tensor_type
+    if tt is None:
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return _SLOW
+        tt = _torch_tensor_type = torch.Tensor
+    if type(x) is not tt:
+        return _SLOW
+    try:
+        key = (x.dtype, x.device, x.shape, x.stride(), swap)
+    except RuntimeError:  # nested or sparse tensors have no strides
+        return _SLOW
+    ptr = x.data_ptr()
+    if not ptr:
+        return _SLOW  # empty tensors: the general path points them at a dummy address
+    if slot.key != key:
+        if swap and x.dim() != 4:
+            return _SLOW
+        view = make_view(x, name, writable=writable)
+        t = slot.tensor
+        ctypes.memmove(ctypes.addressof(t), ctypes.addressof(view.tensor), ctypes.sizeof(t))
+        if swap:
+            t.shape[1], t.shape[2] = t.shape[2], t.shape[1]
+            t.strides[1], t.strides[2] = t.strides[2], t.strides[1]
+        slot.key = key
+    slot.tensor.data = ptr
+    return slot.ref
+
+
 def _check_call(status: int, handle: int, message: Any) -> None:
-    """Raise :class:`UmfaError` for a failed attention call, with the call's own message."""
+    """Raise :class:`UmfaError` for a failed attention call, with the call's own message (the
+    buffer is cleared again for the thread's next call)."""
     if status != 0:
         text = message.value.decode("utf-8", "replace") if message.value else N.last_error(
             handle)
+        message[0] = b"\0"
         raise UmfaError(status, N.status_name(status), text)
 
 

@@ -74,15 +74,32 @@ def cuda_available() -> bool:
     return _cuda_state
 
 
+_contexts: Dict[Any, Context] = {}
+
+
 def _context_for(t: Tensor) -> Context:
-    if t.device.type == "cuda":
-        index = t.device.index if t.device.index is not None else torch.cuda.current_device()
-        return default_context("cuda", index)
-    return default_context("cpu")
+    dev = t.device
+    ctx = _contexts.get(dev)
+    if ctx is None:
+        if dev.type == "cuda":
+            index = dev.index if dev.index is not None else torch.cuda.current_device()
+            ctx = default_context("cuda", index)
+        else:
+            ctx = default_context("cpu")
+        if dev.type != "cuda" or dev.index is not None:
+            _contexts[dev] = ctx
+    return ctx
+
+
+# The current stream's cudaStream_t without building a torch.cuda.Stream object (when this torch
+# has the accessor its compiler uses; else through torch.cuda.current_stream).
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
 
 def _stream_for(t: Tensor) -> Optional[int]:
-    if t.device.type == "cuda":
+    if t.is_cuda:
+        if _raw_stream is not None:
+            return int(_raw_stream(t.get_device()))
         return int(torch.cuda.current_stream(t.device).cuda_stream)
     return None
 
@@ -114,16 +131,48 @@ def _core_options(q: Tensor, attn_mask: Optional[Tensor], alibi_slopes: Optional
                   max_seqlen_q: int, max_seqlen_k: int, mask_mode: int, scale: float,
                   softcap: float, window_left: int, window_right: int,
                   deterministic: bool) -> Dict[str, Any]:
-    return dict(mask_mode=mask_mode, softmax_scale=scale if scale != 0.0 else None,
-                softcap=softcap, window_size=(window_left, window_right), attn_mask=attn_mask,
-                alibi_slopes=alibi_slopes, cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k,
-                max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k,
-                deterministic=deterministic, stream=_stream_for(q))
+    # Only what differs from the defaults (fewer entries: less work per call).
+    o: Dict[str, Any] = {"mask_mode": mask_mode, "stream": _stream_for(q)}
+    if scale != 0.0:
+        o["softmax_scale"] = scale
+    if softcap:
+        o["softcap"] = softcap
+    if window_left >= 0 or window_right >= 0:
+        o["window_size"] = (window_left, window_right)
+    if max_seqlen_q:
+        o["max_seqlen_q"] = max_seqlen_q
+    if max_seqlen_k:
+        o["max_seqlen_k"] = max_seqlen_k
+    if deterministic:
+        o["deterministic"] = True
+    for name, t in (("attn_mask", attn_mask), ("alibi_slopes", alibi_slopes),
+                    ("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
+        if t is not None:
+            o[name] = t
+    return o
 
 
 # ----------------------------------------------------------------------------------------------
 # The custom ops
 # ----------------------------------------------------------------------------------------------
+
+
+def _fwd_impl(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor],
+              alibi_slopes: Optional[Tensor], cu_seqlens_q: Optional[Tensor],
+              cu_seqlens_k: Optional[Tensor], max_seqlen_q: int, max_seqlen_k: int,
+              layout: int, mask_mode: int, scale: float, softcap: float, window_left: int,
+              window_right: int, deterministic: bool) -> Tuple[Tensor, Tensor]:
+    out_shape, lse_shape = _out_shapes(q, v, layout)
+    out = torch.empty(out_shape, dtype=q.dtype, device=q.device)
+    lse = torch.empty(lse_shape, dtype=torch.float32, device=q.device)
+    opts = _core_options(q, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                         max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
+                         deterministic)
+    ctx = _context_for(q)
+    if not ctx._forward_fast(layout == LAYOUT_BHSD, q, k, v, out, lse, opts):
+        ctx.forward(_to_core(q, layout), _to_core(k, layout), _to_core(v, layout),
+                    _to_core(out, layout), lse, **opts)
+    return out, lse
 
 
 @torch.library.custom_op("umfa::attention_fwd", mutates_args=())
@@ -137,15 +186,9 @@ def _attention_fwd(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor],
     ``layout`` is 0 (BSHD), 1 (BHSD) or 2 (THD varlen); ``mask_mode`` a ``UMFA_MASK_*`` value;
     ``scale`` 0.0 selects 1/sqrt(head_dim); windows use -1 for unbounded.
     """
-    out_shape, lse_shape = _out_shapes(q, v, layout)
-    out = torch.empty(out_shape, dtype=q.dtype, device=q.device)
-    lse = torch.empty(lse_shape, dtype=torch.float32, device=q.device)
-    opts = _core_options(q, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
-                         max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
-                         deterministic)
-    _context_for(q).forward(_to_core(q, layout), _to_core(k, layout), _to_core(v, layout),
-                            _to_core(out, layout), lse, **opts)
-    return out, lse
+    return _fwd_impl(q, k, v, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                     max_seqlen_k, layout, mask_mode, scale, softcap, window_left, window_right,
+                     deterministic)
 
 
 @_attention_fwd.register_fake
@@ -156,6 +199,25 @@ def _attention_fwd_fake(q, k, v, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqle
     return q.new_empty(out_shape), q.new_empty(lse_shape, dtype=torch.float32)
 
 
+def _bwd_impl(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
+              attn_mask: Optional[Tensor], alibi_slopes: Optional[Tensor],
+              cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
+              max_seqlen_q: int, max_seqlen_k: int, layout: int, mask_mode: int,
+              scale: float, softcap: float, window_left: int, window_right: int,
+              deterministic: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    dq = torch.empty_like(q)
+    dk = torch.empty_like(k)
+    dv = torch.empty_like(v)
+    opts = _core_options(q, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                         max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
+                         deterministic)
+    ctx = _context_for(q)
+    if not ctx._backward_fast(layout == LAYOUT_BHSD, q, k, v, out, dout, lse, dq, dk, dv, opts):
+        c = lambda t: _to_core(t, layout)  # noqa: E731
+        ctx.backward(c(q), c(k), c(v), c(out), c(dout), lse, c(dq), c(dk), c(dv), **opts)
+    return dq, dk, dv
+
+
 @torch.library.custom_op("umfa::attention_bwd", mutates_args=())
 def _attention_bwd(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
                    attn_mask: Optional[Tensor], alibi_slopes: Optional[Tensor],
@@ -164,15 +226,9 @@ def _attention_bwd(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, l
                    scale: float, softcap: float, window_left: int, window_right: int,
                    deterministic: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """Backward attention through libumfa; returns ``(dq, dk, dv)`` shaped like q, k, v."""
-    dq = torch.empty_like(q)
-    dk = torch.empty_like(k)
-    dv = torch.empty_like(v)
-    opts = _core_options(q, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
-                         max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
-                         deterministic)
-    c = lambda t: _to_core(t, layout)  # noqa: E731
-    _context_for(q).backward(c(q), c(k), c(v), c(out), c(dout), lse, c(dq), c(dk), c(dv), **opts)
-    return dq, dk, dv
+    return _bwd_impl(dout, q, k, v, out, lse, attn_mask, alibi_slopes, cu_seqlens_q,
+                     cu_seqlens_k, max_seqlen_q, max_seqlen_k, layout, mask_mode, scale, softcap,
+                     window_left, window_right, deterministic)
 
 
 @_attention_bwd.register_fake
@@ -202,6 +258,87 @@ def _backward(ctx: Any, grad_out: Optional[Tensor], grad_lse: Optional[Tensor]):
 
 
 torch.library.register_autograd("umfa::attention_fwd", _backward, setup_context=_setup_context)
+
+
+# ----------------------------------------------------------------------------------------------
+# Eager calls: the same computation without the dispatcher
+# ----------------------------------------------------------------------------------------------
+#
+# Going through torch.ops.umfa.* costs tens of microseconds of Python per call (the custom-op
+# wrapper, its autograd layer and dynamo's disable guard). Plain eager calls on plain tensors,
+# with nothing that must observe the op (torch.compile/dynamo tracing, tensor subclasses such as
+# FakeTensor or DTensor, torch function or dispatch modes, functorch transforms), run the same
+# implementation directly, with a torch.autograd.Function when a gradient is needed. Everything
+# else still calls the registered ops, which stay the traceable, compilable entry.
+
+_tf_mode_enabled = getattr(torch._C, "_is_torch_function_mode_enabled", None)
+_dispatch_stack_len = getattr(torch._C, "_len_torch_dispatch_stack", None)
+try:
+    from torch._C._functorch import peek_interpreter_stack as _functorch_stack
+except ImportError:  # pragma: no cover - older torch
+    _functorch_stack = None
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+_EAGER_OK = (_tf_mode_enabled is not None and _dispatch_stack_len is not None
+             and _functorch_stack is not None and _is_compiling is not None)
+
+
+def _eager(*tensors: Optional[Tensor]) -> bool:
+    """True when the call may bypass the dispatcher (see above)."""
+    if not _EAGER_OK or _is_compiling():
+        return False
+    for t in tensors:
+        if t is not None and type(t) is not Tensor:
+            return False
+    return not (_tf_mode_enabled() or _dispatch_stack_len() or _functorch_stack() is not None)
+
+
+class _AttentionFunction(torch.autograd.Function):
+    """Eager autograd for the direct calls: forward and backward of umfa::attention_fwd."""
+
+    @staticmethod
+    def forward(ctx: Any, q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor],
+                alibi_slopes: Optional[Tensor], cu_seqlens_q: Optional[Tensor],
+                cu_seqlens_k: Optional[Tensor], *params: Any) -> Tuple[Tensor, Tensor]:
+        out, lse = _fwd_impl(q, k, v, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k,
+                             *params)
+        ctx.save_for_backward(q, k, v, out, lse, attn_mask, alibi_slopes, cu_seqlens_q,
+                              cu_seqlens_k)
+        ctx.params = params
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Optional[Tensor], grad_lse: Optional[Tensor]):
+        none13 = (None,) * 13
+        if grad_out is None:
+            return (None, None, None) + none13
+        q, k, v, out, lse, attn_mask, alibi, cu_q, cu_k = ctx.saved_tensors
+        # create_graph=True (grad mode on here): the registered op, whose own missing autograd
+        # makes a double backward raise as it does on the dispatcher path.
+        bwd = torch.ops.umfa.attention_bwd if torch.is_grad_enabled() else _attention_backward
+        dq, dk, dv = bwd(grad_out, q, k, v, out, lse, attn_mask, alibi, cu_q, cu_k, *ctx.params)
+        return (dq, dk, dv) + none13
+
+
+def _attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor],
+               alibi_slopes: Optional[Tensor], cu_seqlens_q: Optional[Tensor],
+               cu_seqlens_k: Optional[Tensor], *params: Any) -> Tuple[Tensor, Tensor]:
+    """umfa::attention_fwd: directly for plain eager calls, else through the dispatcher."""
+    if _eager(q, k, v, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k):
+        if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+            return _AttentionFunction.apply(q, k, v, attn_mask, alibi_slopes, cu_seqlens_q,
+                                            cu_seqlens_k, *params)
+        return _fwd_impl(q, k, v, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, *params)
+    return torch.ops.umfa.attention_fwd(q, k, v, attn_mask, alibi_slopes, cu_seqlens_q,
+                                        cu_seqlens_k, *params)
+
+
+def _attention_backward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                        lse: Tensor, *rest: Any) -> Tuple[Tensor, Tensor, Tensor]:
+    """umfa::attention_bwd: directly for plain eager calls, else through the dispatcher."""
+    if _eager(dout, q, k, v, out, lse, *rest[:4]):
+        return _bwd_impl(dout, q, k, v, out, lse, *rest)
+    return torch.ops.umfa.attention_bwd(dout, q, k, v, out, lse, *rest)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,7 +372,7 @@ def _flash_forward(q: Tensor, k: Tensor, v: Tensor, alibi_slopes: Any, cu_seqlen
                    softmax_scale: Optional[float], causal: bool, window: Tuple[int, int],
                    softcap: float, deterministic: bool) -> Tuple[Tensor, Tensor]:
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
-    return torch.ops.umfa.attention_fwd(
+    return _attention(
         q, k, v, None, _aux(alibi_slopes, torch.float32, q.device),
         _aux(cu_seqlens_q, torch.int32, q.device), _aux(cu_seqlens_k, torch.int32, q.device),
         int(max_seqlen_q or 0), int(max_seqlen_k or 0), LAYOUT_THD if varlen else LAYOUT_BSHD,
@@ -260,6 +397,25 @@ def _device_ok(t: Tensor) -> bool:
     return t.device.type == "cpu" or (t.device.type == "cuda" and cuda_available())
 
 
+def _broadcast_shapes(*shapes: Tuple[int, ...]) -> Tuple[int, ...]:
+    """torch.broadcast_shapes for plain int tuples, without its per-call overhead (it is called
+    on every SDPA call); raises RuntimeError for shapes that do not broadcast."""
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return tuple(first)
+    n = max(len(s) for s in shapes)
+    out = [1] * n
+    for s in shapes:
+        off = n - len(s)
+        for i, d in enumerate(s):
+            o = out[off + i]
+            if o == 1:
+                out[off + i] = d
+            elif d != 1 and d != o:
+                raise RuntimeError(f"shapes {shapes} cannot be broadcast")
+    return tuple(out)
+
+
 def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: float,
                   is_causal: bool, scale: Optional[float], enable_gqa: bool):
     """Check a call against what umfa runs and bring it to 4-D BHSD; raises _Unsupported.
@@ -272,6 +428,24 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
     Returns ``(q, k, v, mask, out_lead)``: 4-D ``[B, H, L, E]`` views and the leading shape the
     ``[B, H, L, E]`` output is reshaped to.
     """
+    # The common call (4-D plain tensors of one supported dtype and device, equal batch and head
+    # counts, head_dim within range, no mask or dropout) needs none of the broadcasting below.
+    if (attn_mask is None and not dropout_p and type(query) is Tensor and type(key) is Tensor
+            and type(value) is Tensor and query.dim() == 4 and key.dim() == 4
+            and value.dim() == 4):
+        qs, ks, vs = query.shape, key.shape, value.shape
+        dt = query.dtype
+        if (qs[0] == ks[0] == vs[0] and qs[1] == ks[1] == vs[1] and ks[2] == vs[2]
+                and qs[3] == ks[3] == vs[3] and 1 <= qs[3] <= N.MAX_HEAD_DIM
+                and dt in _SUPPORTED_DTYPES and key.dtype == dt and value.dtype == dt
+                and query.layout == torch.strided and not query.is_nested
+                and key.layout == torch.strided and not key.is_nested
+                and value.layout == torch.strided and not value.is_nested
+                and (scale is None or (float(scale) != 0.0 and math.isfinite(float(scale))))):
+            dev = query.device
+            if key.device == dev and value.device == dev and _device_ok(query):
+                return query, key, value, None, (qs[0], qs[1])
+
     U = _Unsupported
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
@@ -334,13 +508,13 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
                     f"value heads (query {hq}) is not supported: key and value need the same "
                     "head count")
         try:
-            H = torch.broadcast_shapes((hq,), (hk,), (hv,))[0]
+            H = _broadcast_shapes((hq,), (hk,), (hv,))[0]
         except RuntimeError:
             raise U("shape", Status.SHAPE_MISMATCH, f"query has {hq} heads and key/value "
                     f"{hk}/{hv}: pass enable_gqa=True for grouped-query attention") from None
         Hkv = H
     try:
-        batch = tuple(torch.broadcast_shapes(tuple(q.shape[:-3]), tuple(k.shape[:-3]),
+        batch = tuple(_broadcast_shapes(tuple(q.shape[:-3]), tuple(k.shape[:-3]),
                                              tuple(v.shape[:-3])))
     except RuntimeError:
         raise U("shape", Status.SHAPE_MISMATCH, f"batch dimensions of query "
@@ -361,7 +535,7 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
                     "not supported")
         full = batch + (H, L, S)
         try:
-            fits = torch.broadcast_shapes(tuple(mask.shape), full) == full
+            fits = _broadcast_shapes(tuple(mask.shape), full) == full
         except RuntimeError:
             fits = False
         if not fits:
@@ -403,7 +577,7 @@ def _run_sdpa(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
     query, key, value = _autocast(query, key, value)
     q, k, v, mask, lead = _prepare_sdpa(query, key, value, attn_mask, dropout_p, is_causal,
                                         scale, enable_gqa)
-    out, _lse = torch.ops.umfa.attention_fwd(
+    out, _lse = _attention(
         q, k, v, mask, None, None, None, 0, 0, LAYOUT_BHSD,
         N.MASK_CAUSAL_TOP_LEFT if is_causal else N.MASK_NONE,
         0.0 if scale is None else float(scale), 0.0, -1, -1, False)
