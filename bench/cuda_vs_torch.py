@@ -139,11 +139,21 @@ def small_latency(ctxs, reps=200):
     qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))
     res = {}
     cands = dict(ctxs)
+    # umfa's PyTorch-level entries (allocate their output, like F.scaled_dot_product_attention).
+    cands.update({"umfa_flash_attn_func": "flash_attn_func", "umfa_torch_sdpa": "sdpa"})
     cands.update({"torch_default": None, "flash": SDPBackend.FLASH_ATTENTION,
                   "cudnn": SDPBackend.CUDNN_ATTENTION})
     for name, be in cands.items():
         try:
-            if name.startswith("umfa"):
+            if be == "flash_attn_func":
+                def fn():
+                    return umfa.flash_attn_func(q, k, v, causal=True)
+            elif be == "sdpa":
+                import umfa.torch as ut
+
+                def fn():
+                    return ut.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
+            elif name.startswith("umfa"):
                 def fn(ctx=be):
                     ctx.forward(q, k, v, out, lse, mask_mode="causal_bottom_right",
                                 stream=torch.cuda.current_stream().cuda_stream)
@@ -229,13 +239,51 @@ def markdown(rows, summary, small, meta):
         for p in ("fwd", "bwd"):
             L.append(f"| {base} | {p} | {f(summary[f'geomean_speedup_vs_{base}_{p}_d64_128'], '{:.3f}')}"
                      f" | {f(summary[f'geomean_speedup_vs_{base}_{p}_all'], '{:.3f}')} |")
-    L += ["", "Single head, N = 512, D = 64, f16, causal (µs per call):", "",
-          "| | umfa | PyTorch default | FLASH | cuDNN |", "|---|---|---|---|---|"]
+    L += ["", "Single head, N = 512, D = 64, f16, causal (µs per call; umfa: `Context.forward` "
+          "into a given output, `umfa.flash_attn_func` and `umfa.torch."
+          "scaled_dot_product_attention`, which allocate theirs like PyTorch):", "",
+          "| | umfa Context.forward | umfa.flash_attn_func | umfa.torch SDPA | PyTorch default "
+          "| FLASH | cuDNN |", "|---|---|---|---|---|---|---|"]
     for kind, label in (("call", "back to back through Python"), ("graph", "CUDA graph replay")):
         L.append(f"| {label} | " + " | ".join(
-            f(small.get(f"{n}_{kind}_us"), "{:.1f}") for n in ("umfa", "torch_default", "flash",
-                                                             "cudnn")) + " |")
+            f(small.get(f"{n}_{kind}_us"), "{:.1f}") for n in (
+                "umfa", "umfa_flash_attn_func", "umfa_torch_sdpa", "torch_default", "flash",
+                "cudnn")) + " |")
     return "\n".join(L) + "\n"
+
+
+def docs_results(res: dict) -> dict:
+    """The results file of docs/performance.md's CUDA slot (bench/results/sdpa-cuda.json): flat
+    rows (TFLOP/s and time ratios vs PyTorch's FLASH and cuDNN backends), then the geometric
+    means and the single-head latencies, with where the numbers come from."""
+    meta = res["meta"]
+    rows = []
+    for r in res["rows"]:
+        row = {"dtype": r["dtype"], "D": r["D"], "N": r["N"], "causal": r["causal"]}
+        for p in ("fwd", "bwd"):
+            for impl in ("umfa", "flash", "cudnn"):
+                v = r.get(f"{impl}_{p}_tflops")
+                row[f"{impl} {p} TFLOP/s"] = round(v) if v else None
+            for base in ("flash", "cudnn"):
+                v = r.get(f"speedup_vs_{base}_{p}")
+                row[f"{p} ×{base}"] = round(v, 2) if v else None
+        rows.append(row)
+    s = res["summary"]
+    for base in ("flash", "cudnn"):
+        for p in ("fwd", "bwd"):
+            rows.append({"dtype": "geomean", "D": "64, 128", "N": "all", "causal": "both",
+                         f"{p} ×{base}": round(s[f"geomean_speedup_vs_{base}_{p}_d64_128"], 3)})
+    small = res.get("single_head_512x64_f16_causal", {})
+    return {"meta": {"date": meta["date"].split(" ")[0],
+                     "machine": {"gpu": meta["device"], "platform": "linux", "arch": "x64"},
+                     "command": "bash bench/cuda/run_h100.sh (python3 bench/cuda_vs_torch.py "
+                                "--docs-out bench/results/sdpa-cuda.json)",
+                     "torch": meta["torch"], "cudnn": meta.get("cudnn"),
+                     "grid": "B*N = 16384 tokens, H*D = 2048; TFLOP/s by FlashAttention's count; "
+                             "ratios are time ratios (> 1 = umfa faster)",
+                     "single_head_512x64_f16_causal_us": {k: round(v, 1) for k, v in small.items()
+                                                          if isinstance(v, float)}},
+            "rows": rows}
 
 
 def main() -> int:
@@ -247,7 +295,15 @@ def main() -> int:
     ap.add_argument("--latency-variants", action="store_true",
                     help="also time the small call with other run-time settings (env)")
     ap.add_argument("--latency-only", action="store_true")
+    ap.add_argument("--docs-out", default=None,
+                    help="also write the docs/performance.md results file (sdpa-cuda.json)")
+    ap.add_argument("--docs-from", default=None,
+                    help="only convert an earlier --out JSON into --docs-out (no GPU needed)")
     args = ap.parse_args()
+    if args.docs_from:
+        res = json.loads(Path(args.docs_from).read_text())
+        Path(args.docs_out).write_text(json.dumps(docs_results(res), indent=1) + "\n")
+        return 0
 
     ctx = umfa.Context("cuda", 0)
     root = str(Path(__file__).resolve().parents[1]) + "/"
@@ -294,8 +350,10 @@ def main() -> int:
     print(json.dumps(small, indent=1), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary,
-                               "single_head_512x64_f16_causal": small}, indent=1))
+    res = {"meta": meta, "rows": rows, "summary": summary, "single_head_512x64_f16_causal": small}
+    out.write_text(json.dumps(res, indent=1))
+    if args.docs_out:
+        Path(args.docs_out).write_text(json.dumps(docs_results(res), indent=1) + "\n")
     md = markdown(rows, summary, small, meta)
     out.with_suffix(".md").write_text(md)
     print(md, flush=True)
