@@ -9,7 +9,7 @@
 # sanitize (bench/cuda/smoke.c under compute-sanitizer memcheck/racecheck/synccheck),
 # check (bench/cuda/check_cuda.py: conformance vectors through Python with CUDA tensors, random
 # shapes vs float64, determinism), tune (bench/cuda/tune.py; build with TUNING=ON),
-# bench (bench/cuda_vs_torch.py -> bench/cuda/results/).
+# bench (bench/cuda_vs_torch.py -> bench/cuda/results/ and bench/results/sdpa-cuda.json).
 # Logs go to $LOG_DIR (default bench/cuda/results/logs). BENCH_ARGS is passed to the benchmark.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,6 +17,7 @@ root=$(pwd)
 STAGES=${STAGES:-"build conformance sanitize check bench"}
 LOG_DIR=${LOG_DIR:-$root/bench/cuda/results/logs}
 RESULTS=${RESULTS:-$root/bench/cuda/results/h100.json}
+DOCS_RESULTS=${DOCS_RESULTS:-$root/bench/results/sdpa-cuda.json}  # docs/performance.md's CUDA table
 mkdir -p "$LOG_DIR" "$(dirname "$RESULTS")"
 lib="$root/dist/native/linux-x64/lib"
 export UMFA_LIB_DIR="$lib" PYTHONPATH="$root/bindings/python/src${PYTHONPATH:+:$PYTHONPATH}"
@@ -115,7 +116,7 @@ fi
 
 if has bench; then
   stage "bench" | tee -a "$LOG_DIR/steps.log"
-  timeout "$(left 900)" python3 bench/cuda_vs_torch.py --out "$RESULTS" ${BENCH_ARGS:-} > "$LOG_DIR/bench.log" 2>&1 || status=1
+  timeout "$(left 900)" python3 bench/cuda_vs_torch.py --out "$RESULTS" --docs-out "$DOCS_RESULTS" ${BENCH_ARGS:-} > "$LOG_DIR/bench.log" 2>&1 || status=1
   tail -45 "$LOG_DIR/bench.log" | tee -a "$LOG_DIR/steps.log"
 fi
 
