@@ -25,6 +25,9 @@ constexpr int kBwdPlain = 1;    // a second instantiation for plain scores (no s
                                 // state live across the dP GEMM
 constexpr int kBwdSplitKV = 2;  // warps [0, NW/2) accumulate dV, the others dK, each on the whole
                                 // BN x D tile (larger warp tiles: fewer ldmatrix per mma)
+constexpr int kBwdHalfS = 4;    // plain steps: dP first, then S, P and dS in two column halves
+                                // (16 fewer live registers across the GEMMs, Q fragments
+                                // loaded twice); tuning builds only so far
 
 template <int D_, int BM_, int BN_, int WMS_, int WNS_, int WNKV_, int WDKV_, int WMQ_, int WDQ_,
           int NW_ = 8, bool kDbuf_ = true, int kMinBlocks_ = 1, bool kDqStage_ = false,
@@ -32,6 +35,7 @@ template <int D_, int BM_, int BN_, int WMS_, int WNS_, int WNKV_, int WDKV_, in
 struct BwdCfg {
   static constexpr bool kPlain = (kOpt_ & kBwdPlain) != 0;
   static constexpr bool kSplitKV = (kOpt_ & kBwdSplitKV) != 0;
+  static constexpr bool kHalfS = (kOpt_ & kBwdHalfS) != 0;
   static constexpr int kOpt = kOpt_;
   // Warps sharing one dK/dV tile (all of them, or half with kSplitKV).
   static constexpr int NWKV = kSplitKV ? NW_ / 2 : NW_;
@@ -505,28 +509,62 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     const int col_base = n0 + wsn * NT_S * 8;
 
     // S = Q K^T, then P right away (its exponentials overlap the dP GEMM), stored as 16-bit.
+    constexpr bool kHalf = kPlainStep && C::kHalfS && NT_S % 4 == 0;  // halves of n-tile pairs
     float acc_s[MT_S][NT_S][4];
-    zero(acc_s);
-    gemm_ss<T, false, false, MT_S, NT_S, D / 16>(
-        acc_s, sQ + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
-        sK + wsn * NT_S * 8 * PB + lane_off_b<false>(lane, PB), PB);
-    auto store16 = [&](uint32_t tile, const float (&v)[MT_S][NT_S][4]) {
+    if constexpr (!kHalf) {
+      zero(acc_s);
+      gemm_ss<T, false, false, MT_S, NT_S, D / 16>(
+          acc_s, sQ + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
+          sK + wsn * NT_S * 8 * PB + lane_off_b<false>(lane, PB), PB);
+    }
+    // Stores an (MT_S x NTW) fragment tile starting at n-tile nt0 of this warp's columns.
+    auto store16w = [&](uint32_t tile, const auto& v, auto ntw_tag, int nt0) {
+      constexpr int NTW = decltype(ntw_tag)::value;
 #pragma unroll
       for (int mt = 0; mt < MT_S; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < NT_S; ++nt)
+        for (int nt = 0; nt < NTW; ++nt)
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             const int row = wsm * MT_S * 16 + mt * 16 + (lane >> 2) + r * 8;
-            const int col = wsn * NT_S * 8 + nt * 8 + (lane & 3) * 2;
+            const int col = wsn * NT_S * 8 + (nt0 + nt) * 8 + (lane & 3) * 2;
             const uint32_t w = Elem<T>::pack(v[mt][nt][2 * r], v[mt][nt][2 * r + 1]);
             asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tile + uint32_t(row * PPB + col * 2)),
                          "r"(w)
                          : "memory");
           }
     };
+    auto store16 = [&](uint32_t tile, const float (&v)[MT_S][NT_S][4]) {
+      store16w(tile, v, std::integral_constant<int, NT_S>{}, 0);
+    };
     float acc_dp[MT_S][NT_S][4];
-    if constexpr (kPlainStep) {
+    if constexpr (kHalf) {
+      // dP = dO V^T first; then, per half of the columns, S, P (stored) and dS (in acc_dp).
+      constexpr int NH = NT_S / 2;
+      zero(acc_dp);
+      gemm_ss<T, false, false, MT_S, NT_S, D / 16>(
+          acc_dp, sdO + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
+          sV + wsn * NT_S * 8 * PB + lane_off_b<false>(lane, PB), PB);
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float sh[MT_S][NH][4];
+        zero(sh);
+        gemm_ss<T, false, false, MT_S, NH, D / 16>(
+            sh, sQ + wsm * MT_S * 16 * PB + lane_off_a<false>(lane, PB), PB,
+            sK + (wsn * NT_S + half * NH) * 8 * PB + lane_off_b<false>(lane, PB), PB);
+        plain_probs<MT_S, NH>(sh, lse_r, p, row_base, col_base + half * NH * 8, s.off, s.nq, s.nk,
+                              full, lane);
+        store16w(sP, sh, std::integral_constant<int, NH>{}, half * NH);
+#pragma unroll
+        for (int mt = 0; mt < MT_S; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < NH; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              acc_dp[mt][half * NH + nt][e] =
+                  sh[mt][nt][e] * (acc_dp[mt][half * NH + nt][e] - dlt_r[mt][e >> 1]);
+      }
+    } else if constexpr (kPlainStep) {
       plain_probs<MT_S, NT_S>(acc_s, lse_r, p, row_base, col_base, s.off, s.nq, s.nk, full, lane);
       store16(sP, acc_s);
       // dP = dO V^T, dS = P (dP - Delta).

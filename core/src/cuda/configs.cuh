@@ -200,6 +200,12 @@ KernelInfo bwd_variant(int dt, int variant) {
       case 128: return bwd_info<T, BwdCfg<128, 64, 64, 2, 4, 2, 4, 2, 4, 8, false, 2, false, kBwdPlain>>();
       default: break;
     }
+  } else if (variant == 9) {  // production shapes, plain steps in two column halves
+    switch (dt) {
+      case 64: return bwd_info<T, BwdCfg<64, 32, 128, 1, 4, 2, 1, 1, 4, 4, true, 2, false, kBwdPlain | kBwdSplitKV | kBwdHalfS>>();
+      case 128: return bwd_info<T, BwdCfg<128, 64, 128, 2, 4, 4, 2, 2, 4, 8, true, 1, false, kBwdPlain | kBwdHalfS>>();
+      default: break;
+    }
   } else if (variant == 4) {  // production shapes, dQ reductions staged through shared memory
     switch (dt) {
       case 64: return bwd_info<T, BwdCfg<64, 128, 128, 4, 2, 4, 2, 4, 2, 8, true, 1, true>>();
