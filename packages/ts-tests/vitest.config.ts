@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// One suite (test/bindings.test.ts), run once per binding; the check that both bindings declare
-// one API (test/surface.test.ts); and the packed-tarball install test.
+// One suite (test/bindings.test.ts and its neighbours; test/device.test.ts runs CUDA contexts on a
+// mock backend), run once per binding; the check that both bindings declare one API
+// (test/surface.test.ts); and the packed-tarball install test.
 export default defineConfig({
   test: {
     root: import.meta.dirname,
@@ -15,11 +16,11 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'koffi', include: ['test/bindings.test.ts', 'test/bindings-usage.test.ts', 'test/bad-cases.test.ts'], env: { UMFA_TS_BINDING: 'koffi' } },
+        test: { name: 'koffi', include: ['test/bindings.test.ts', 'test/bindings-usage.test.ts', 'test/bad-cases.test.ts', 'test/device.test.ts'], env: { UMFA_TS_BINDING: 'koffi' } },
       },
       {
         extends: true,
-        test: { name: 'napi', include: ['test/bindings.test.ts', 'test/bindings-usage.test.ts', 'test/bad-cases.test.ts'], env: { UMFA_TS_BINDING: 'napi' } },
+        test: { name: 'napi', include: ['test/bindings.test.ts', 'test/bindings-usage.test.ts', 'test/bad-cases.test.ts', 'test/device.test.ts'], env: { UMFA_TS_BINDING: 'napi' } },
       },
       {
         extends: true,

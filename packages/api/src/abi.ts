@@ -13,6 +13,8 @@ import { UmfaError } from './errors.js';
 import { Status } from './status.js';
 import { dtypeSize, DTypeCode, isDType, type DType } from './dtype.js';
 import type { Tensor } from './tensor.js';
+import { deviceBuffer, isDeviceTensor, type DeviceTensor } from './device.js';
+import type { BufferState } from './handles.js';
 import type { AttentionOptions, ContextOptions, MaskMode } from './options.js';
 
 /** The ABI version (`UMFA_ABI_VERSION`) these bindings are written for. */
@@ -114,26 +116,35 @@ export const RELOCATED_OPTION_FIELDS: readonly number[] = [
 ];
 
 /**
- * One encoded call: the struct bytes and the typed arrays whose addresses go into the `data`
- * field of each present tensor slot (`undefined` = slot unused, passed as NULL).
+ * One encoded call: the struct bytes and, for each present tensor slot, what goes into its
+ * `data` field: a typed array (its memory is passed in place) or a `bigint` address (device
+ * memory of a {@link DeviceTensor}); `undefined` = slot unused, passed as NULL.
  */
 export class Frame {
   /** The struct bytes (options at 0, slot i at {@link slotOffset}(i)). */
   readonly buffer: ArrayBuffer;
   /** A view of {@link Frame.buffer} for writing fields. */
   readonly view: DataView;
-  /** Typed array of each slot, or undefined when the slot is unused. */
-  readonly views: (ArrayBufferView | undefined)[];
+  /** Data of each slot: a typed array, a device address, or undefined when the slot is unused. */
+  readonly views: (ArrayBufferView | bigint | undefined)[];
+  /**
+   * The buffers of the device tensors encoded into this frame (kept alive by async calls).
+   *
+   * @internal
+   */
+  readonly buffers: BufferState[];
 
   constructor() {
     this.buffer = new ArrayBuffer(FRAME_SIZE);
     this.view = new DataView(this.buffer);
-    this.views = new Array<ArrayBufferView | undefined>(SLOT_COUNT).fill(undefined);
+    this.views = new Array<ArrayBufferView | bigint | undefined>(SLOT_COUNT).fill(undefined);
+    this.buffers = [];
   }
 
   /** Marks every slot unused (before encoding a new call into a reused frame). */
   clear(): void {
     this.views.fill(undefined);
+    if (this.buffers.length > 0) this.buffers.length = 0;
   }
 
   /**
@@ -170,14 +181,29 @@ function checkInt(value: number, what: string, index = -1): number {
 
 /**
  * Encodes tensor `t` into slot `slot` of `frame` (the `data` field is left 0 for the driver).
- * Refuses what the struct cannot hold and views that reach past the end of their typed array.
+ * `t` is a host {@link Tensor} or a {@link DeviceTensor} (its device and address are encoded).
+ * Refuses what the struct cannot hold and views that reach past the end of their memory.
  *
  * @param role - the tensor's name in error messages ("q", "attn_mask", ...)
  */
-export function encodeTensor(frame: Frame, slot: number, t: Tensor, role: string): void {
-  const data = t.data;
-  if (data === null || typeof data !== 'object' || !ArrayBuffer.isView(data)) {
-    throw new UmfaError(Status.NULL_POINTER, `${role}: data must be a typed array`);
+export function encodeTensor(frame: Frame, slot: number, t: Tensor | DeviceTensor, role: string): void {
+  const data = (t as Tensor).data;
+  let available: number;
+  let ref: ArrayBufferView | bigint;
+  let device = 0;
+  let deviceIndex = 0;
+  if (data !== null && typeof data === 'object' && ArrayBuffer.isView(data)) {
+    available = data.byteLength;
+    ref = data;
+  } else if (isDeviceTensor(t)) {
+    const b = deviceBuffer(t, role);
+    available = b.byteLength;
+    ref = b.pointer;
+    device = b.owner.device;
+    deviceIndex = b.owner.deviceIndex;
+    frame.buffers.push(b);
+  } else {
+    throw new UmfaError(Status.NULL_POINTER, `${role}: data must be a typed array (or pass a DeviceTensor)`);
   }
   const dtype: DType = t.dtype;
   if (!isDType(dtype)) {
@@ -198,8 +224,8 @@ export function encodeTensor(frame: Frame, slot: number, t: Tensor, role: string
   v.setUint32(base, 0, true);
   v.setUint32(base + 4, 0, true);
   v.setInt32(base + Layout.tensor.dtype, DTypeCode[dtype], true);
-  v.setInt32(base + Layout.tensor.device, 0, true);
-  v.setInt32(base + Layout.tensor.deviceIndex, 0, true);
+  v.setInt32(base + Layout.tensor.device, device, true);
+  v.setInt32(base + Layout.tensor.deviceIndex, deviceIndex, true);
   v.setInt32(base + Layout.tensor.rank, rank, true);
   // Dense strides when omitted; extent check in elements.
   let maxOffset = 0;
@@ -222,20 +248,21 @@ export function encodeTensor(frame: Frame, slot: number, t: Tensor, role: string
     setInt64(v, base + Layout.tensor.shape + 8 * i, 0);
     setInt64(v, base + Layout.tensor.strides + 8 * i, 0);
   }
-  // Negative extents or strides are the core's to reject; never let a view run past its array.
+  // Negative extents or strides are the core's to reject; never let a view run past its memory.
   if (!empty && !negative) {
     const needed = (maxOffset + 1) * dtypeSize(dtype);
-    if (needed > data.byteLength) {
+    if (needed > available) {
+      const holder = typeof ref === 'bigint' ? 'device tensor' : (ref.constructor.name);
       throw new UmfaError(
         Status.SHAPE_MISMATCH,
-        `${role}: the view needs ${needed} bytes but its ${data.constructor.name} holds ${data.byteLength}`,
+        `${role}: the view needs ${needed} bytes but its ${holder} holds ${available}`,
       );
     }
   }
-  frame.views[slot] = data;
+  frame.views[slot] = ref;
 }
 
-function vectorTensor(x: Tensor | ArrayBufferView, dtype: DType): Tensor {
+function vectorTensor(x: Tensor | DeviceTensor | ArrayBufferView, dtype: DType): Tensor | DeviceTensor {
   if (ArrayBuffer.isView(x)) {
     const n = x.byteLength / dtypeSize(dtype);
     return { data: x, dtype, shape: [Math.floor(n)] };
@@ -279,7 +306,7 @@ function encodeRef(
   frame: Frame,
   field: number,
   slot: number,
-  t: Tensor | ArrayBufferView | undefined,
+  t: Tensor | DeviceTensor | ArrayBufferView | undefined,
   dtype: DType,
   role: string,
 ): void {
@@ -338,8 +365,9 @@ export function encodeOptions(frame: Frame, options: AttentionOptions | undefine
 
 /**
  * Encodes `umfa_context_options` into a new 24-byte buffer. The backend defaults to `'cpu'`, not
- * the C ABI's AUTO: TypeScript tensors are host memory, which a CUDA context refuses
- * (`DEVICE_MISMATCH`), so AUTO would break every call on a machine with a GPU.
+ * the C ABI's AUTO: tensors built from typed arrays are host memory, which a CUDA context refuses
+ * (`DEVICE_MISMATCH`), so AUTO would break such calls on a machine with a GPU. Code written for
+ * the GPU asks for `'cuda'` or `'auto'` and passes {@link DeviceTensor}s.
  */
 export function encodeContextOptions(options: ContextOptions | undefined): Uint8Array {
   const bytes = new Uint8Array(Layout.CONTEXT_OPTIONS_SIZE);

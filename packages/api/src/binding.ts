@@ -7,6 +7,7 @@
  */
 import { MFAContextBase } from './classic.js';
 import { ContextBase, Runtime } from './context.js';
+import { isDeviceTensor, type DeviceTensor } from './device.js';
 import type { Driver } from './driver.js';
 import { findNativeLibrary } from './loader.js';
 import type {
@@ -14,11 +15,15 @@ import type {
   BackwardOptions,
   ClassicForwardOptions,
   ContextOptions,
+  DeviceBackwardOptions,
+  DeviceForwardOptions,
   ForwardOptions,
 } from './options.js';
 import type {
   BackwardResult,
   ClassicOutData,
+  DeviceBackwardResult,
+  DeviceForwardResult,
   ForwardResult,
   KnownOptions,
 } from './results.js';
@@ -50,7 +55,7 @@ export interface MFAContextConstructor {
   readonly prototype: MFAContextBase;
 }
 
-/** The type of `attention`: forward attention. */
+/** The type of `attention`: forward attention on host or device tensors. */
 export interface AttentionFunction {
   /**
    * Forward attention: `out = softmax(mask(q·kᵀ·scale))·v` per batch and query head
@@ -79,6 +84,32 @@ export interface AttentionFunction {
    * @throws UmfaError with the core's status and message; nothing is written then
    */
   <Q extends ArrayBufferView, O extends ForwardOptions = {}>(q: Tensor<Q>, k: Tensor, v: Tensor, options?: KnownOptions<O, ForwardOptions>): ForwardResult<Q, O>;
+  /**
+   * Forward attention on {@link DeviceTensor}s (`ctx.upload(tensor)`): the same call, run on
+   * `options.context`, else on the context q was made on; the outputs are device tensors there.
+   * On CUDA the call returns once the work is queued (see `DeviceTensor`).
+   *
+   * @example
+   * ```ts
+   * using ctx = new Context({ backend: 'auto' });
+   * using q = ctx.upload(bshd(values, [1, 1024, 8, 64]));
+   * const { out } = attention(q, q, q, { causal: true });
+   * const host = out.download();
+   * ```
+   *
+   * @param q - queries on a device
+   * @param k - keys, on q's device
+   * @param v - values, on q's device
+   * @param options - the ABI options, and device tensors to write the results into
+   * @returns the output and, when asked for, the log-sum-exp, as device tensors
+   * @throws UmfaError with the core's status and message; nothing is written then
+   */
+  <Q extends ArrayBufferView, O extends DeviceForwardOptions = {}>(
+    q: DeviceTensor<Q>,
+    k: DeviceTensor,
+    v: DeviceTensor,
+    options?: KnownOptions<O, DeviceForwardOptions>,
+  ): DeviceForwardResult<Q, O>;
 }
 
 /** The type of `attentionAsync`: {@link AttentionFunction} on a worker thread. */
@@ -94,9 +125,25 @@ export interface AttentionAsyncFunction {
    * @returns a Promise of the output (and LSE); rejects with UmfaError on failure
    */
   <Q extends ArrayBufferView, O extends ForwardOptions = {}>(q: Tensor<Q>, k: Tensor, v: Tensor, options?: KnownOptions<O, ForwardOptions>): Promise<ForwardResult<Q, O>>;
+  /**
+   * `attention` on device tensors, on a worker thread (on CUDA the Promise settles when the work
+   * is queued; `download()` waits for it). Device tensors disposed meanwhile are freed after it.
+   *
+   * @param q - queries on a device
+   * @param k - keys, on q's device
+   * @param v - values, on q's device
+   * @param options - as for `attention` on device tensors
+   * @returns a Promise of the output (and LSE) as device tensors; rejects with UmfaError on failure
+   */
+  <Q extends ArrayBufferView, O extends DeviceForwardOptions = {}>(
+    q: DeviceTensor<Q>,
+    k: DeviceTensor,
+    v: DeviceTensor,
+    options?: KnownOptions<O, DeviceForwardOptions>,
+  ): Promise<DeviceForwardResult<Q, O>>;
 }
 
-/** The type of `attentionBackward`: backward attention. */
+/** The type of `attentionBackward`: backward attention on host or device tensors. */
 export interface AttentionBackwardFunction {
   /**
    * Backward attention (`umfa_attention_backward`): given `dout = ∂L/∂out`, returns dq, dk, dv
@@ -121,6 +168,29 @@ export interface AttentionBackwardFunction {
     lse: Tensor,
     options?: KnownOptions<O, BackwardOptions>,
   ): BackwardResult<Q, K, V, O>;
+  /**
+   * Backward attention on device tensors, run on `options.context`, else on q's context; the
+   * gradients are device tensors there.
+   *
+   * @param q - the forward call's queries
+   * @param k - its keys
+   * @param v - its values
+   * @param out - its output
+   * @param dout - ∂L/∂out, shaped like out
+   * @param lse - its log-sum-exp
+   * @param options - the forward call's options, plus device tensors for the gradients
+   * @returns the gradients as device tensors
+   * @throws UmfaError with the core's status and message; nothing is written then
+   */
+  <Q extends ArrayBufferView, K extends ArrayBufferView, V extends ArrayBufferView, O extends DeviceBackwardOptions = {}>(
+    q: DeviceTensor<Q>,
+    k: DeviceTensor<K>,
+    v: DeviceTensor<V>,
+    out: DeviceTensor,
+    dout: DeviceTensor,
+    lse: DeviceTensor,
+    options?: KnownOptions<O, DeviceBackwardOptions>,
+  ): DeviceBackwardResult<Q, K, V, O>;
 }
 
 /** The type of `attentionBackwardAsync`: {@link AttentionBackwardFunction} on a worker thread. */
@@ -146,6 +216,27 @@ export interface AttentionBackwardAsyncFunction {
     lse: Tensor,
     options?: KnownOptions<O, BackwardOptions>,
   ): Promise<BackwardResult<Q, K, V, O>>;
+  /**
+   * `attentionBackward` on device tensors, on a worker thread.
+   *
+   * @param q - the forward call's queries
+   * @param k - its keys
+   * @param v - its values
+   * @param out - its output
+   * @param dout - ∂L/∂out
+   * @param lse - its log-sum-exp
+   * @param options - the forward call's options, plus device tensors for the gradients
+   * @returns a Promise of the gradients as device tensors; rejects with UmfaError on failure
+   */
+  <Q extends ArrayBufferView, K extends ArrayBufferView, V extends ArrayBufferView, O extends DeviceBackwardOptions = {}>(
+    q: DeviceTensor<Q>,
+    k: DeviceTensor<K>,
+    v: DeviceTensor<V>,
+    out: DeviceTensor,
+    dout: DeviceTensor,
+    lse: DeviceTensor,
+    options?: KnownOptions<O, DeviceBackwardOptions>,
+  ): Promise<DeviceBackwardResult<Q, K, V, O>>;
 }
 
 /** The type of `flashAttentionForward`: the classic API's forward call. */
@@ -217,12 +308,13 @@ export interface Binding {
   readonly driver: () => Driver;
 }
 
+type AnyTensor = Tensor | DeviceTensor;
 type AnyOptions = { context?: unknown } | undefined;
 
 /**
  * Makes the surface of a binding over its driver: the `Context` and `MFAContext` classes, the
- * attention functions (which run on `options.context`, or a default CPU context made on first
- * use), and the library queries. The native library is found
+ * attention functions (which run on `options.context`, the context of their device tensors, or a
+ * default CPU context made on first use), and the library queries. The native library is found
  * and loaded on first use, so importing a binding never fails.
  *
  * @param init - the binding's name, location and driver
@@ -242,36 +334,37 @@ export function createBinding(init: BindingInit): Binding {
     }
   }
 
-  const contextFor = (options: AnyOptions): ContextBase => {
+  const contextFor = (options: AnyOptions, q: AnyTensor): ContextBase => {
     const c = options?.context;
     if (c instanceof ContextBase) return c;
+    if (isDeviceTensor(q)) return q.context;
     return runtime.defaultContext(() => new Context());
   };
 
   // Each function has the parameters of its declared type (its `length` is part of the surface);
   // the context methods check the arguments.
-  type Forward = (q: Tensor, k: Tensor, v: Tensor, options?: AnyOptions) => unknown;
-  type Backward = (q: Tensor, k: Tensor, v: Tensor, out: Tensor, dout: Tensor, lse: Tensor, options?: AnyOptions) => unknown;
+  type Forward = (q: AnyTensor, k: AnyTensor, v: AnyTensor, options?: AnyOptions) => unknown;
+  type Backward = (q: AnyTensor, k: AnyTensor, v: AnyTensor, out: AnyTensor, dout: AnyTensor, lse: AnyTensor, options?: AnyOptions) => unknown;
 
   const attention: Forward = function attention(q, k, v, options) {
-    const ctx = contextFor(options);
+    const ctx = contextFor(options, q);
     return (ctx.attention as Forward).call(ctx, q, k, v, options);
   };
   const attentionAsync: Forward = function attentionAsync(q, k, v, options) {
     try {
-      const ctx = contextFor(options);
+      const ctx = contextFor(options, q);
       return (ctx.attentionAsync as Forward).call(ctx, q, k, v, options);
     } catch (e) {
       return Promise.reject(e);
     }
   };
   const attentionBackward: Backward = function attentionBackward(q, k, v, out, dout, lse, options) {
-    const ctx = contextFor(options);
+    const ctx = contextFor(options, q);
     return (ctx.attentionBackward as Backward).call(ctx, q, k, v, out, dout, lse, options);
   };
   const attentionBackwardAsync: Backward = function attentionBackwardAsync(q, k, v, out, dout, lse, options) {
     try {
-      const ctx = contextFor(options);
+      const ctx = contextFor(options, q);
       return (ctx.attentionBackwardAsync as Backward).call(ctx, q, k, v, out, dout, lse, options);
     } catch (e) {
       return Promise.reject(e);

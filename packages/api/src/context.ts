@@ -1,11 +1,31 @@
 import { encodeContextOptions, encodeOptions, encodeTensor, Frame, Slot } from './abi.js';
-import { allocData, isFloat16Array, type DType } from './dtype.js';
+import { DeviceTensor, downloadsFloat16Array, isDeviceTensor, newDeviceTensor, viewBytes } from './device.js';
+import { allocData, isFloat16Array, type DType, type DTypeData } from './dtype.js';
 import type { AsyncOutcome, Driver } from './driver.js';
 import { UmfaError } from './errors.js';
-import type { BackendInfo, BackendName, BackwardOptions, ContextLike, ContextOptions, ForwardOptions } from './options.js';
+import {
+  contextFinalizer,
+  contextState,
+  createBuffer,
+  pin,
+  releaseContext,
+  unpin,
+  type BufferState,
+  type ContextState,
+} from './handles.js';
+import type {
+  BackendInfo,
+  BackendName,
+  BackwardOptions,
+  ContextLike,
+  ContextOptions,
+  DeviceBackwardOptions,
+  DeviceForwardOptions,
+  ForwardOptions,
+} from './options.js';
 import { Status } from './status.js';
-import type { BackwardResult, ForwardResult, KnownOptions } from './results.js';
-import type { AttentionGradients, AttentionResult, Tensor } from './tensor.js';
+import type { BackwardResult, DeviceBackwardResult, DeviceForwardResult, ForwardResult, KnownOptions } from './results.js';
+import type { Tensor } from './tensor.js';
 import { numel } from './tensor.js';
 
 /**
@@ -70,57 +90,62 @@ export class Runtime {
   }
 }
 
-interface HandleState {
-  driver: Driver;
-  handle: bigint;
-  destroyed: boolean;
-}
-
-const contextRegistry = new FinalizationRegistry<HandleState>((state) => {
-  if (!state.destroyed) {
-    state.destroyed = true;
-    state.driver.contextDestroy(state.handle);
-  }
-});
-
 const backendNames: readonly BackendName[] = ['auto', 'cpu', 'cuda'];
 
-function preferF16Array(t: Tensor, dtype: DType): boolean {
-  return dtype === 'f16' && t.dtype === 'f16' && isFloat16Array(t.data);
-}
+/** A tensor argument: host memory or a device tensor. */
+type AnyTensor = Tensor | DeviceTensor;
 
-function allocLike(dtype: DType, shape: readonly number[], like: Tensor): Tensor {
-  return { data: allocData(dtype, numel(shape), preferF16Array(like, dtype)), dtype, shape: [...shape] };
-}
+/** Makes an output like `like` (host or device); device outputs are recorded in `made`. */
+type Allocate = (dtype: DType, shape: readonly number[], like: AnyTensor, made: DeviceTensor[]) => AnyTensor;
 
-function lseShape(q: Tensor): number[] {
+function lseShape(q: AnyTensor): number[] {
   const s = q.shape;
   if (s.length === 4) return [s[0] as number, s[2] as number, s[1] as number];
   if (s.length === 3) return [s[1] as number, s[0] as number];
   return [];
 }
 
-function outShape(q: Tensor, v: Tensor): number[] {
+function outShape(q: AnyTensor, v: AnyTensor): number[] {
   const shape = [...q.shape];
   if (shape.length > 0 && v.shape.length > 0) shape[shape.length - 1] = v.shape[v.shape.length - 1] as number;
   return shape;
 }
 
-function checkTensorArg(t: unknown, role: string): asserts t is Tensor {
+function checkTensorArg(t: unknown, role: string): asserts t is AnyTensor {
   if (t === null || typeof t !== 'object') {
-    throw new UmfaError(Status.NULL_POINTER, `${role} must be a tensor ({ data, dtype, shape })`);
+    throw new UmfaError(Status.NULL_POINTER, `${role} must be a tensor ({ data, dtype, shape }) or a DeviceTensor`);
   }
 }
 
+/** Host outputs: a typed array of the dtype (a Float16Array for f16 next to one). */
+function allocHost(dtype: DType, shape: readonly number[], like: AnyTensor): Tensor {
+  const f16 = dtype === 'f16' && like.dtype === 'f16' && isFloat16Array((like as Tensor).data);
+  return { data: allocData(dtype, numel(shape), f16), dtype, shape: [...shape] };
+}
+
+/** Disposes device outputs a failed call allocated. */
+function discard(made: DeviceTensor[]): void {
+  for (const t of made) t.dispose();
+  made.length = 0;
+}
+
 /** Encodes a forward call; returns the outputs it will write. */
-function encodeForward(frame: Frame, q: Tensor, k: Tensor, v: Tensor, options: ForwardOptions | undefined): AttentionResult {
+function encodeForward(
+  frame: Frame,
+  q: AnyTensor,
+  k: AnyTensor,
+  v: AnyTensor,
+  options: ForwardOptions | DeviceForwardOptions | undefined,
+  allocate: Allocate,
+  made: DeviceTensor[],
+): { out: AnyTensor; lse?: AnyTensor } {
   checkTensorArg(q, 'q');
   checkTensorArg(k, 'k');
   checkTensorArg(v, 'v');
   frame.clear();
   const o = options ?? {};
-  const out = o.out ?? allocLike(o.outDtype ?? q.dtype, outShape(q, v), q);
-  const lse = o.lse ?? (o.returnLse ? allocLike('f32', lseShape(q), q) : undefined);
+  const out = o.out ?? allocate(o.outDtype ?? q.dtype, outShape(q, v), q, made);
+  const lse = o.lse ?? (o.returnLse ? allocate('f32', lseShape(q), q, made) : undefined);
   encodeTensor(frame, Slot.Q, q, 'q');
   encodeTensor(frame, Slot.K, k, 'k');
   encodeTensor(frame, Slot.V, v, 'v');
@@ -133,14 +158,16 @@ function encodeForward(frame: Frame, q: Tensor, k: Tensor, v: Tensor, options: F
 /** Encodes a backward call; returns the gradients it will write. */
 function encodeBackward(
   frame: Frame,
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  out: Tensor,
-  dout: Tensor,
-  lse: Tensor,
-  options: BackwardOptions | undefined,
-): AttentionGradients {
+  q: AnyTensor,
+  k: AnyTensor,
+  v: AnyTensor,
+  out: AnyTensor,
+  dout: AnyTensor,
+  lse: AnyTensor,
+  options: BackwardOptions | DeviceBackwardOptions | undefined,
+  allocate: Allocate,
+  made: DeviceTensor[],
+): { dq: AnyTensor; dk: AnyTensor; dv: AnyTensor } {
   checkTensorArg(q, 'q');
   checkTensorArg(k, 'k');
   checkTensorArg(v, 'v');
@@ -148,9 +175,9 @@ function encodeBackward(
   checkTensorArg(dout, 'dout');
   frame.clear();
   const o = options ?? {};
-  const dq = o.dq ?? allocLike(o.gradDtype ?? q.dtype, q.shape, q);
-  const dk = o.dk ?? allocLike(o.gradDtype ?? k.dtype, k.shape, k);
-  const dv = o.dv ?? allocLike(o.gradDtype ?? v.dtype, v.shape, v);
+  const dq = o.dq ?? allocate(o.gradDtype ?? q.dtype, q.shape, q, made);
+  const dk = o.dk ?? allocate(o.gradDtype ?? k.dtype, k.shape, k, made);
+  const dv = o.dv ?? allocate(o.gradDtype ?? v.dtype, v.shape, v, made);
   encodeTensor(frame, Slot.Q, q, 'q');
   encodeTensor(frame, Slot.K, k, 'k');
   encodeTensor(frame, Slot.V, v, 'v');
@@ -171,14 +198,25 @@ function encodeBackward(
  * asynchronous, may use one context at once; disposing while asynchronous calls are in flight
  * frees it when the last one settles.
  *
+ * Calls take host {@link Tensor}s (typed arrays; the CPU backend reads them in place) or
+ * {@link DeviceTensor}s (memory on the context's device, from {@link ContextBase.upload} and
+ * {@link ContextBase.zeros}; what a CUDA context reads). The outputs of a call on device tensors
+ * are device tensors.
+ *
  * Each binding exports a `Context` subclass whose constructor takes only {@link ContextOptions}.
  */
 export class ContextBase implements ContextLike, Disposable {
   readonly #runtime: Runtime;
   readonly #driver: Driver;
-  readonly #state: HandleState;
-  #inflight = 0;
+  readonly #state: ContextState;
   #disposed = false;
+  #scratch: BufferState | undefined;
+  readonly #allocDevice: Allocate = (dtype, shape, like, made) => {
+    const f16 = dtype === 'f16' && like.dtype === 'f16' && isDeviceTensor(like) && downloadsFloat16Array(like);
+    const t = newDeviceTensor(this.#state, this, dtype, shape, undefined, viewBytes(dtype, shape, undefined, 'output'), f16);
+    made.push(t);
+    return t;
+  };
 
   /**
    * Creates a context (`umfa_context_create`).
@@ -193,8 +231,15 @@ export class ContextBase implements ContextLike, Disposable {
     this.#driver = driver;
     const [status, handle] = driver.contextCreate(encodeContextOptions(options));
     if (status !== Status.OK) throw new UmfaError(status, driver.lastError(0n));
-    this.#state = { driver, handle, destroyed: false };
-    contextRegistry.register(this, this.#state, this);
+    const [st, backend] = driver.contextBackend(handle);
+    if (st !== Status.OK) {
+      const message = driver.lastError(handle);
+      driver.contextDestroy(handle);
+      throw new UmfaError(st, message);
+    }
+    const cuda = backend === 2;
+    this.#state = contextState(driver, handle, cuda ? 1 : 0, cuda ? (options?.deviceIndex ?? 0) : 0);
+    contextFinalizer.register(this, this.#state, this);
   }
 
   /** True once {@link ContextBase.dispose} has been called. */
@@ -209,7 +254,7 @@ export class ContextBase implements ContextLike, Disposable {
     return backendNames[code] ?? 'auto';
   }
 
-  /** Number of worker threads the CPU backend uses. */
+  /** Number of worker threads the CPU backend uses (0 on CUDA). */
   get numThreads(): number {
     const [status, n] = this.#driver.contextNumThreads(this.#live());
     this.#check(status);
@@ -222,7 +267,8 @@ export class ContextBase implements ContextLike, Disposable {
   }
 
   /**
-   * Forward attention on this context. See the binding's `attention` for details.
+   * Forward attention on this context: `out = softmax(mask(q·kᵀ·scale))·v`. See the binding's
+   * `attention` for the layouts and options. Outputs not given in the options are allocated.
    *
    * @throws UmfaError with the core's status and message; nothing is written then
    */
@@ -231,36 +277,72 @@ export class ContextBase implements ContextLike, Disposable {
     k: Tensor,
     v: Tensor,
     options?: KnownOptions<O, ForwardOptions>,
-  ): ForwardResult<Q, O> {
+  ): ForwardResult<Q, O>;
+  /**
+   * Forward attention on device tensors: the outputs are device tensors on this context (on
+   * CUDA, queued on the stream when the call returns).
+   *
+   * @throws UmfaError with the core's status and message; nothing is written then
+   */
+  attention<Q extends ArrayBufferView, O extends DeviceForwardOptions = {}>(
+    q: DeviceTensor<Q>,
+    k: DeviceTensor,
+    v: DeviceTensor,
+    options?: KnownOptions<O, DeviceForwardOptions>,
+  ): DeviceForwardResult<Q, O>;
+  attention(q: AnyTensor, k: AnyTensor, v: AnyTensor, options?: ForwardOptions | DeviceForwardOptions): unknown {
     const handle = this.#live();
     const frame = this.#runtime.syncFrame;
-    const result = encodeForward(frame, q, k, v, options);
-    const status = this.#driver.forward(handle, frame);
-    frame.clear();
-    this.#checkCall(handle, status, frame);
-    return result as ForwardResult<Q, O>;
+    const made: DeviceTensor[] = [];
+    try {
+      const result = encodeForward(frame, q, k, v, options, this.#allocator(q), made);
+      const status = this.#driver.forward(handle, frame);
+      frame.clear();
+      this.#checkCall(handle, status, frame);
+      return result;
+    } catch (e) {
+      frame.clear();
+      if (made.length > 0) discard(made);
+      throw e;
+    }
   }
 
   /**
-   * Forward attention on a worker thread; the typed arrays must not be modified until the
-   * Promise settles. Rejects with UmfaError on failure.
+   * Forward attention on a worker thread; the inputs and outputs must not be modified (or
+   * disposed) until the Promise settles (device tensors disposed meanwhile are freed after it).
+   * On CUDA the Promise settles when the work is queued. Rejects with UmfaError on failure.
    */
-  async attentionAsync<Q extends ArrayBufferView, O extends ForwardOptions = {}>(
+  attentionAsync<Q extends ArrayBufferView, O extends ForwardOptions = {}>(
     q: Tensor<Q>,
     k: Tensor,
     v: Tensor,
     options?: KnownOptions<O, ForwardOptions>,
-  ): Promise<ForwardResult<Q, O>> {
+  ): Promise<ForwardResult<Q, O>>;
+  /** Forward attention on device tensors, on a worker thread. */
+  attentionAsync<Q extends ArrayBufferView, O extends DeviceForwardOptions = {}>(
+    q: DeviceTensor<Q>,
+    k: DeviceTensor,
+    v: DeviceTensor,
+    options?: KnownOptions<O, DeviceForwardOptions>,
+  ): Promise<DeviceForwardResult<Q, O>>;
+  async attentionAsync(q: AnyTensor, k: AnyTensor, v: AnyTensor, options?: ForwardOptions | DeviceForwardOptions): Promise<unknown> {
     const handle = this.#live();
     const frame = new Frame();
-    const result = encodeForward(frame, q, k, v, options);
-    const outcome = await this.#runAsync(() => this.#driver.forwardAsync(handle, frame));
-    this.#checkCall(handle, outcome.status, frame, outcome.message);
-    return result as ForwardResult<Q, O>;
+    const made: DeviceTensor[] = [];
+    try {
+      const result = encodeForward(frame, q, k, v, options, this.#allocator(q), made);
+      const outcome = await this.#runAsync(frame, () => this.#driver.forwardAsync(handle, frame));
+      this.#checkCall(handle, outcome.status, frame, outcome.message);
+      return result;
+    } catch (e) {
+      if (made.length > 0) discard(made);
+      throw e;
+    }
   }
 
   /**
-   * Backward attention on this context. See the binding's `attentionBackward` for details.
+   * Backward attention on this context: given `dout = ∂L/∂out`, returns dq, dk, dv shaped like
+   * q, k, v. See the binding's `attentionBackward`.
    *
    * @throws UmfaError with the core's status and message; nothing is written then
    */
@@ -277,18 +359,53 @@ export class ContextBase implements ContextLike, Disposable {
     dout: Tensor,
     lse: Tensor,
     options?: KnownOptions<O, BackwardOptions>,
-  ): BackwardResult<Q, K, V, O> {
+  ): BackwardResult<Q, K, V, O>;
+  /**
+   * Backward attention on device tensors: the gradients are device tensors on this context.
+   *
+   * @throws UmfaError with the core's status and message; nothing is written then
+   */
+  attentionBackward<
+    Q extends ArrayBufferView,
+    K extends ArrayBufferView,
+    V extends ArrayBufferView,
+    O extends DeviceBackwardOptions = {},
+  >(
+    q: DeviceTensor<Q>,
+    k: DeviceTensor<K>,
+    v: DeviceTensor<V>,
+    out: DeviceTensor,
+    dout: DeviceTensor,
+    lse: DeviceTensor,
+    options?: KnownOptions<O, DeviceBackwardOptions>,
+  ): DeviceBackwardResult<Q, K, V, O>;
+  attentionBackward(
+    q: AnyTensor,
+    k: AnyTensor,
+    v: AnyTensor,
+    out: AnyTensor,
+    dout: AnyTensor,
+    lse: AnyTensor,
+    options?: BackwardOptions | DeviceBackwardOptions,
+  ): unknown {
     const handle = this.#live();
     const frame = this.#runtime.syncFrame;
-    const grads = encodeBackward(frame, q, k, v, out, dout, lse, options);
-    const status = this.#driver.backward(handle, frame);
-    frame.clear();
-    this.#checkCall(handle, status, frame);
-    return grads as BackwardResult<Q, K, V, O>;
+    const made: DeviceTensor[] = [];
+    try {
+      const grads = encodeBackward(frame, q, k, v, out, dout, lse, options, this.#allocator(q), made);
+      const status = this.#driver.backward(handle, frame);
+      frame.clear();
+      this.#checkCall(handle, status, frame);
+      return grads;
+    } catch (e) {
+      frame.clear();
+      if (made.length > 0) discard(made);
+      throw e;
+    }
   }
 
   /** Backward attention on a worker thread. Rejects with UmfaError on failure. */
-  async attentionBackwardAsync<
+  attentionBackwardAsync<
     Q extends ArrayBufferView,
     K extends ArrayBufferView,
     V extends ArrayBufferView,
@@ -301,24 +418,125 @@ export class ContextBase implements ContextLike, Disposable {
     dout: Tensor,
     lse: Tensor,
     options?: KnownOptions<O, BackwardOptions>,
-  ): Promise<BackwardResult<Q, K, V, O>> {
+  ): Promise<BackwardResult<Q, K, V, O>>;
+  /** Backward attention on device tensors, on a worker thread. */
+  attentionBackwardAsync<
+    Q extends ArrayBufferView,
+    K extends ArrayBufferView,
+    V extends ArrayBufferView,
+    O extends DeviceBackwardOptions = {},
+  >(
+    q: DeviceTensor<Q>,
+    k: DeviceTensor<K>,
+    v: DeviceTensor<V>,
+    out: DeviceTensor,
+    dout: DeviceTensor,
+    lse: DeviceTensor,
+    options?: KnownOptions<O, DeviceBackwardOptions>,
+  ): Promise<DeviceBackwardResult<Q, K, V, O>>;
+  async attentionBackwardAsync(
+    q: AnyTensor,
+    k: AnyTensor,
+    v: AnyTensor,
+    out: AnyTensor,
+    dout: AnyTensor,
+    lse: AnyTensor,
+    options?: BackwardOptions | DeviceBackwardOptions,
+  ): Promise<unknown> {
     const handle = this.#live();
     const frame = new Frame();
-    const grads = encodeBackward(frame, q, k, v, out, dout, lse, options);
-    const outcome = await this.#runAsync(() => this.#driver.backwardAsync(handle, frame));
-    this.#checkCall(handle, outcome.status, frame, outcome.message);
-    return grads as BackwardResult<Q, K, V, O>;
+    const made: DeviceTensor[] = [];
+    try {
+      const grads = encodeBackward(frame, q, k, v, out, dout, lse, options, this.#allocator(q), made);
+      const outcome = await this.#runAsync(frame, () => this.#driver.backwardAsync(handle, frame));
+      this.#checkCall(handle, outcome.status, frame, outcome.message);
+      return grads;
+    } catch (e) {
+      if (made.length > 0) discard(made);
+      throw e;
+    }
   }
 
   /**
-   * Frees the native context. Safe to call more than once. Calls after this throw
-   * `UmfaError` (`INVALID_HANDLE`); asynchronous calls already in flight finish first.
+   * Copies a host tensor to this context's device (`umfa_buffer_create` + `umfa_buffer_upload`):
+   * GPU memory on CUDA, library-owned host memory on the CPU. The bytes the view spans are copied
+   * as they are, so the device tensor keeps the dtype, shape and strides (a BHSD view stays one).
+   *
+   * @example
+   * ```ts
+   * using q = ctx.upload(bshd(values, [1, 128, 8, 64]));
+   * ```
+   * @throws UmfaError (`OUT_OF_MEMORY`, or what the view cannot describe)
+   */
+  upload<D extends ArrayBufferView>(tensor: Tensor<D>): DeviceTensor<D> {
+    this.#live();
+    const t = tensor as Tensor | null;
+    if (t === null || typeof t !== 'object' || !ArrayBuffer.isView(t.data)) {
+      throw new UmfaError(
+        Status.NULL_POINTER,
+        isDeviceTensor(t) ? 'upload: already a device tensor' : 'upload: expected a tensor ({ data, dtype, shape })',
+      );
+    }
+    const bytes = viewBytes(t.dtype, t.shape, t.strides, 'upload');
+    if (bytes > t.data.byteLength) {
+      throw new UmfaError(Status.SHAPE_MISMATCH, `upload: the view needs ${bytes} bytes but its ${t.data.constructor.name} holds ${t.data.byteLength}`);
+    }
+    const dt = newDeviceTensor<D>(this.#state, this, t.dtype, t.shape, t.strides, bytes, isFloat16Array(t.data));
+    if (bytes > 0) {
+      try {
+        dt.upload(t.data);
+      } catch (e) {
+        dt.dispose();
+        throw e;
+      }
+    }
+    return dt;
+  }
+
+  /**
+   * Allocates a dense, zero-filled device tensor on this context (for outputs you pass in, e.g.
+   * `{ out: ctx.zeros('f16', q.shape) }`).
+   *
+   * @throws UmfaError (`OUT_OF_MEMORY`, or a shape no buffer can hold)
+   */
+  zeros<T extends DType>(dtype: T, shape: readonly number[]): DeviceTensor<DTypeData[T]> {
+    this.#live();
+    const bytes = viewBytes(dtype, shape, undefined, 'zeros');
+    return newDeviceTensor<DTypeData[T]>(this.#state, this, dtype, shape, undefined, bytes, false);
+  }
+
+  /**
+   * Waits until the work queued by this context's calls has finished. A no-op on the CPU (calls
+   * finish before they return). On CUDA, calls return once their kernels are queued on the
+   * stream; this waits for the legacy default stream (where calls without a `stream` option run)
+   * by copying 4 bytes to the host, since the C ABI has no synchronize entry point. For calls on a
+   * stream of your own, synchronize that stream instead. {@link DeviceTensor.download} waits the
+   * same way.
+   *
+   * @throws UmfaError when the copy fails (a CUDA error of an earlier call surfaces here)
+   */
+  synchronize(): void {
+    this.#live();
+    if (this.#state.device === 0) return;
+    if (this.#scratch === undefined || this.#scratch.destroyed) {
+      const made = createBuffer(this.#state, 4);
+      if (!('handle' in made)) throw new UmfaError(made.status, made.message);
+      this.#scratch = made;
+    }
+    const status = this.#driver.bufferDownload(this.#scratch.handle, 0, new Uint8Array(4));
+    this.#check(status);
+  }
+
+  /**
+   * Frees the native context and every device tensor made on it. Safe to call more than once.
+   * Calls after this throw `UmfaError` (`INVALID_HANDLE`); asynchronous calls already in flight
+   * finish first.
    */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    contextRegistry.unregister(this);
-    if (this.#inflight === 0) this.#destroy();
+    contextFinalizer.unregister(this);
+    releaseContext(this.#state);
   }
 
   /** Same as {@link ContextBase.dispose}, for `using ctx = new Context()`. */
@@ -326,11 +544,9 @@ export class ContextBase implements ContextLike, Disposable {
     this.dispose();
   }
 
-  #destroy(): void {
-    if (!this.#state.destroyed) {
-      this.#state.destroyed = true;
-      this.#driver.contextDestroy(this.#state.handle);
-    }
+  /** Host outputs for host calls, device outputs on this context when q is a device tensor. */
+  #allocator(q: AnyTensor): Allocate {
+    return isDeviceTensor(q) ? this.#allocDevice : allocHost;
   }
 
   #live(): bigint {
@@ -348,22 +564,26 @@ export class ContextBase implements ContextLike, Disposable {
    * Throws for a failed attention call with the call's own message: the one the driver read on
    * the worker thread, else the one the core wrote into the frame's message buffer. The context's
    * last error is only a fallback (another call failing at the same time could have replaced it).
+   * A host tensor refused by a CUDA context gets a hint about device tensors.
    */
   #checkCall(handle: bigint, status: number, frame: Frame, driverMessage?: string): void {
     if (status === Status.OK) return;
     let message = driverMessage || frame.message();
     if (!message && !this.#state.destroyed) message = this.#driver.lastError(handle);
+    if (status === Status.DEVICE_MISMATCH && this.#state.device !== 0 && /\bdevice is CPU\b/.test(message)) {
+      message += ' (a CUDA context reads device tensors: copy host tensors with ctx.upload(tensor))';
+    }
     throw new UmfaError(status, message);
   }
 
-  async #runAsync(start: () => Promise<AsyncOutcome>): Promise<AsyncOutcome> {
-    this.#inflight++;
+  /** Runs an asynchronous call with the context and the frame's device buffers pinned. */
+  async #runAsync(frame: Frame, start: () => Promise<AsyncOutcome>): Promise<AsyncOutcome> {
+    const buffers = frame.buffers.slice();
+    pin(this.#state, buffers);
     try {
       return await start();
     } finally {
-      this.#inflight--;
-      if (this.#inflight === 0 && this.#disposed) this.#destroy();
+      unpin(this.#state, buffers);
     }
   }
 }
-

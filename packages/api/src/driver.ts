@@ -67,7 +67,20 @@ export interface Driver {
   contextNumThreads(handle: bigint): [status: number, threads: number];
   /** `umfa_last_error(handle)` (0n = the calling thread's). */
   lastError(handle: bigint): string;
-  /** `umfa_attention_forward` on an encoded frame (slots Q, K, V, OUT, LSE). */
+  /** `umfa_buffer_create(context, bytes)` → [status, buffer]. */
+  bufferCreate(context: bigint, bytes: number): [status: number, buffer: bigint];
+  /** `umfa_buffer_destroy`. */
+  bufferDestroy(buffer: bigint): void;
+  /** `umfa_buffer_data` → [status, pointer]. */
+  bufferData(buffer: bigint): [status: number, pointer: bigint];
+  /** `umfa_buffer_upload(buffer, offset, src, src.byteLength)`. */
+  bufferUpload(buffer: bigint, offset: number, src: ArrayBufferView): number;
+  /** `umfa_buffer_download(buffer, offset, dst, dst.byteLength)`. */
+  bufferDownload(buffer: bigint, offset: number, dst: ArrayBufferView): number;
+  /**
+   * `umfa_attention_forward` on an encoded frame (slots Q, K, V, OUT, LSE). A slot's data is a
+   * typed array (its memory is passed in place) or a `bigint` address (device memory).
+   */
   forward(handle: bigint, frame: Frame): number;
   /** `umfa_attention_forward` on a worker thread; `frame` stays referenced until it settles. */
   forwardAsync(handle: bigint, frame: Frame): Promise<AsyncOutcome>;

@@ -1,6 +1,6 @@
 /**
  * `@umfa/api`: the TypeScript contract of umfa shared by `@umfa/koffi` and `@umfa/napi`:
- * tensor types and helpers, dtype conversions, attention options, errors and
+ * tensor types and helpers, device tensors, dtype conversions, attention options, errors and
  * status codes, the marshalling into the C ABI's structs, and the binding surface itself
  * ({@link createBinding}) that both bindings instantiate over their drivers. Applications import
  * one of the bindings, which re-export everything here.
@@ -52,6 +52,8 @@ export type {
   AttentionOptions,
   ForwardOptions,
   BackwardOptions,
+  DeviceForwardOptions,
+  DeviceBackwardOptions,
   BackendName,
   ContextOptions,
   BackendInfo,
@@ -87,7 +89,16 @@ export type {
   PrecisionData,
   ClassicOutData,
   KnownOptions,
+  DeviceAttentionResult,
+  DeviceAttentionResultWithLse,
+  DeviceAttentionGradients,
+  DeviceForwardOutData,
+  DeviceForwardLseData,
+  DeviceForwardResult,
+  DeviceGradientData,
+  DeviceBackwardResult,
 } from './results.js';
+export { DeviceTensor, isDeviceTensor, type DeviceName } from './device.js';
 export type { Driver, AsyncOutcome, ClassicCall } from './driver.js';
 export { Runtime, ContextBase } from './context.js';
 export { MFAContextBase, precisionOf } from './classic.js';

@@ -1,4 +1,5 @@
 import type { DType } from './dtype.js';
+import type { DeviceTensor } from './device.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -38,17 +39,24 @@ export interface AttentionOptions {
   window?: AttentionWindow;
   /** Tanh soft-capping of scores (`softcap`); 0 = off. */
   softcap?: number;
-  /** ALiBi slopes (`alibi_slopes`), f32, `[heads_q]` or `[batch, heads_q]`. */
-  alibiSlopes?: Tensor | Float32Array;
+  /**
+   * ALiBi slopes (`alibi_slopes`), f32, `[heads_q]` or `[batch, heads_q]`; on the device of q
+   * (a {@link DeviceTensor} when q is one on CUDA).
+   */
+  alibiSlopes?: Tensor | Float32Array | DeviceTensor;
   /**
    * Boolean mask (dtype `bool`, nonzero = visible) or additive bias (f32/f16/bf16, may hold
-   * −inf), broadcastable to `[batch, heads_q, seqlen_q, seqlen_k]` (`attn_mask`).
+   * −inf), broadcastable to `[batch, heads_q, seqlen_q, seqlen_k]` (`attn_mask`); on the device
+   * of q.
    */
-  attnMask?: Tensor;
-  /** Varlen: i32 `[batch + 1]` start rows of each sequence in packed q (`cu_seqlens_q`). */
-  cuSeqlensQ?: Tensor | Int32Array;
+  attnMask?: Tensor | DeviceTensor;
+  /**
+   * Varlen: i32 `[batch + 1]` start rows of each sequence in packed q (`cu_seqlens_q`); on the
+   * device of q (contiguous there).
+   */
+  cuSeqlensQ?: Tensor | Int32Array | DeviceTensor;
   /** Varlen: i32 `[batch + 1]` start rows of each sequence in packed k/v (`cu_seqlens_k`). */
-  cuSeqlensK?: Tensor | Int32Array;
+  cuSeqlensK?: Tensor | Int32Array | DeviceTensor;
   /** Varlen: upper bound of the query sequence lengths (0 or omitted = computed). */
   maxSeqlenQ?: number;
   /** Varlen: upper bound of the key sequence lengths (0 or omitted = computed). */
@@ -59,7 +67,7 @@ export interface AttentionOptions {
   stream?: bigint;
 }
 
-/** Options of a forward call: the ABI options plus where results go. */
+/** Options of a forward call on host tensors: the ABI options plus where results go. */
 export interface ForwardOptions extends AttentionOptions {
   /** The context to run on; the binding's default context when omitted. */
   context?: ContextLike;
@@ -73,7 +81,10 @@ export interface ForwardOptions extends AttentionOptions {
   outDtype?: DType;
 }
 
-/** Options of a backward call: the ABI options (the same as forward) plus where gradients go. */
+/**
+ * Options of a backward call on host tensors: the ABI options (the same as forward) plus where
+ * gradients go.
+ */
 export interface BackwardOptions extends AttentionOptions {
   /** The context to run on; the binding's default context when omitted. */
   context?: ContextLike;
@@ -87,15 +98,52 @@ export interface BackwardOptions extends AttentionOptions {
   gradDtype?: DType;
 }
 
+/**
+ * Options of a forward call on {@link DeviceTensor}s: the ABI options plus where results go.
+ * Outputs that are not given are allocated on the context's device.
+ */
+export interface DeviceForwardOptions extends AttentionOptions {
+  /** The context to run on; the context of q when omitted. */
+  context?: ContextLike;
+  /** Also compute the log-sum-exp (needed by backward). Implied by `lse`. */
+  returnLse?: boolean;
+  /** Write the output here (no allocation). */
+  out?: DeviceTensor;
+  /** Write the log-sum-exp here (f32). */
+  lse?: DeviceTensor;
+  /** dtype of an allocated output; default: q's dtype. */
+  outDtype?: DType;
+}
+
+/**
+ * Options of a backward call on {@link DeviceTensor}s: the ABI options (the same as forward)
+ * plus where gradients go (allocated on the context's device when not given).
+ */
+export interface DeviceBackwardOptions extends AttentionOptions {
+  /** The context to run on; the context of q when omitted. */
+  context?: ContextLike;
+  /** Write ∂L/∂q here. */
+  dq?: DeviceTensor;
+  /** Write ∂L/∂k here. */
+  dk?: DeviceTensor;
+  /** Write ∂L/∂v here. */
+  dv?: DeviceTensor;
+  /** dtype of allocated gradients; default: the dtype of q, k and v. */
+  gradDtype?: DType;
+}
+
 /** Backends a context can run on. */
 export type BackendName = 'auto' | 'cpu' | 'cuda';
 
 /** Options of a new context (`umfa_context_options`). */
 export interface ContextOptions {
   /**
-   * Which backend; default `'cpu'`. Tensors built from typed arrays are host memory, which only
-   * the CPU backend reads: a `'cuda'` context (or `'auto'` on a machine with a usable GPU)
-   * rejects them with `DEVICE_MISMATCH`. (The C ABI's own default is AUTO.)
+   * Which backend; default `'cpu'`. `'auto'` is CUDA when a usable GPU and the CUDA backend are
+   * present, else the CPU. Tensors built from typed arrays are host memory, which only the CPU
+   * backend reads: a CUDA context takes {@link DeviceTensor}s (`ctx.upload(tensor)`) and
+   * rejects host tensors with `DEVICE_MISMATCH`; nothing is copied behind your back. Device
+   * tensors work on every backend, so code that uploads its tensors runs under `'auto'`
+   * wherever it lands. (The C ABI's own default is AUTO.)
    */
   backend?: BackendName;
   /** CUDA device ordinal; default 0. */

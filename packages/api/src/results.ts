@@ -10,6 +10,7 @@
 import type { DType, DTypeData } from './dtype.js';
 import type { AttentionGradients, AttentionResult, AttentionResultWithLse, Tensor } from './tensor.js';
 import type { Precision } from './options.js';
+import type { DeviceTensor } from './device.js';
 
 /**
  * The type of option `K` in an options type `O`: `undefined` when `O` does not have it (an object
@@ -112,3 +113,65 @@ export type ClassicOutData<Q extends ArrayBufferView, O> =
  * type is inferred from the call.
  */
 export type KnownOptions<O, Allowed> = O & { [K in Exclude<keyof O, keyof Allowed>]: never };
+
+/** The result of a forward call on device tensors: output and (when asked for) LSE, on the device. */
+export interface DeviceAttentionResult<D extends ArrayBufferView = ArrayBufferView, L extends ArrayBufferView = ArrayBufferView> {
+  /** `[batch, seqlen_q, heads_q, head_dim_v]` (or `[total_q, heads_q, head_dim_v]` for varlen). */
+  out: DeviceTensor<D>;
+  /** `f32` `[batch, heads_q, seqlen_q]` (or `[heads_q, total_q]`), natural-log LSE per row. */
+  lse?: DeviceTensor<L>;
+}
+
+/** A {@link DeviceAttentionResult} that asked for the log-sum-exp. */
+export interface DeviceAttentionResultWithLse<D extends ArrayBufferView = ArrayBufferView, L extends ArrayBufferView = Float32Array>
+  extends DeviceAttentionResult<D, L> {
+  /** `f32` `[batch, heads_q, seqlen_q]` (or `[heads_q, total_q]`), natural-log LSE per row. */
+  lse: DeviceTensor<L>;
+}
+
+/** The gradients of a backward call on device tensors, on the device. */
+export interface DeviceAttentionGradients<
+  Q extends ArrayBufferView = ArrayBufferView,
+  K extends ArrayBufferView = ArrayBufferView,
+  V extends ArrayBufferView = ArrayBufferView,
+> {
+  /** ∂L/∂q, shaped like q. */
+  dq: DeviceTensor<Q>;
+  /** ∂L/∂k, shaped like k (summed over the query heads sharing each key head). */
+  dk: DeviceTensor<K>;
+  /** ∂L/∂v, shaped like v. */
+  dv: DeviceTensor<V>;
+}
+
+/**
+ * The data (as {@link DeviceTensor.download} returns it) of the output of a forward call on a
+ * device q whose data is `Q`: the `out` tensor's when one is passed, else `outDtype`'s (default:
+ * q's).
+ */
+export type DeviceForwardOutData<Q extends ArrayBufferView, O> =
+  OptionField<O, 'out'> extends infer X ? (X extends DeviceTensor<infer D> ? D : AllocatedData<OptionField<O, 'outDtype'>, Q>) : never;
+
+/** The data of the log-sum-exp of a forward call on device tensors: the `lse` tensor's, else f32. */
+export type DeviceForwardLseData<O> = OptionField<O, 'lse'> extends infer X ? (X extends DeviceTensor<infer L> ? L : Float32Array) : never;
+
+/**
+ * What a forward call on device tensors returns: device tensors typed like {@link ForwardResult}
+ * types host ones (a non-optional `lse` when `returnLse: true` or an `lse` tensor is passed).
+ */
+export type DeviceForwardResult<Q extends ArrayBufferView, O> =
+  OptionField<O, 'lse'> extends DeviceTensor
+    ? DeviceAttentionResultWithLse<DeviceForwardOutData<Q, O>, DeviceForwardLseData<O>>
+    : OptionField<O, 'returnLse'> extends true
+      ? DeviceAttentionResultWithLse<DeviceForwardOutData<Q, O>, DeviceForwardLseData<O>>
+      : DeviceAttentionResult<DeviceForwardOutData<Q, O>, DeviceForwardLseData<O>>;
+
+/** The data of device gradient `G` of a backward call whose matching input has data `Like`. */
+export type DeviceGradientData<Like extends ArrayBufferView, O, G extends 'dq' | 'dk' | 'dv'> =
+  OptionField<O, G> extends infer X ? (X extends DeviceTensor<infer D> ? D : AllocatedData<OptionField<O, 'gradDtype'>, Like>) : never;
+
+/** What a backward call on device tensors with data `Q`, `K`, `V` and options `O` returns. */
+export type DeviceBackwardResult<Q extends ArrayBufferView, K extends ArrayBufferView, V extends ArrayBufferView, O> = DeviceAttentionGradients<
+  DeviceGradientData<Q, O, 'dq'>,
+  DeviceGradientData<K, O, 'dk'>,
+  DeviceGradientData<V, O, 'dv'>
+>;

@@ -35,15 +35,14 @@ export function describeError(e: unknown): string {
 }
 
 /**
- * The commands build their tensors from typed arrays (host memory) through @umfa/koffi, which
- * only the CPU backend reads: a context that resolved to another backend (`--backend cuda`, or
- * `auto` on a machine with a GPU) would fail every call with DEVICE_MISMATCH. Say so once.
+ * `umfa check` passes the vectors as host memory (typed arrays), which only the CPU backend
+ * reads: a context that resolved to another backend (`auto` on a machine with a GPU) would fail
+ * every case with DEVICE_MISMATCH. Say so once.
  */
 export function requireHostBackend(command: string, backend: string, requested: string): void {
   if (backend === 'cpu') return;
   throw new FailureError(
-    `--backend ${requested} gave a ${backend} context, but umfa ${command} passes host memory (the TypeScript ` +
-      `bindings have no device tensors yet), which the ${backend} backend does not read; ` +
-      'use --backend cpu here, and the C, Rust or Python bindings for the GPU',
+    `--backend ${requested} gave a ${backend} context, but umfa ${command} passes host memory, which the ` +
+      `${backend} backend does not read; use --backend cpu here (umfa bench runs on CUDA through device tensors)`,
   );
 }

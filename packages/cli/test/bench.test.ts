@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { mockCudaLibrary } from '../../ts-tests/mock-cuda/build.js';
 import { bin, cliRoot, haveLibrary, umfa, validate } from './helpers.js';
 
 const schema = JSON.parse(readFileSync(join(cliRoot, 'schema', 'bench.schema.json'), 'utf8')) as Record<string, unknown>;
@@ -126,5 +127,60 @@ describe.skipIf(!haveLibrary)('bench', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^umfa: error: .+\(UMFA_STATUS_BACKEND_UNAVAILABLE\)$/m);
+  });
+});
+
+// CUDA through device tensors, without a GPU: UMFA_CUDA_LIB points libumfa at the mock backend of
+// packages/ts-tests/mock-cuda (two devices whose memory is host memory, calls computed by a CPU
+// context, every pointer checked against its allocations).
+describe.skipIf(!haveLibrary)('bench on CUDA (mock backend)', () => {
+  const env = { UMFA_CUDA_LIB: mockCudaLibrary() };
+  const small = ['--seqlen', '32,64', '--heads', '2', '--head-dim', '16', '--reps', '2', '--warmup', '1'];
+
+  test('--backend cuda times device tensors, forward and backward, every dtype', () => {
+    const r = umfa(['bench', '--backend', 'cuda', ...small, '--dtype', 'f32,f16,bf16', '--direction', 'both', '--kv-heads', '1', '--causal', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { meta: { backend: string; threads: number; device?: number; timing: string }; results: (Result & { backend: string })[] };
+    expect(validate(schema, report)).toEqual([]);
+    expect(report.meta).toMatchObject({ backend: 'cuda', threads: 0, device: 0, timing: 'call+synchronize' });
+    expect(report.results).toHaveLength(2 * 3 * 2);
+    for (const x of report.results) {
+      expect(x.backend).toBe('cuda');
+      expect(x.ms.median).toBeGreaterThan(0);
+    }
+  });
+
+  test('--backend auto runs on CUDA when it is there; --device picks the device', () => {
+    const auto = JSON.parse(umfa(['bench', '--backend', 'auto', '--seqlen', '32', '--heads', '1', '--head-dim', '8', '--reps', '1', '--json'], env).stdout) as { meta: { backend: string; device?: number } };
+    expect(auto.meta).toMatchObject({ backend: 'cuda', device: 0 });
+    const table = umfa(['bench', '--backend', 'cuda', '--device', '1', '--seqlen', '32', '--heads', '1', '--head-dim', '8', '--reps', '1'], env);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^umfa \S+ · cuda backend · device 1$/m);
+    expect(table.stdout).toContain('(each call and a synchronize)');
+    const bad = umfa(['bench', '--backend', 'cuda', '--device', '2', '--seqlen', '32', '--heads', '1', '--head-dim', '8'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^umfa: error: .*device_index.*\(UMFA_STATUS_INVALID_ARGUMENT\)$/m);
+  });
+
+  test('--quick --backend cuda checks the downloaded outputs against the float64 reference', () => {
+    const r = umfa(['bench', '--quick', '--backend', 'cuda', '--reps', '1'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('cuda backend');
+    expect(r.stdout).toContain('all 5 shapes match the float64 reference');
+  });
+
+  test('umfa info is unchanged: it lists the CUDA backend the library loaded', () => {
+    const info = JSON.parse(umfa(['info', '--json'], env).stdout) as { backends: unknown[]; buildInfo: string };
+    expect(info.backends).toEqual([
+      { name: 'cpu', available: true, deviceCount: 1 },
+      { name: 'cuda', available: true, deviceCount: 2 },
+    ]);
+    expect(info.buildInfo).toContain(env.UMFA_CUDA_LIB);
+  });
+
+  test('umfa check stays on host memory and says so for a CUDA context', () => {
+    const r = umfa(['check', '--backend', 'auto', '--filter', 'basic'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('--backend auto gave a cuda context, but umfa check passes host memory');
   });
 });

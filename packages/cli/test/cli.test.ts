@@ -38,7 +38,7 @@ describe('help and version', () => {
 
   test('bench --help documents every grid flag', () => {
     const help = umfa(['bench', '--help']).stdout;
-    for (const flag of ['--batch', '--heads', '--kv-heads', '--seqlen', '--seqlen-k', '--head-dim', '--dtype', '--causal', '--backend', '--direction', '--reps', '--warmup', '--threads', '--json', '--plot', '--quick']) {
+    for (const flag of ['--batch', '--heads', '--kv-heads', '--seqlen', '--seqlen-k', '--head-dim', '--dtype', '--causal', '--backend', '--device', '--direction', '--reps', '--warmup', '--threads', '--json', '--plot', '--quick']) {
       expect(help).toContain(flag);
     }
   });

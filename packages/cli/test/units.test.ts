@@ -89,10 +89,10 @@ describe('pieces', () => {
     expect(() => intList('seqlen', '0', [])).toThrow(/>= 1/);
     expect(() => intList('seqlen', '9..3', [])).toThrow(/empty range/);
   });
-  test('commands refuse a context that does not read host memory, naming why', () => {
-    expect(() => requireHostBackend('bench', 'cpu', 'auto')).not.toThrow();
-    expect(() => requireHostBackend('bench', 'cuda', 'auto')).toThrow(FailureError);
-    expect(() => requireHostBackend('check', 'cuda', 'cuda')).toThrow(/--backend cuda gave a cuda context, but umfa check passes host memory/);
+  test('check refuses a context that does not read host memory, naming why', () => {
+    expect(() => requireHostBackend('check', 'cpu', 'auto')).not.toThrow();
+    expect(() => requireHostBackend('check', 'cuda', 'auto')).toThrow(FailureError);
+    expect(() => requireHostBackend('check', 'cuda', 'auto')).toThrow(/--backend auto gave a cuda context, but umfa check passes host memory/);
   });
   test('build info splits at top-level semicolons', () => {
     expect(splitTopLevel('umfa 1; cuda: absent (a; b); compiler: gcc')).toEqual(['umfa 1', 'cuda: absent (a; b)', 'compiler: gcc']);

@@ -79,6 +79,11 @@ export class KoffiDriver implements Driver {
       contextBackend: 'int32_t umfa_context_backend(void *ctx, void *out)',
       contextNumThreads: 'int32_t umfa_context_num_threads(void *ctx, void *out)',
       lastError: 'const char *umfa_last_error(void *ctx)',
+      bufferCreate: 'int32_t umfa_buffer_create(void *ctx, uint64_t size, void *out)',
+      bufferDestroy: 'void umfa_buffer_destroy(void *buf)',
+      bufferData: 'int32_t umfa_buffer_data(void *buf, void *out)',
+      bufferUpload: 'int32_t umfa_buffer_upload(void *buf, uint64_t offset, void *src, uint64_t size)',
+      bufferDownload: 'int32_t umfa_buffer_download(void *buf, uint64_t offset, void *dst, uint64_t size)',
       forward: 'int32_t umfa_attention_forward(void *ctx, void *opts, void *q, void *k, void *v, void *out, void *lse)',
       backward:
         'int32_t umfa_attention_backward(void *ctx, void *opts, void *q, void *k, void *v, void *out, void *dout, void *lse, void *dq, void *dk, void *dv)',
@@ -147,6 +152,27 @@ export class KoffiDriver implements Driver {
   lastError(handle: bigint): string {
     return (this.#fn['lastError']!(handle === 0n ? null : handle) as string | null) ?? '';
   }
+  bufferCreate(context: bigint, bytes: number): [number, bigint] {
+    const out = this.#out64;
+    out[0] = 0n;
+    const status = this.#fn['bufferCreate']!(context, bytes, out) as number;
+    return [status, out[0] as bigint];
+  }
+  bufferDestroy(buffer: bigint): void {
+    this.#fn['bufferDestroy']!(buffer);
+  }
+  bufferData(buffer: bigint): [number, bigint] {
+    const out = this.#out64;
+    out[0] = 0n;
+    const status = this.#fn['bufferData']!(buffer, out) as number;
+    return [status, out[0] as bigint];
+  }
+  bufferUpload(buffer: bigint, offset: number, src: ArrayBufferView): number {
+    return this.#fn['bufferUpload']!(buffer, offset, src.byteLength === 0 ? null : src, src.byteLength) as number;
+  }
+  bufferDownload(buffer: bigint, offset: number, dst: ArrayBufferView): number {
+    return this.#fn['bufferDownload']!(buffer, offset, dst.byteLength === 0 ? null : dst, dst.byteLength) as number;
+  }
 
   /**
    * Patches a frame's addresses in: option pointers into the frame (tensor slots, the message
@@ -172,7 +198,8 @@ export class KoffiDriver implements Driver {
       const data = views[i];
       if (data !== undefined) {
         present |= 1 << i;
-        v.setBigUint64(slotOffset(i), data.byteLength === 0 ? addrs.base : koffi.address(data), true);
+        const address = typeof data === 'bigint' ? data : data.byteLength === 0 ? addrs.base : koffi.address(data);
+        v.setBigUint64(slotOffset(i), address, true);
       }
     }
     this.#lastFrame = frame;

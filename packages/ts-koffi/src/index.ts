@@ -39,7 +39,7 @@ export class Context extends binding.Context {}
 export class MFAContext extends binding.MFAContext {}
 
 /**
- * Forward attention (see `AttentionFunction`).
+ * Forward attention on host tensors or device tensors (see `AttentionFunction`).
  *
  * @function
  */
@@ -53,7 +53,7 @@ export const attention: Binding['attention'] = binding.attention;
 export const attentionAsync: Binding['attentionAsync'] = binding.attentionAsync;
 
 /**
- * Backward attention (see `AttentionBackwardFunction`).
+ * Backward attention on host tensors or device tensors (see `AttentionBackwardFunction`).
  *
  * @function
  */

@@ -72,6 +72,11 @@ struct Api {
   decltype(&umfa_context_backend) context_backend = nullptr;
   decltype(&umfa_context_num_threads) context_num_threads = nullptr;
   decltype(&umfa_last_error) last_error = nullptr;
+  decltype(&umfa_buffer_create) buffer_create = nullptr;
+  decltype(&umfa_buffer_destroy) buffer_destroy = nullptr;
+  decltype(&umfa_buffer_data) buffer_data = nullptr;
+  decltype(&umfa_buffer_upload) buffer_upload = nullptr;
+  decltype(&umfa_buffer_download) buffer_download = nullptr;
   decltype(&umfa_attention_forward) forward = nullptr;
   decltype(&umfa_attention_backward) backward = nullptr;
   decltype(&mfa_create_context) mfa_create = nullptr;
@@ -173,7 +178,8 @@ struct Prepared {
   const umfa_tensor* slot[kSlotCount] = {};
 };
 
-// info: (ctx, frame ArrayBuffer, view_0 .. view_12)
+// info: (ctx, frame ArrayBuffer, view_0 .. view_12); a view is a typed array (host memory, passed
+// in place) or a BigInt address (device memory of a device tensor).
 bool Prepare(const Napi::CallbackInfo& info, Prepared* p) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[1].IsArrayBuffer()) {
@@ -200,13 +206,18 @@ bool Prepare(const Napi::CallbackInfo& info, Prepared* p) {
       g_last_data[i] = 0;
       continue;
     }
-    size_t length = 0;
-    uint8_t* data = ViewData(info[arg], &length);
-    if (data == nullptr && length == 0 && !info[arg].IsTypedArray() && !info[arg].IsDataView()) {
-      throw Napi::TypeError::New(env, "umfa: tensor data must be a typed array");
+    uint64_t addr;
+    if (info[arg].IsBigInt()) {
+      addr = ToU64(info[arg]);
+    } else {
+      size_t length = 0;
+      uint8_t* data = ViewData(info[arg], &length);
+      if (data == nullptr && length == 0 && !info[arg].IsTypedArray() && !info[arg].IsDataView()) {
+        throw Napi::TypeError::New(env, "umfa: tensor data must be a typed array or an address");
+      }
+      if (data == nullptr || length == 0) data = base;  // empty tensors: any valid address
+      addr = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data));
     }
-    if (data == nullptr || length == 0) data = base;  // empty tensors: any valid address
-    uint64_t addr = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data));
     std::memcpy(slot, &addr, sizeof addr);
     g_last_data[i] = addr;
     p->slot[i] = reinterpret_cast<const umfa_tensor*>(slot);
@@ -256,6 +267,11 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     Resolve(h, "umfa_context_backend", &api.context_backend, &missing);
     Resolve(h, "umfa_context_num_threads", &api.context_num_threads, &missing);
     Resolve(h, "umfa_last_error", &api.last_error, &missing);
+    Resolve(h, "umfa_buffer_create", &api.buffer_create, &missing);
+    Resolve(h, "umfa_buffer_destroy", &api.buffer_destroy, &missing);
+    Resolve(h, "umfa_buffer_data", &api.buffer_data, &missing);
+    Resolve(h, "umfa_buffer_upload", &api.buffer_upload, &missing);
+    Resolve(h, "umfa_buffer_download", &api.buffer_download, &missing);
     Resolve(h, "umfa_attention_forward", &api.forward, &missing);
     Resolve(h, "umfa_attention_backward", &api.backward, &missing);
     Resolve(h, "mfa_create_context", &api.mfa_create, &missing);
@@ -360,6 +376,41 @@ Napi::Value ContextNumThreads(const Napi::CallbackInfo& info) {
 Napi::Value LastError(const Napi::CallbackInfo& info) {
   RequireLoaded(info.Env());
   return Napi::String::New(info.Env(), g_api.last_error(ToPtr<const umfa_context>(info[0])));
+}
+
+// bufferCreate(ctx, bytes) -> [status, buffer]
+Napi::Value BufferCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireLoaded(env);
+  umfa_buffer* b = nullptr;
+  umfa_status st = g_api.buffer_create(ToPtr<umfa_context>(info[0]), ToU64(info[1]), &b);
+  return Pair(env, st, BigPtr(env, b));
+}
+Napi::Value BufferDestroy(const Napi::CallbackInfo& info) {
+  RequireLoaded(info.Env());
+  g_api.buffer_destroy(ToPtr<umfa_buffer>(info[0]));
+  return info.Env().Undefined();
+}
+// bufferData(buffer) -> [status, pointer]
+Napi::Value BufferData(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireLoaded(env);
+  void* p = nullptr;
+  umfa_status st = g_api.buffer_data(ToPtr<const umfa_buffer>(info[0]), &p);
+  return Pair(env, st, BigPtr(env, p));
+}
+// bufferUpload(buffer, offset, src) / bufferDownload(buffer, offset, dst): every byte of the view.
+Napi::Value BufferCopy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireLoaded(env);
+  size_t length = 0;
+  uint8_t* data = ViewData(info[2], &length);
+  if (data == nullptr && length > 0) throw Napi::TypeError::New(env, "umfa: expected a typed array");
+  umfa_buffer* b = ToPtr<umfa_buffer>(info[0]);
+  const uint64_t offset = ToU64(info[1]);
+  umfa_status st = info.Data() != nullptr ? g_api.buffer_download(b, offset, data, length)
+                                          : g_api.buffer_upload(b, offset, data, length);
+  return Napi::Number::New(env, st);
 }
 
 // call(backward: bool, ctx, frame, ...views) -> status
@@ -494,6 +545,7 @@ Napi::Value LastDataAddresses(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static int backward_tag = 1;
+  static int download_tag = 1;
   exports.Set("abiVersionTargeted", Napi::Number::New(env, UMFA_ABI_VERSION));
   exports.Set("load", Napi::Function::New(env, Load, "load"));
   exports.Set("abiVersion", Napi::Function::New(env, AbiVersion, "abiVersion"));
@@ -507,6 +559,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("contextBackend", Napi::Function::New(env, ContextBackend, "contextBackend"));
   exports.Set("contextNumThreads", Napi::Function::New(env, ContextNumThreads, "contextNumThreads"));
   exports.Set("lastError", Napi::Function::New(env, LastError, "lastError"));
+  exports.Set("bufferCreate", Napi::Function::New(env, BufferCreate, "bufferCreate"));
+  exports.Set("bufferDestroy", Napi::Function::New(env, BufferDestroy, "bufferDestroy"));
+  exports.Set("bufferData", Napi::Function::New(env, BufferData, "bufferData"));
+  exports.Set("bufferUpload", Napi::Function::New(env, BufferCopy, "bufferUpload", nullptr));
+  exports.Set("bufferDownload", Napi::Function::New(env, BufferCopy, "bufferDownload", &download_tag));
   exports.Set("forward", Napi::Function::New(env, Call, "forward", nullptr));
   exports.Set("backward", Napi::Function::New(env, Call, "backward", &backward_tag));
   exports.Set("forwardAsync", Napi::Function::New(env, CallAsync, "forwardAsync", nullptr));

@@ -13,7 +13,7 @@ import {
   type Driver,
 } from '@umfa/api';
 
-type V = ArrayBufferView | undefined;
+type V = ArrayBufferView | bigint | undefined;
 
 /** The functions the addon exports (native/umfa_napi.cc). */
 interface Addon {
@@ -30,6 +30,11 @@ interface Addon {
   contextBackend(handle: bigint): [number, number];
   contextNumThreads(handle: bigint): [number, number];
   lastError(handle: bigint): string;
+  bufferCreate(context: bigint, bytes: number): [number, bigint];
+  bufferDestroy(buffer: bigint): void;
+  bufferData(buffer: bigint): [number, bigint];
+  bufferUpload(buffer: bigint, offset: number, src: ArrayBufferView): number;
+  bufferDownload(buffer: bigint, offset: number, dst: ArrayBufferView): number;
   forward(h: bigint, f: ArrayBuffer, ...views: V[]): number;
   backward(h: bigint, f: ArrayBuffer, ...views: V[]): number;
   forwardAsync(h: bigint, f: ArrayBuffer, ...views: V[]): Promise<AsyncOutcome>;
@@ -130,6 +135,21 @@ export class NapiDriver implements Driver {
   }
   lastError(handle: bigint): string {
     return this.#a.lastError(handle);
+  }
+  bufferCreate(context: bigint, bytes: number): [number, bigint] {
+    return this.#a.bufferCreate(context, bytes);
+  }
+  bufferDestroy(buffer: bigint): void {
+    this.#a.bufferDestroy(buffer);
+  }
+  bufferData(buffer: bigint): [number, bigint] {
+    return this.#a.bufferData(buffer);
+  }
+  bufferUpload(buffer: bigint, offset: number, src: ArrayBufferView): number {
+    return this.#a.bufferUpload(buffer, offset, src);
+  }
+  bufferDownload(buffer: bigint, offset: number, dst: ArrayBufferView): number {
+    return this.#a.bufferDownload(buffer, offset, dst);
   }
   forward(handle: bigint, frame: Frame): number {
     const v = frame.views;

@@ -126,11 +126,13 @@ describe('@umfa/koffi and @umfa/napi have one API', () => {
       'exports whose declared types differ between the bindings',
     ).toEqual([]);
     // The functions are the members of the one surface `createBinding` (@umfa/api) makes, each
-    // package exporting them as `const`s of the binding's function types: their call signatures
-    // are what users see.
+    // package exporting them as `const`s of the binding's function types: their call signatures,
+    // for host and for device tensors, are what users see.
     expect(a!.get('attention')).toMatch(/^const\n/);
     expect(a!.get('attention')).toMatch(/\n<Q extends ArrayBufferView, O extends ForwardOptions = \{\}>\(q: [^\n]*\.Tensor<Q>, /);
+    expect(a!.get('attention')).toMatch(/\n<Q extends ArrayBufferView, O extends DeviceForwardOptions = \{\}>\(q: [^\n]*\.DeviceTensor<Q>, /);
     expect(a!.get('Context')).toMatch(/^class\n/);
+    expect(a!.get('Context')).toMatch(/\n\.upload<D extends ArrayBufferView>\(tensor: /);
   });
 
   it('type results from the arguments (test/types/typed-results.ts compiles, strict)', () => {

@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { int, intList, listOf, oneOf, parse } from '../args.js';
+import type { DeviceTensor } from '@umfa/koffi';
 import { binding, bindingVersion, type Binding } from '../binding.js';
 import type { Io } from '../context.js';
-import { Exit, FailureError, requireHostBackend, UsageError } from '../errors.js';
+import { Exit, FailureError, UsageError } from '../errors.js';
 import { attentionFlops, type Direction, type Shape } from '../flops.js';
 import { compare, referenceAttention, type CausalMode } from '../reference.js';
 import { renderPlot, type Series } from '../svg.js';
@@ -31,8 +32,8 @@ Shape:
       --causal            causal mask (FlashAttention's bottom-right diagonal)
 
 Run:
-      --backend NAME      cpu, cuda or auto (the CLI passes host memory, which
-                          only the CPU backend reads)                  (default cpu)
+      --backend NAME      cpu, cuda or auto (CUDA when a GPU is usable) (default cpu)
+      --device N          CUDA device ordinal                          (default 0)
       --direction DIR     fwd, bwd or both                             (default fwd)
       --reps N            timed repetitions per shape; the median is reported (default 10)
       --warmup N          untimed repetitions first                    (default 2)
@@ -41,12 +42,15 @@ Run:
 Output:
       --json              print the results as JSON (schema "umfa-bench/1", see docs/cli.md)
       --plot FILE.svg     also draw throughput against sequence length into FILE.svg
-      --quick             the demo: a few small shapes on the CPU, each checked against a
-                          float64 reference before it is timed; exit 1 if one is off
+      --quick             the demo: a few small shapes, each checked against a float64
+                          reference before it is timed; exit 1 if one is off
   -h, --help              show this help
 
 Throughput counts FLOPs as FlashAttention does: forward 4·B·H·Nq·Nk·D, halved when causal;
 backward 2.5× forward. "memory" is the bytes of the tensors one call reads and writes.
+On CUDA the tensors are uploaded once (device tensors) and each timed call is followed by
+ctx.synchronize(), so a time is the host clock from the call to the end of its kernels,
+launch and synchronization latency included (bench/cuda times with device events).
 The progress bar is drawn only when stderr is a terminal.`;
 
 const DTYPES = ['f32', 'f16', 'bf16'] as const;
@@ -89,6 +93,8 @@ export interface BenchReport {
     library: string;
     backend: string;
     threads: number;
+    device?: number;
+    timing: 'call' | 'call+synchronize';
     reps: number;
     warmup: number;
     machine: ReturnType<typeof machineInfo>;
@@ -199,6 +205,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     dtype: { type: 'string', multiple: true },
     causal: { type: 'boolean' },
     backend: { type: 'string' },
+    device: { type: 'string' },
     direction: { type: 'string' },
     reps: { type: 'string' },
     warmup: { type: 'string' },
@@ -214,6 +221,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const reps = int('reps', v.reps, quick ? 5 : 10);
   const warmup = int('warmup', v.warmup, quick ? 1 : 2, 0);
   const threads = int('threads', v.threads, 0, 0);
+  const deviceIndex = int('device', v.device, 0, 0);
   const plotFile = typeof v.plot === 'string' ? v.plot : undefined;
   if (plotFile !== undefined && !plotFile.toLowerCase().endsWith('.svg')) throw new UsageError('--plot needs a file name ending in .svg');
 
@@ -222,7 +230,6 @@ export async function run(args: string[], io: Io): Promise<number> {
     const grid = ['batch', 'heads', 'kv-heads', 'seqlen', 'seqlens', 'seqlen-k', 'head-dim', 'dtype', 'causal', 'direction'];
     const given = grid.filter((g) => v[g] !== undefined);
     if (given.length) throw new UsageError(`--quick runs a fixed set of shapes; drop --${given.join(', --')}`);
-    if (backendName !== 'cpu') throw new UsageError('--quick runs on the CPU backend');
     problems = QUICK_SHAPES;
   } else {
     const batches = intList('batch', v.batch, [1]);
@@ -248,80 +255,115 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
 
   const umfa = await binding();
-  const ctx = new umfa.Context({ backend: backendName, numThreads: threads });
+  const ctx = new umfa.Context({ backend: backendName, numThreads: threads, deviceIndex });
   const results: BenchResult[] = [];
   let failed = 0;
   try {
     const backend = ctx.backend;
-    requireHostBackend('bench', backend, backendName);
+    // On a device the inputs are uploaded once and every timed call waits for its kernels.
+    const onDevice = backend !== 'cpu';
     const steps = problems.length * (quick ? 1 : directions.length);
     const progress = new Progress(steps, io.err);
     for (const [i, p] of problems.entries()) {
       const inputs = makeInputs(umfa, p, 1234 + i);
+      const owned: DeviceTensor[] = [];
+      const own = <T extends DeviceTensor>(t: T): T => {
+        owned.push(t);
+        return t;
+      };
+      const device = onDevice ? { q: own(ctx.upload(inputs.q)), k: own(ctx.upload(inputs.k)), v: own(ctx.upload(inputs.v)) } : undefined;
       const fwdOptions = { context: ctx, causal: p.causal, returnLse: true } as const;
-      let check: BenchResult['check'];
-      if (quick) {
-        progress.update(`checking ${p.dtype} ${shapeLabel(p)}${p.causal ? ' causal' : ''}`);
-        const ref = referenceAttention(
-          { batch: p.batch, seqlenQ: p.seqlenQ, seqlenK: p.seqlenK, heads: p.heads, kvHeads: p.kvHeads, headDim: p.headDim, causal: (p.causal ? 'bottom-right' : 'none') as CausalMode },
-          inputs.qf,
-          inputs.kf,
-          inputs.vf,
-        );
-        const got = ctx.attention(inputs.q, inputs.k, inputs.v, fwdOptions);
-        const out = umfa.toFloat32Array(got.out.data, p.dtype);
-        const tol = QUICK_TOL[p.dtype];
-        const c = compare(out, ref.out, tol.atol, tol.rtol);
-        const lse = got.lse ? compare(got.lse.data as Float32Array, ref.lse, 1e-4, 1e-4) : { worstExcess: 0 };
-        const passed = c.worstExcess <= 0 && lse.worstExcess <= 0;
-        if (!passed) failed++;
-        check = { reference: 'float64', maxAbsError: c.maxAbsError, atol: tol.atol, rtol: tol.rtol, passed };
-      }
-      for (const direction of quick ? (['fwd'] as Direction[]) : directions) {
-        progress.update(`${direction} ${p.dtype} ${shapeLabel(p)}${p.causal ? ' causal' : ''}`);
-        const times: number[] = [];
-        if (direction === 'fwd') {
-          for (let r = 0; r < warmup + reps; r++) {
-            const t0 = performance.now();
-            ctx.attention(inputs.q, inputs.k, inputs.v, fwdOptions);
-            const t1 = performance.now();
-            if (r >= warmup) times.push(t1 - t0);
+      try {
+        let check: BenchResult['check'];
+        if (quick) {
+          progress.update(`checking ${p.dtype} ${shapeLabel(p)}${p.causal ? ' causal' : ''}`);
+          const ref = referenceAttention(
+            { batch: p.batch, seqlenQ: p.seqlenQ, seqlenK: p.seqlenK, heads: p.heads, kvHeads: p.kvHeads, headDim: p.headDim, causal: (p.causal ? 'bottom-right' : 'none') as CausalMode },
+            inputs.qf,
+            inputs.kf,
+            inputs.vf,
+          );
+          let gotOut: ArrayBufferView;
+          let gotLse: Float32Array;
+          if (device) {
+            const r = ctx.attention(device.q, device.k, device.v, fwdOptions);
+            gotOut = own(r.out).download().data;
+            gotLse = own(r.lse).download().data;
+          } else {
+            const r = ctx.attention(inputs.q, inputs.k, inputs.v, fwdOptions);
+            gotOut = r.out.data;
+            gotLse = r.lse.data;
           }
-        } else {
-          const f = ctx.attention(inputs.q, inputs.k, inputs.v, fwdOptions);
-          const next = rng(99 + i);
-          const doutValues = randomValues(f.out.shape.reduce((a, b) => a * b, 1), next);
-          const dout = umfa.tensor(p.dtype === 'f32' ? doutValues : umfa.fromFloat32(doutValues, p.dtype), f.out.shape, { dtype: p.dtype });
-          for (let r = 0; r < warmup + reps; r++) {
-            const t0 = performance.now();
-            ctx.attentionBackward(inputs.q, inputs.k, inputs.v, f.out, dout, f.lse!, { context: ctx, causal: p.causal });
-            const t1 = performance.now();
-            if (r >= warmup) times.push(t1 - t0);
-          }
+          const out = umfa.toFloat32Array(gotOut, p.dtype);
+          const tol = QUICK_TOL[p.dtype];
+          const c = compare(out, ref.out, tol.atol, tol.rtol);
+          const lse = compare(gotLse, ref.lse, 1e-4, 1e-4);
+          const passed = c.worstExcess <= 0 && lse.worstExcess <= 0;
+          if (!passed) failed++;
+          check = { reference: 'float64', maxAbsError: c.maxAbsError, atol: tol.atol, rtol: tol.rtol, passed };
         }
-        const ms = summarize(times);
-        const flops = attentionFlops(p, direction);
-        const rate = flops / (ms.median / 1e3);
-        results.push({
-          direction,
-          backend,
-          dtype: p.dtype,
-          batch: p.batch,
-          heads: p.heads,
-          kvHeads: p.kvHeads,
-          seqlenQ: p.seqlenQ,
-          seqlenK: p.seqlenK,
-          headDim: p.headDim,
-          causal: p.causal,
-          flops,
-          ms,
-          reps,
-          gflops: rate / 1e9,
-          tflops: rate / 1e12,
-          memoryBytes: tensorBytes(p, direction),
-          ...(check ? { check } : {}),
-        });
-        progress.tick();
+        for (const direction of quick ? (['fwd'] as Direction[]) : directions) {
+          progress.update(`${direction} ${p.dtype} ${shapeLabel(p)}${p.causal ? ' causal' : ''}`);
+          const times: number[] = [];
+          const time = (call: () => unknown) => {
+            for (let r = 0; r < warmup + reps; r++) {
+              const t0 = performance.now();
+              call();
+              if (device) ctx.synchronize();
+              const t1 = performance.now();
+              if (r >= warmup) times.push(t1 - t0);
+            }
+          };
+          const doutValues = () => randomValues(inputs.q.shape.reduce((a, b) => a * b, 1), rng(99 + i));
+          const hostDout = () => umfa.tensor(p.dtype === 'f32' ? doutValues() : umfa.fromFloat32(doutValues(), p.dtype), inputs.q.shape, { dtype: p.dtype });
+          if (device) {
+            // Outputs allocated once: the timed calls write into them.
+            const { q, k, v } = device;
+            if (direction === 'fwd') {
+              const out = own(ctx.zeros(p.dtype, q.shape));
+              const lse = own(ctx.zeros('f32', [p.batch, p.heads, p.seqlenQ]));
+              time(() => ctx.attention(q, k, v, { causal: p.causal, out, lse }));
+            } else {
+              const f = ctx.attention(q, k, v, fwdOptions);
+              own(f.out);
+              own(f.lse);
+              const dout = own(ctx.upload(hostDout()));
+              const grads = { dq: own(ctx.zeros(p.dtype, q.shape)), dk: own(ctx.zeros(p.dtype, k.shape)), dv: own(ctx.zeros(p.dtype, v.shape)) };
+              time(() => ctx.attentionBackward(q, k, v, f.out, dout, f.lse, { causal: p.causal, ...grads }));
+            }
+          } else if (direction === 'fwd') {
+            time(() => ctx.attention(inputs.q, inputs.k, inputs.v, fwdOptions));
+          } else {
+            const f = ctx.attention(inputs.q, inputs.k, inputs.v, fwdOptions);
+            const dout = hostDout();
+            time(() => ctx.attentionBackward(inputs.q, inputs.k, inputs.v, f.out, dout, f.lse, { context: ctx, causal: p.causal }));
+          }
+          const ms = summarize(times);
+          const flops = attentionFlops(p, direction);
+          const rate = flops / (ms.median / 1e3);
+          results.push({
+            direction,
+            backend,
+            dtype: p.dtype,
+            batch: p.batch,
+            heads: p.heads,
+            kvHeads: p.kvHeads,
+            seqlenQ: p.seqlenQ,
+            seqlenK: p.seqlenK,
+            headDim: p.headDim,
+            causal: p.causal,
+            flops,
+            ms,
+            reps,
+            gflops: rate / 1e9,
+            tflops: rate / 1e12,
+            memoryBytes: tensorBytes(p, direction),
+            ...(check ? { check } : {}),
+          });
+          progress.tick();
+        }
+      } finally {
+        for (const t of owned) t.dispose();
       }
     }
     progress.end();
@@ -338,6 +380,8 @@ export async function run(args: string[], io: Io): Promise<number> {
         library: umfa.libraryPath(),
         backend,
         threads: ctx.numThreads,
+        ...(onDevice ? { device: deviceIndex } : {}),
+        timing: onDevice ? 'call+synchronize' : 'call',
         reps,
         warmup,
         machine: machineInfo(),
@@ -365,8 +409,10 @@ const tolText = (x: number) => (x < 1e-3 ? x.toExponential(0) : String(x));
 function printTable(report: BenchReport, io: Io): void {
   const s = io.style;
   const m = report.meta;
-  io.print(`umfa ${m.umfa.version} · ${m.backend} backend · ${m.threads} thread${m.threads === 1 ? '' : 's'} · ${m.machine.cpu}`);
-  io.print(`median of ${m.reps} run${m.reps === 1 ? '' : 's'} after ${m.warmup} warm-up; FLOPs as FlashAttention counts them`);
+  const where = m.device !== undefined ? `device ${m.device}` : `${m.threads} thread${m.threads === 1 ? '' : 's'} · ${m.machine.cpu}`;
+  io.print(`umfa ${m.umfa.version} · ${m.backend} backend · ${where}`);
+  const timing = m.timing === 'call+synchronize' ? ' (each call and a synchronize)' : '';
+  io.print(`median of ${m.reps} run${m.reps === 1 ? '' : 's'}${timing} after ${m.warmup} warm-up; FLOPs as FlashAttention counts them`);
   io.print();
   const quick = m.quick;
   const header = ['dir', 'dtype', 'B×N×H×D', 'causal', ...(quick ? ['max err', 'tolerance', 'check'] : []), 'ms', 'throughput', 'memory'];
@@ -407,8 +453,9 @@ export function plot(report: BenchReport): string {
     groups.get(label)!.points.push({ x: r.seqlenQ, y: useTera ? r.tflops : r.gflops });
   }
   const m = report.meta;
+  const where = m.device !== undefined ? `device ${m.device}` : `${m.threads} thread${m.threads === 1 ? '' : 's'}`;
   return renderPlot([...groups.values()], {
-    title: `umfa ${m.umfa.version} attention throughput (${m.backend}, ${m.threads} thread${m.threads === 1 ? '' : 's'})`,
+    title: `umfa ${m.umfa.version} attention throughput (${m.backend}, ${where})`,
     xLabel: 'sequence length (queries)',
     yLabel: useTera ? 'TFLOP/s' : 'GFLOP/s',
   });

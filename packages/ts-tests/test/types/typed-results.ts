@@ -47,6 +47,34 @@ for (const u of [koffi, napi]) {
   const c2: Uint16Array = u.flashAttentionForward(m, f32, f32, f32, { outputPrecision: 'bf16' }).data;
   const c3: Float32Array = u.flashAttentionForward(m, bits, bits, bits, { inputPrecision: 'fp16', outputPrecision: 'fp32' }).data;
 
+  // Device tensors: the same typing, through download().
+  void (async () => {
+    using ctx = new u.Context({ backend: 'auto' });
+    using dq = ctx.upload(f32);
+    using db = ctx.upload(bits);
+    const dr = u.attention(dq, dq, dq, { causal: true, returnLse: true });
+    const dout: Float32Array = dr.out.download().data;
+    const dlse: Float32Array = dr.lse.download().data;
+    const dbf: Float32Array = ctx.attention(db, db, db, { outDtype: 'f32' }).out.download().data;
+    const dbits: Uint16Array = (await ctx.attentionAsync(db, db, db)).out.download().data;
+    const dg = u.attentionBackward(dq, db, db, dr.out, dr.out, dr.lse);
+    const dgq: Float32Array = dg.dq.download().data;
+    const dgk: Uint16Array = dg.dk.download().data;
+    const dga: Float32Array = (await u.attentionBackwardAsync(dq, dq, dq, dr.out, dr.out, dr.lse, { gradDtype: 'f32' })).dv.download().data;
+    const z: Uint16Array = ctx.zeros('bf16', [2]).download().data;
+    const given: Uint16Array = u.attention(dq, dq, dq, { out: ctx.zeros('f16', [1, 4, 2, 8]) }).out.download().data;
+    const into: Int32Array = dq.download(new Int32Array(64)).data;
+    // @ts-expect-error  without returnLse there may be no lse
+    const w5: koffi.DeviceTensor = u.attention(dq, dq, dq).lse;
+    // @ts-expect-error  a host tensor among device tensors
+    u.attention(dq, f32, dq);
+    // @ts-expect-error  a host output for a device call
+    u.attention(dq, dq, dq, { out: f32 });
+    // @ts-expect-error  a device tensor has no host data
+    void dq.data;
+    void [dout, dlse, dbf, dbits, dgq, dgk, dga, z, given, into, w5];
+  })();
+
   // What the types cannot know stays wide.
   // @ts-expect-error  a Tensor of unknown data: its output is not known to be f32
   const w1: Float32Array = u.attention(anyTensor, anyTensor, anyTensor).out.data;
