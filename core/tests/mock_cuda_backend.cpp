@@ -98,7 +98,7 @@ umfa_status alloc(void*, uint64_t bytes, void** out, umfa::ErrorSink* err) {
     report(err, "mock: out of memory");
     return UMFA_STATUS_OUT_OF_MEMORY;
   }
-  std::memset(p, 0x5c, bytes);  // not zeroed, like cudaMalloc
+  std::memset(p, 0, bytes);  // zero-filled, as backend.h requires of alloc
   ++g_live_allocations;
   *out = p;
   return UMFA_STATUS_OK;

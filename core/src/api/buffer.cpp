@@ -13,23 +13,6 @@ umfa_status backend_status(const umfa_context* ctx, umfa_status st, const char* 
   return fail(ctx, st, "%s: %s failed: %s", fn, what, msg[0] ? msg : umfa_status_string(st));
 }
 
-// Zero-fills device memory by uploading zeros (used for buffers on a non-host device).
-umfa_status zero_device(umfa_context* ctx, void* dst, uint64_t bytes, const char* fn) {
-  const uint64_t chunk = uint64_t(1) << 20;
-  void* zeros = host_alloc_zeroed(bytes < chunk ? bytes : chunk);
-  if (!zeros) return fail(ctx, UMFA_STATUS_OUT_OF_MEMORY, "%s: out of host memory", fn);
-  umfa_status st = UMFA_STATUS_OK;
-  for (uint64_t off = 0; off < bytes && st == UMFA_STATUS_OK; off += chunk) {
-    uint64_t n = bytes - off < chunk ? bytes - off : chunk;
-    char msg[512] = {0};
-    ErrorSink sink{msg, sizeof msg};
-    st = ctx->table->copy_to_device(ctx->impl, static_cast<char*>(dst) + off, zeros, n, &sink);
-    if (st != UMFA_STATUS_OK) backend_status(ctx, st, fn, "zero-filling the buffer", msg);
-  }
-  host_free(zeros);
-  return st;
-}
-
 // Checks [offset, offset + size) lies within the buffer.
 umfa_status check_range(const umfa_buffer* b, uint64_t offset, uint64_t size, const char* fn) {
   if (offset > b->size || size > b->size - offset)
@@ -83,13 +66,9 @@ UMFA_API umfa_status umfa_buffer_create(umfa_context* context, uint64_t size_byt
                     static_cast<unsigned long long>(size_bytes), msg[0] ? ": " : "", msg);
       return backend_status(context, st, fn, "allocation", msg);
     }
+    // The backend contract (backend.h) hands back zero-filled memory.
     b->kind = umfa_buffer::Kind::kBackend;
     b->data = p;
-    if ((st = zero_device(context, p, size_bytes, fn)) != UMFA_STATUS_OK) {
-      context->table->free(context->impl, p);
-      delete b;
-      return st;
-    }
   }
   *out_buffer = b;
   return UMFA_STATUS_OK;
