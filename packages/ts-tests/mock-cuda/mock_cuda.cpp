@@ -243,7 +243,7 @@ umfa_status alloc(void* impl, uint64_t bytes, void** out, umfa::ErrorSink* err) 
     report(err, "mock: out of memory");
     return UMFA_STATUS_OUT_OF_MEMORY;
   }
-  std::memset(p, 0x5c, bytes);  // not zeroed, like cudaMalloc
+  std::memset(p, 0, bytes);  // zero-filled, as backend.h requires of alloc
   std::lock_guard<std::mutex> lock(g_mutex);
   g_allocations[reinterpret_cast<uintptr_t>(p)] = {bytes, static_cast<const Impl*>(impl)};
   *out = p;
