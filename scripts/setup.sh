@@ -14,6 +14,7 @@ APT_PACKAGES=(
   clang libclang-dev libclang-rt-14-dev   # sanitizers, libFuzzer, bindgen's libclang
   bindgen                                 # umfa-sys bindings check
   gobjc libgnustep-base-dev               # Objective-C binding (GNUstep Foundation)
+  valgrind                                # reliability suite (memcheck)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
