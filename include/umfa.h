@@ -268,6 +268,7 @@ enum {
  *
  * Element (i0, i1, ..., i{rank-1}) lives at
  *   (char*)data + (i0*strides[0] + ... + i{rank-1}*strides[rank-1]) * element_size(dtype).
+ * `data` must be aligned to the element size (INVALID_ARGUMENT otherwise).
  * Strides are in elements, not bytes, and must be >= 0. A stride of 0 broadcasts that dimension
  * (inputs only; outputs must not overlap). Entries past `rank` are ignored.
  *

@@ -281,6 +281,7 @@ pub type _bindgen_ty_5 = ::std::os::raw::c_uint;
 #[doc = ""]
 #[doc = " Element (i0, i1, ..., i{rank-1}) lives at"]
 #[doc = "   (char*)data + (i0*strides[0] + ... + i{rank-1}*strides[rank-1]) * element_size(dtype)."]
+#[doc = " `data` must be aligned to the element size (INVALID_ARGUMENT otherwise)."]
 #[doc = " Strides are in elements, not bytes, and must be >= 0. A stride of 0 broadcasts that dimension"]
 #[doc = " (inputs only; outputs must not overlap). Entries past `rank` are ignored."]
 #[doc = ""]
