@@ -20,6 +20,7 @@
 
 #include "backend.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/cpu_common.h"
 
 int main(int argc, char** argv) {
   bool bwd = false, causal = false, det = false, bhsd = false;
@@ -111,11 +112,8 @@ int main(int argc, char** argv) {
       } else {
         uint32_t bits;
         std::memcpy(&bits, &x, 4);
-        uint16_t h = static_cast<uint16_t>(bits >> 16);  // bf16 truncation; for f16 use _Float16
-        if (dt == UMFA_DTYPE_F16) {
-          _Float16 f = static_cast<_Float16>(x);
-          std::memcpy(&h, &f, 2);
-        }
+        uint16_t h = static_cast<uint16_t>(bits >> 16);  // bf16 truncation
+        if (dt == UMFA_DTYPE_F16) h = umfa::cpu::f32_to_f16(x);
         std::memcpy(buf->data() + i * 2, &h, 2);
       }
     }

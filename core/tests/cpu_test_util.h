@@ -42,8 +42,10 @@ inline uint16_t to_bf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 inline float from_bf16(uint16_t h) { return bitsf(static_cast<uint32_t>(h) << 16); }
+#if defined(__FLT16_MANT_DIG__)
+// The compiler's own binary16 conversions (round to nearest even): independent of the backend's.
 inline uint16_t to_f16(float f) {
-  _Float16 h = static_cast<_Float16>(f);  // the compiler's conversion: round to nearest even
+  _Float16 h = static_cast<_Float16>(f);
   uint16_t u;
   std::memcpy(&u, &h, 2);
   return u;
@@ -53,6 +55,33 @@ inline float from_f16(uint16_t u) {
   std::memcpy(&h, &u, 2);
   return static_cast<float>(h);
 }
+#else
+// Compilers without _Float16: a reference written with <cmath> (frexp/ldexp/nearbyint in the
+// default round-to-nearest-even mode), still independent of the backend's bit manipulation.
+inline uint16_t to_f16(float f) {
+  if (std::isnan(f)) return 0x7e00;
+  const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
+  const double a = std::fabs(static_cast<double>(f));
+  if (a >= 65520.0) return static_cast<uint16_t>(sign | 0x7c00);  // rounds to infinity
+  if (a < std::ldexp(1.0, -14)) {  // subnormal (or the smallest normal after rounding)
+    return static_cast<uint16_t>(sign | static_cast<uint16_t>(std::nearbyint(std::ldexp(a, 24))));
+  }
+  int e = 0;
+  double q = std::nearbyint(std::frexp(a, &e) * 2048.0);  // a = q * 2^(e - 11), q in [1024, 2048]
+  if (q == 2048.0) {
+    q = 1024.0;
+    ++e;
+  }
+  return static_cast<uint16_t>(sign | ((e + 14) << 10) | (static_cast<int>(q) - 1024));
+}
+inline float from_f16(uint16_t u) {
+  const int e = (u >> 10) & 31, m = u & 1023;
+  const double v = e == 0 ? std::ldexp(m, -24)
+                   : e == 31 ? (m ? std::nan("") : HUGE_VAL)
+                             : std::ldexp(1024 + m, e - 25);
+  return static_cast<float>((u & 0x8000) ? -v : v);
+}
+#endif
 inline const char* dtype_name(int32_t dt) {
   switch (dt) {
     case UMFA_DTYPE_F32: return "f32";
