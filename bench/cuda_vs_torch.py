@@ -295,6 +295,8 @@ def main() -> int:
     ap.add_argument("--latency-variants", action="store_true",
                     help="also time the small call with other run-time settings (env)")
     ap.add_argument("--latency-only", action="store_true")
+    ap.add_argument("--dims", default="64,128,256", help="head dims of the grid")
+    ap.add_argument("--dtypes", default="bfloat16,float16", help="dtypes of the grid")
     ap.add_argument("--docs-out", default=None,
                     help="also write the docs/performance.md results file (sdpa-cuda.json)")
     ap.add_argument("--docs-from", default=None,
@@ -331,8 +333,8 @@ def main() -> int:
         print(json.dumps(small_latency(ctxs), indent=1), flush=True)
         return 0
     rows = []
-    dtypes = (torch.bfloat16, torch.float16)
-    Ds = (64, 128, 256)
+    dtypes = tuple(getattr(torch, name) for name in args.dtypes.split(",") if name)
+    Ds = tuple(int(d) for d in args.dims.split(",") if d)
     Ns = (512, 2048, 8192)
     if args.quick:
         dtypes, Ns = (torch.bfloat16,), (512, 8192)

@@ -42,6 +42,8 @@ struct Impl {
   int small_variant = 0;       // UMFA_CUDA_SMALL_VARIANT (tuning builds)
   int fwd_variant = 0;         // UMFA_CUDA_FWD_VARIANT / UMFA_CUDA_BWD_VARIANT: tile shapes of
   int bwd_variant = 0;         // tuning builds (UMFA_CUDA_TUNING); 0 = production
+  bool sm90 = false;           // compute capability 9.0 and the sm_90a kernels are built
+                               // (UMFA_CUDA_SM90=0: keep to the sm_80 kernels)
 };
 
 void set_msg(ErrorSink* err, const char* fmt, ...) {
@@ -175,7 +177,13 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
     } else {
       pl.main = bwd_kernel_info(cdt, pl.dt, im->bwd_variant);
       pl.det = (p.flags & UMFA_FLAG_DETERMINISTIC) != 0;
-      if (!pl.main.fn) {
+      // Hopper: the wgmma kernel for plain scores (its dQ goes through atomics).
+      const bool plain = p.softcap <= 0.f && !p.alibi.present() && p.scale > 0.f;
+      if (im->sm90 && plain && !pl.det && im->bwd_variant == 0) {
+        const KernelInfo k = bwd_sm90_kernel_info(cdt, pl.dt);
+        if (k.fn_plain && k.smem <= im->smem_optin) pl.main = k;
+      }
+      if (!pl.main.fn && !pl.main.fn_plain) {
         pl.fast = false;
       } else if (pl.main.smem > 0 && pl.main.smem <= im->smem_optin) {
         pl.dbuf = true;
@@ -486,6 +494,19 @@ umfa_status create(int32_t device_index, int32_t num_threads, void** out_impl, E
         return cuda_fail(err, e, "cudaFuncSetAttribute");
       }
     }
+  }
+  if (im->cc_major == 9 && im->cc_minor == 0 && env_int("UMFA_CUDA_SM90", 1) != 0) {
+    im->sm90 = true;
+    for (int dt : {64, 128})
+      for (int t : {UMFA_DTYPE_F16, UMFA_DTYPE_BF16}) {
+        const KernelInfo k = bwd_sm90_kernel_info(t, dt);
+        if (!k.fn_plain) continue;
+        e = cudaFuncSetAttribute(k.fn_plain, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem);
+        if (e != cudaSuccess) {  // not built for this device: keep to the sm_80 kernels
+          (void)cudaGetLastError();
+          im->sm90 = false;
+        }
+      }
   }
   *out_impl = im;
   return UMFA_STATUS_OK;

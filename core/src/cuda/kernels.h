@@ -30,6 +30,9 @@ constexpr int kFwdShortMasked = 16;
 KernelInfo fwd_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo bwd_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo dq_kernel_info(int dtype, int dt, int variant = 0);
+// Hopper (sm_90a) backward for plain scores at head-dim templates 64 and 128 (fn_plain only);
+// empty when the sm_90a kernels are not built. Launch only on compute capability 9.0.
+KernelInfo bwd_sm90_kernel_info(int dtype, int dt);
 // Forward for small problems and decode (fwd_small_kernel).
 KernelInfo small_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo small_kernel_info_f16(int dt, int variant);
