@@ -74,6 +74,15 @@ if has conformance; then
   core/build/bin/umfa_conformance --manifest conformance/manifest.json \
     --skip conformance/runner/skip.txt --backend cuda > "$LOG_DIR/conformance_c.log" 2>&1 || status=1
   grep -vE "^PASS" "$LOG_DIR/conformance_c.log" | tail -25 | tee -a "$LOG_DIR/steps.log"
+  # Again with the main forward kernel unsplit (the sm_90a forward on Hopper), and the layout test.
+  UMFA_CUDA_SMALL=0 UMFA_CUDA_SPLITS=1 core/build/bin/umfa_conformance \
+    --manifest conformance/manifest.json --skip conformance/runner/skip.txt --backend cuda \
+    > "$LOG_DIR/conformance_c_unsplit.log" 2>&1 || status=1
+  tail -1 "$LOG_DIR/conformance_c_unsplit.log" | sed 's/^/(main forward, unsplit) /' | tee -a "$LOG_DIR/steps.log"
+  if [ -x core/build/bin/test_wgmma_layouts ]; then
+    core/build/bin/test_wgmma_layouts 2>&1 | tail -1 | tee -a "$LOG_DIR/steps.log"
+    rc=${PIPESTATUS[0]}; [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || status=1
+  fi
 fi
 
 if has sanitize; then
@@ -86,10 +95,15 @@ if has sanitize; then
   /tmp/umfa_latency 2>&1 | tee -a "$LOG_DIR/steps.log"
   UMFA_CUDA_SPLITS=1 /tmp/umfa_latency 2>&1 | sed 's/^/(no split) /' | tee -a "$LOG_DIR/steps.log"
   for tool in ${SANITIZERS:-memcheck racecheck synccheck}; do
-    # Twice: as dispatched, and with the main forward kernel and split-KV forced.
-    for mode in default main; do
+    # Three times: as dispatched, with the main forward kernel and split-KV forced, and with the
+    # main forward kernel unsplit (the sm_90a forward on Hopper).
+    for mode in default main unsplit; do
       echo "--- compute-sanitizer --tool $tool ($mode)" | tee -a "$LOG_DIR/steps.log"
-      if [ $mode = main ]; then envs="UMFA_CUDA_SMALL=0 UMFA_CUDA_FORCE_SPLITS=2"; else envs=""; fi
+      case $mode in
+        main) envs="UMFA_CUDA_SMALL=0 UMFA_CUDA_FORCE_SPLITS=2" ;;
+        unsplit) envs="UMFA_CUDA_SMALL=0 UMFA_CUDA_SPLITS=1" ;;
+        *) envs="" ;;
+      esac
       timeout "$(left 240)" env $envs compute-sanitizer --tool $tool --error-exitcode 9 \
         /tmp/umfa_smoke > "$LOG_DIR/sanitize_${tool}_$mode.txt" 2>&1
       rc=$?
@@ -105,6 +119,10 @@ if has check; then
   timeout "$(left 400)" python3 bench/cuda/check_cuda.py --json "$LOG_DIR/check.json" ${CHECK_ARGS:-} \
     > "$LOG_DIR/check.log" 2>&1 || status=1
   grep -E "^FAIL|SUMMARY|Error|error" "$LOG_DIR/check.log" | head -60 | tee -a "$LOG_DIR/steps.log"
+  UMFA_CUDA_SMALL=0 UMFA_CUDA_SPLITS=1 timeout "$(left 300)" python3 bench/cuda/check_cuda.py \
+    --json "$LOG_DIR/check_unsplit.json" > "$LOG_DIR/check_unsplit.log" 2>&1 || status=1
+  grep -E "^FAIL|SUMMARY|Error|error" "$LOG_DIR/check_unsplit.log" | head -30 \
+    | sed 's/^/(main forward, unsplit) /' | tee -a "$LOG_DIR/steps.log"
 fi
 
 if has tune; then

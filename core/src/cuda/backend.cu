@@ -44,6 +44,7 @@ struct Impl {
   int bwd_variant = 0;         // tuning builds (UMFA_CUDA_TUNING); 0 = production
   bool sm90 = false;           // compute capability 9.0 and the sm_90a kernels are built
                                // (UMFA_CUDA_SM90=0: keep to the sm_80 kernels)
+  int sm90_fwd = 0;            // UMFA_CUDA_SM90_FWD: tile shape of the sm_90a forward (0 = production)
 };
 
 void set_msg(ErrorSink* err, const char* fmt, ...) {
@@ -236,6 +237,12 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
         splits = std::min<int64_t>(splits, im->max_splits);
       }
       pl.splits = int(std::max<int64_t>(splits, 1));
+      // Hopper: the wgmma kernel for plain scores (same grid as the main kernel, no split-KV).
+      const bool plain = p.softcap <= 0.f && !p.alibi.present() && p.scale > 0.f;
+      if (im->sm90 && plain && !is_small && pl.splits == 1 && im->fwd_variant == 0) {
+        const KernelInfo k = fwd_sm90_kernel_info(cdt, pl.dt, im->sm90_fwd);
+        if (k.fn_plain && k.smem <= im->smem_optin) pl.main = k;
+      }
       if (pl.splits > 1) {
         pl.bytes[kOacc] = size_t(pl.splits) * p.heads_q * pl.rows_q * d * 4;
         pl.bytes[kLseacc] = size_t(pl.splits) * p.heads_q * pl.rows_q * 4;
@@ -497,14 +504,18 @@ umfa_status create(int32_t device_index, int32_t num_threads, void** out_impl, E
   }
   if (im->cc_major == 9 && im->cc_minor == 0 && env_int("UMFA_CUDA_SM90", 1) != 0) {
     im->sm90 = true;
+    im->sm90_fwd = env_int("UMFA_CUDA_SM90_FWD", 0);
     for (int dt : {64, 128})
       for (int t : {UMFA_DTYPE_F16, UMFA_DTYPE_BF16}) {
-        const KernelInfo k = bwd_sm90_kernel_info(t, dt);
-        if (!k.fn_plain) continue;
-        e = cudaFuncSetAttribute(k.fn_plain, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem);
-        if (e != cudaSuccess) {  // not built for this device: keep to the sm_80 kernels
-          (void)cudaGetLastError();
-          im->sm90 = false;
+        for (const KernelInfo& k : {fwd_sm90_kernel_info(t, dt, 1), fwd_sm90_kernel_info(t, dt, 2),
+                                    bwd_sm90_kernel_info(t, dt)}) {
+          if (!k.fn_plain) continue;
+          e = cudaFuncSetAttribute(k.fn_plain, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   k.smem);
+          if (e != cudaSuccess) {  // not built for this device: keep to the sm_80 kernels
+            (void)cudaGetLastError();
+            im->sm90 = false;
+          }
         }
       }
   }
