@@ -417,8 +417,12 @@ int env_int(const char* name, int dflt) {
 constexpr int kMaxVariants = 12;  // variant numbers of tuning builds (UMFA_CUDA_*_VARIANT)
 
 struct KernelList {
-  KernelInfo k[2 * 4 * (3 * kMaxVariants + 3)];
+  static constexpr int kCapacity = 2 * 4 * (3 * kMaxVariants + 3);  // dtypes x head dims x below
+  KernelInfo k[kCapacity];
   int n = 0;
+  void add(const KernelInfo& ki) {
+    if (n < kCapacity) k[n++] = ki;  // a longer list is a bug; never write past the end
+  }
 };
 
 const KernelList& all_fast_kernels() {
@@ -428,13 +432,13 @@ const KernelList& all_fast_kernels() {
     const int dtypes[2] = {UMFA_DTYPE_F16, UMFA_DTYPE_BF16};
     for (int t : dtypes)
       for (int dt : dts) {
-        l.k[l.n++] = small_kernel_info(t, dt, 0);
-        l.k[l.n++] = small_kernel_info(t, dt, 1);
-        l.k[l.n++] = fwd_kernel_info(t, dt, kFwdShortMasked);
+        l.add(small_kernel_info(t, dt, 0));
+        l.add(small_kernel_info(t, dt, 1));
+        l.add(fwd_kernel_info(t, dt, kFwdShortMasked));
         for (int var = 0; var < kMaxVariants; ++var) {
-          l.k[l.n++] = fwd_kernel_info(t, dt, var);
-          l.k[l.n++] = bwd_kernel_info(t, dt, var);
-          l.k[l.n++] = dq_kernel_info(t, dt, var);
+          l.add(fwd_kernel_info(t, dt, var));
+          l.add(bwd_kernel_info(t, dt, var));
+          l.add(dq_kernel_info(t, dt, var));
         }
       }
     return l;

@@ -345,28 +345,29 @@ __global__ void __launch_bounds__(C::kThreads) fwd_small_kernel(const __grid_con
   const uint32_t sQ = smem_u32(smem);
   const uint32_t sW = sQ + C::kOffWarp + warp * C::kWarpBytes;
 
+  const int my_first = n_begin + warp;
+  const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0, hk);
+  const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0, hk);
+  auto load_kv = [&](int n, int stage) {
+    const uint32_t st = sW + stage * C::kStageBytes;
+    load_tile<BN, D, 32>(st, kg + int64_t(n) * BN * p.k.ss, p.k.ss, s.nk - n * BN, p.d, p.k.ptr,
+                         lane);
+    load_tile<BN, D, 32>(st + BN * PB, vg + int64_t(n) * BN * p.v.ss, p.v.ss, s.nk - n * BN, p.d,
+                         p.v.ptr, lane);
+    cp_async_commit();
+  };
   if (n_begin < n_end) {  // uniform over the block
+    // Q and every warp's first K/V tile in flight together (one memory latency, not two).
     const T* qg = static_cast<const T*>(p.q.ptr) + view_row(p.q, varlen, b, s.q_row0 + m0, h);
     load_tile<BM, D, C::kThreads>(sQ, qg, p.q.ss, s.nq - m0, p.d, p.q.ptr, tid);
     cp_async_commit();
+    if (my_first < n_end) load_kv(my_first, 0);
     cp_async_wait<0>();
     __syncthreads();
   }
-  const int my_first = n_begin + warp;
   if (my_first < n_end) {  // per warp
-    const T* kg = static_cast<const T*>(p.k.ptr) + view_row(p.k, varlen, b, s.k_row0, hk);
-    const T* vg = static_cast<const T*>(p.v.ptr) + view_row(p.v, varlen, b, s.k_row0, hk);
     const float slope = alibi_slope(p, b, h);
     const uint32_t a_q = sQ + lane_off_a<false>(lane, PB);
-    auto load_kv = [&](int n, int stage) {
-      const uint32_t st = sW + stage * C::kStageBytes;
-      load_tile<BN, D, 32>(st, kg + int64_t(n) * BN * p.k.ss, p.k.ss, s.nk - n * BN, p.d,
-                           p.k.ptr, lane);
-      load_tile<BN, D, 32>(st + BN * PB, vg + int64_t(n) * BN * p.v.ss, p.v.ss, s.nk - n * BN,
-                           p.d, p.v.ptr, lane);
-      cp_async_commit();
-    };
-    load_kv(my_first, 0);
     int stage = 0;
     for (int n = my_first; n < n_end; n += NW) {
       const bool more = n + NW < n_end;
