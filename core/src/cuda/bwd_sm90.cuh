@@ -10,7 +10,8 @@
 //   dQ   = dS K  (both warpgroups' dS^T through shared memory; warpgroup w computes columns
 //                 [w D/2, (w+1) D/2)), added to the f32 dQ accumulator with atomics
 // Q/dO tiles (and their LSE2/Delta rows) are double-buffered with cp.async. Shared-memory tiles
-// use the SW128 panel layout of sm90.cuh.
+// use the SW128 panel layout of sm90.cuh. dQ always goes through atomics (p.dq_atomic); the
+// deterministic option runs the sm_80 kernels.
 #pragma once
 
 #include "bwd.cuh"
@@ -35,11 +36,11 @@ struct BwdSm90Cfg {
   static_assert(D == 64 || D == 128, "head-dim templates of the sm_90a backward");
 };
 
-template <typename T, int D>
-__global__ void __launch_bounds__(256, BwdSm90Cfg<D>::kMinBlocks)
+template <typename T, class C>
+__global__ void __launch_bounds__(256, C::kMinBlocks)
     bwd_sm90_kernel(const __grid_constant__ KParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using C = BwdSm90Cfg<D>;
+  constexpr int D = C::D;
   using namespace sm90;
   constexpr int BM = C::BM, BN = C::BN, DH = D / 2;
   extern __shared__ unsigned char smem_raw[];
@@ -201,16 +202,13 @@ __global__ void __launch_bounds__(256, BwdSm90Cfg<D>::kMinBlocks)
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) acc_to_a_frag<T>(a_ds[kk], acc_dp, kk);
 
-    // dV += P^T dO, dK += dS^T Q (B operands MN-major: k-step = 16 query rows).
+    // dV += P^T dO (B = dO read MN-major: k-step = 16 query rows), during the dS store and the
+    // barrier. (Issued before the dS math instead, it measured no faster.)
     fence_regs(acc_dv);
-    fence_regs(acc_dk);
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
       Wgmma<T, D>::template rs<1>(acc_dv, a_p[kk], desc_sw128(sdO + kk * 2048, C::kPanelQ, 1024), 1);
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
-      Wgmma<T, D>::template rs<1>(acc_dk, a_ds[kk], desc_sw128(sQ + kk * 2048, C::kPanelQ, 1024), 1);
     wg_commit();
 
     // dS^T (16-bit) -> shared memory, rows = keys, columns = queries (one SW128 panel).
@@ -226,32 +224,35 @@ __global__ void __launch_bounds__(256, BwdSm90Cfg<D>::kMinBlocks)
     fence_async_smem();
     __syncthreads();  // both warpgroups' dS^T are in shared memory
 
-    if (p.dq_atomic) {
-      // dQ[:, wg D/2 .. +D/2] = dS K: A = dS (MN-major: stored key-major), B = K (MN-major).
-      float acc_dq[DH / 2];
-      const uint32_t col0 = uint32_t(wg * DH);
-      const uint32_t kcol = (col0 >> 6) * C::kPanelKV + (col0 & 63) * 2;
-      wg_fence();
+    // dQ[:, wg D/2 .. +D/2] = dS K (A = dS, stored key-major: MN-major; B = K, MN-major), then
+    // dK += dS^T Q; the dQ atomics run while the dK group computes.
+    float acc_dq[DH / 2];
+    const uint32_t col0 = uint32_t(wg * DH);
+    const uint32_t kcol = (col0 >> 6) * C::kPanelKV + (col0 & 63) * 2;
+    fence_regs(acc_dk);
+    wg_fence();
 #pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk)
-        Wgmma<T, DH>::template ss<1, 1>(acc_dq, desc_sw128(sdS + kk * 2048, C::kPanelKV, 1024),
-                                        desc_sw128(sK + kcol + kk * 2048, C::kPanelKV, 1024),
-                                        kk > 0);
-      wg_commit();
-      wg_wait<0>();
-      fence_regs(acc_dq);
+    for (int kk = 0; kk < BN / 16; ++kk)
+      Wgmma<T, DH>::template ss<1, 1>(acc_dq, desc_sw128(sdS + kk * 2048, C::kPanelKV, 1024),
+                                      desc_sw128(sK + kcol + kk * 2048, C::kPanelKV, 1024),
+                                      kk > 0);
+    wg_commit();
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int i = m0 + 16 * wiw + g + 8 * r;
-        if (i >= s.nq) continue;
-        float* dst = p.dq_acc + ((s.q_glob + i) * p.hq + h) * p.dq_pitch + col0 + 2 * t4;
+    for (int kk = 0; kk < 4; ++kk)
+      Wgmma<T, D>::template rs<1>(acc_dk, a_ds[kk], desc_sw128(sQ + kk * 2048, C::kPanelQ, 1024), 1);
+    wg_commit();
+    wg_wait<1>();  // dV and dQ
+    fence_regs(acc_dq);
 #pragma unroll
-        for (int j = 0; j < DH / 8; ++j)
-          atomic_add2(dst + 8 * j, acc_dq[4 * j + 2 * r], acc_dq[4 * j + 2 * r + 1]);
-      }
-    } else {
-      wg_wait<0>();
+    for (int r = 0; r < 2; ++r) {
+      const int i = m0 + 16 * wiw + g + 8 * r;
+      if (i >= s.nq) continue;
+      float* dst = p.dq_acc + ((s.q_glob + i) * p.hq + h) * p.dq_pitch + col0 + 2 * t4;
+#pragma unroll
+      for (int j = 0; j < DH / 8; ++j)
+        atomic_add2(dst + 8 * j, acc_dq[4 * j + 2 * r], acc_dq[4 * j + 2 * r + 1]);
     }
+    wg_wait<0>();  // dK (its Q tile is the next prefetch's target)
     fence_regs(acc_dv);
     fence_regs(acc_dk);
     h = h1;
@@ -279,14 +280,14 @@ __global__ void __launch_bounds__(256, BwdSm90Cfg<D>::kMinBlocks)
 #endif
 }
 
-template <typename T, int D>
+template <typename T, class C>
 KernelInfo bwd_sm90_info() {
   KernelInfo k;
-  k.fn_plain = reinterpret_cast<const void*>(&bwd_sm90_kernel<T, D>);
-  k.bm = BwdSm90Cfg<D>::BM;
-  k.bn = BwdSm90Cfg<D>::BN;
-  k.threads = BwdSm90Cfg<D>::kThreads;
-  k.smem = BwdSm90Cfg<D>::kSmem;
+  k.fn_plain = reinterpret_cast<const void*>(&bwd_sm90_kernel<T, C>);
+  k.bm = C::BM;
+  k.bn = C::BN;
+  k.threads = C::kThreads;
+  k.smem = C::kSmem;
   return k;
 }
 

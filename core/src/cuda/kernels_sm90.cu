@@ -31,11 +31,15 @@ KernelInfo fwd_sm90_kernel_info(int dtype, int dt, int variant) {
   }
 }
 
+template <class C>
+KernelInfo bwd_info_dtype(int dtype) {
+  return dtype == UMFA_DTYPE_BF16 ? bwd_sm90_info<__nv_bfloat16, C>() : bwd_sm90_info<__half, C>();
+}
+
 KernelInfo bwd_sm90_kernel_info(int dtype, int dt) {
-  const bool bf = dtype == UMFA_DTYPE_BF16;
   switch (dt) {
-    case 64: return bf ? bwd_sm90_info<__nv_bfloat16, 64>() : bwd_sm90_info<__half, 64>();
-    case 128: return bf ? bwd_sm90_info<__nv_bfloat16, 128>() : bwd_sm90_info<__half, 128>();
+    case 64: return bwd_info_dtype<BwdSm90Cfg<64>>(dtype);
+    case 128: return bwd_info_dtype<BwdSm90Cfg<128>>(dtype);
     default: return KernelInfo{};
   }
 }
