@@ -509,7 +509,7 @@ umfa_status create(int32_t device_index, int32_t num_threads, void** out_impl, E
   if (im->cc_major == 9 && im->cc_minor == 0 && env_int("UMFA_CUDA_SM90", 1) != 0) {
     im->sm90 = true;
     im->sm90_fwd = env_int("UMFA_CUDA_SM90_FWD", 0);
-    for (int dt : {64, 128})
+    for (int dt : {64, 128, 256})
       for (int t : {UMFA_DTYPE_F16, UMFA_DTYPE_BF16}) {
         for (const KernelInfo& k : {fwd_sm90_kernel_info(t, dt, 1), fwd_sm90_kernel_info(t, dt, 2),
                                     bwd_sm90_kernel_info(t, dt)}) {

@@ -1,5 +1,5 @@
 // Forward flash attention on Hopper's warpgroup MMA (wgmma, sm_90a), for plain scores (no
-// softcap, no ALiBi, scale > 0) at head-dim templates 64 and 128 without split-KV; everything
+// softcap, no ALiBi, scale > 0) at head-dim templates 64, 128 and 256 without split-KV; everything
 // else stays on fwd.cuh. Same grid and semantics as fwd_kernel: one block computes BM = 128
 // query rows of one (batch, head), two warpgroups of 64 rows each, against the key range those
 // rows can see, BN = 128 keys at a time, walked from the last tile to the first:
@@ -25,7 +25,7 @@ struct FwdSm90Cfg {
   static constexpr int kTileQ = BM * D * 2, kTileKV = BN * D * 2;
   static constexpr int kOffQ = 0, kOffKV = kTileQ;  // stage s: K at kOffKV + 2 s kTileKV, V after
   static constexpr int kSmem = kOffKV + 4 * kTileKV + 1024;  // + slack for 1024-byte alignment
-  static_assert(D == 64 || D == 128, "head-dim templates of the sm_90a forward");
+  static_assert(D == 64 || D == 128 || D == 256, "head-dim templates of the sm_90a forward");
   static_assert(BM * (D + 8) * 2 <= kSmem - 1024, "the 16-bit output tile fits");
 };
 

@@ -30,9 +30,9 @@ constexpr int kFwdShortMasked = 16;
 KernelInfo fwd_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo bwd_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo dq_kernel_info(int dtype, int dt, int variant = 0);
-// Hopper (sm_90a) forward (no split-KV) and backward for plain scores at head-dim templates 64
-// and 128 (fn_plain only); empty when the sm_90a kernels are not built. Launch only on compute
-// capability 9.0.
+// Hopper (sm_90a) forward (no split-KV; head-dim templates 64, 128, 256) and backward (64, 128)
+// for plain scores (fn_plain only); empty when the sm_90a kernels are not built. Launch only on
+// compute capability 9.0.
 // Forward `variant`: 0 = production tile shape, 1 = 128 keys per tile and one block per SM,
 // 2 = 64 keys per tile and two blocks per SM (UMFA_CUDA_SM90_FWD, for measuring).
 KernelInfo fwd_sm90_kernel_info(int dtype, int dt, int variant = 0);

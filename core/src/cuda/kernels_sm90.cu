@@ -27,6 +27,7 @@ KernelInfo fwd_sm90_kernel_info(int dtype, int dt, int variant) {
     case 128:
       return variant == 1 ? fwd_info_dtype<FwdSm90Cfg<128, 128, 1>>(dtype)
                           : fwd_info_dtype<FwdSm90Cfg<128, 64, 2>>(dtype);
+    case 256: return fwd_info_dtype<FwdSm90Cfg<256, 64, 1>>(dtype);  // 193 KB: one block per SM
     default: return KernelInfo{};
   }
 }

@@ -10,7 +10,7 @@ generated rather than written by hand.
 import pathlib
 import sys
 
-NS = (32, 64, 128)
+NS = (32, 64, 128, 256)
 TYPES = (("__half", "f16"), ("__nv_bfloat16", "bf16"))
 OUT = pathlib.Path(__file__).resolve().parent.parent / "wgmma.cuh"
 
