@@ -140,23 +140,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-  const int nblocks = (p.nk + BN - 1) / BN;
-  int idx = blockIdx.x;
-  const int n_block = idx % nblocks;
-  idx /= nblocks;
-  const int hk = idx % p.hkv;
-  const int b = idx / p.hkv;
-  const SeqInfo s = seq_info(p, b);
-  const int n0 = n_block * BN;
-  if (n0 >= s.nk) return;
+  KeyBlock kb;
+  if (!key_block<BM, BN>(p, kb)) return;
+  const SeqInfo& s = kb.s;
+  const int b = kb.b, hk = kb.hk, n0 = kb.n0, m_begin = kb.m_begin, m_count = kb.m_count;
   const bool varlen = p.cu_q != nullptr;
-
-  // Query blocks that can see keys [n0, key_last].
-  const int key_last = min(n0 + BN, s.nk) - 1;
-  const int i_lo = p.wr < 0 ? 0 : max(0, n0 - s.off - p.wr);
-  const int i_hi = p.wl < 0 ? s.nq : min(s.nq, key_last - s.off + p.wl + 1);
-  const int m_begin = i_lo / BM;
-  const int m_count = i_hi > i_lo ? (i_hi + BM - 1) / BM - m_begin : 0;
   const int steps = m_count * p.group;
 
   const uint32_t base = smem_u32(smem);
@@ -166,15 +154,6 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   zero(acc_dk);
   zero(acc_dv);
 
-  // Step t visits head hk * group + t / m_count and query block m_begin + t % m_count; (h, m0)
-  // advance incrementally (no division in the loop).
-  auto next_hm = [&](int& h, int& m0) {
-    m0 += BM;
-    if (m0 >= (m_begin + m_count) * BM) {
-      m0 = m_begin * BM;
-      ++h;
-    }
-  };
   auto load_step = [&](int h, int m0, int stage) {
     const uint32_t sQ = base + C::kOffQ + stage * C::kStage;
     const uint32_t sdO = sQ + BM * PB;
@@ -205,7 +184,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     const uint32_t sQ = base + C::kOffQ + stage * C::kStage;
     const uint32_t sdO = sQ + BM * PB;
     int h1 = h, m1 = m0;  // the next step
-    next_hm(h1, m1);
+    kb.next_step(h1, m1);
 
     cp_async_wait<0>();
     __syncthreads();  // this step's Q/dO landed; the previous step's readers are done
@@ -408,23 +387,11 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-  const int nblocks = (p.nk + BN - 1) / BN;
-  int idx = blockIdx.x;
-  const int n_block = idx % nblocks;
-  idx /= nblocks;
-  const int hk = idx % p.hkv;
-  const int b = idx / p.hkv;
-  const SeqInfo s = seq_info(p, b);
-  const int n0 = n_block * BN;
-  if (n0 >= s.nk) return;
+  KeyBlock kb;
+  if (!key_block<BM, BN>(p, kb)) return;
+  const SeqInfo& s = kb.s;
+  const int b = kb.b, hk = kb.hk, n0 = kb.n0, m_begin = kb.m_begin, m_count = kb.m_count;
   const bool varlen = p.cu_q != nullptr;
-
-  // Query blocks that can see keys [n0, key_last].
-  const int key_last = min(n0 + BN, s.nk) - 1;
-  const int i_lo = p.wr < 0 ? 0 : max(0, n0 - s.off - p.wr);
-  const int i_hi = p.wl < 0 ? s.nq : min(s.nq, key_last - s.off + p.wl + 1);
-  const int m_begin = i_lo / BM;
-  const int m_count = i_hi > i_lo ? (i_hi + BM - 1) / BM - m_begin : 0;
   const int steps = m_count * p.group;
 
   const uint32_t base = smem_u32(smem);
@@ -436,15 +403,6 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
 #pragma unroll
   for (int a = 0; a < NACC; ++a) zero(acc_kv[a]);
 
-  // Step t visits head hk * group + t / m_count and query block m_begin + t % m_count; (h, m0)
-  // advance incrementally (no division in the loop).
-  auto next_hm = [&](int& h, int& m0) {
-    m0 += BM;
-    if (m0 >= (m_begin + m_count) * BM) {
-      m0 = m_begin * BM;
-      ++h;
-    }
-  };
   auto load_step = [&](int h, int m0, int stage) {
     const uint32_t sQ = base + C::kOffQ + stage * C::kStage;
     const uint32_t sdO = sQ + BM * PB;
@@ -484,7 +442,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
     const uint32_t sQ = base + C::kOffQ + stage * C::kStage;
     const uint32_t sdO = sQ + BM * PB;
     int h1 = h, m1 = m0;  // the next step
-    next_hm(h1, m1);
+    kb.next_step(h1, m1);
 
     cp_async_wait<0>();
     __syncthreads();  // this step's Q/dO landed; the previous step's readers are done
@@ -730,23 +688,11 @@ __global__ void __launch_bounds__(128) dq_kernel(const __grid_constant__ KParams
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-  const int mblocks = (p.nq + BM - 1) / BM;
-  int idx = blockIdx.x;
-  const int m_block = mblocks - 1 - idx % mblocks;
-  idx /= mblocks;
-  const int h = idx % p.hq;
-  const int b = idx / p.hq;
-  const SeqInfo s = seq_info(p, b);
-  const int m0 = m_block * BM;
-  if (m0 >= s.nq) return;
-  const int hk = h / p.group;
+  QueryBlock qb;  // (the dQ kernel's grid has no splits: p.num_splits is 1 in the backward)
+  if (!query_block<BM, BN>(p, qb)) return;
+  const SeqInfo& s = qb.s;
+  const int b = qb.b, h = qb.h, hk = qb.hk, m0 = qb.m0, n_begin = qb.n_begin, n_end = qb.n_end;
   const bool varlen = p.cu_q != nullptr;
-
-  const int m_last = min(m0 + BM, s.nq) - 1;
-  const int j_lo = p.wl < 0 ? 0 : max(0, m0 + s.off - p.wl);
-  const int j_hi = p.wr < 0 ? s.nk : min(s.nk, m_last + s.off + p.wr + 1);
-  const int n_begin = j_lo / BN;
-  const int n_end = j_hi > j_lo ? (j_hi + BN - 1) / BN : n_begin;
 
   float acc_dq[1][DT][4];
   zero(acc_dq);

@@ -15,7 +15,6 @@
 #pragma once
 
 #include "bwd.cuh"
-#include "kernels.h"
 #include "sm90.cuh"
 
 namespace umfa {
@@ -50,34 +49,15 @@ __global__ void __launch_bounds__(256, C::kMinBlocks)
   const int tid = threadIdx.x, lane = tid & 31, wg = tid >> 7, wiw = (tid >> 5) & 3;
   const int g = lane >> 2, t4 = lane & 3;
 
-  const int nblocks = (p.nk + BN - 1) / BN;
-  int idx = blockIdx.x;
-  const int n_block = idx % nblocks;
-  idx /= nblocks;
-  const int hk = idx % p.hkv;
-  const int b = idx / p.hkv;
-  const SeqInfo s = seq_info(p, b);
-  const int n0 = n_block * BN;
-  if (n0 >= s.nk) return;
+  KeyBlock kb;
+  if (!key_block<BM, BN>(p, kb)) return;
+  const SeqInfo& s = kb.s;
+  const int b = kb.b, hk = kb.hk, n0 = kb.n0, m_begin = kb.m_begin, m_count = kb.m_count;
   const bool varlen = p.cu_q != nullptr;
-
-  // Query blocks that can see keys [n0, key_last].
-  const int key_last = min(n0 + BN, s.nk) - 1;
-  const int i_lo = p.wr < 0 ? 0 : max(0, n0 - s.off - p.wr);
-  const int i_hi = p.wl < 0 ? s.nq : min(s.nq, key_last - s.off + p.wl + 1);
-  const int m_begin = i_lo / BM;
-  const int m_count = i_hi > i_lo ? (i_hi + BM - 1) / BM - m_begin : 0;
   const int steps = m_count * p.group;
 
   const uint32_t sK = base + C::kOffK, sV = base + C::kOffV, sdS = base + C::kOffDS;
 
-  auto next_hm = [&](int& h, int& m0) {
-    m0 += BM;
-    if (m0 >= (m_begin + m_count) * BM) {
-      m0 = m_begin * BM;
-      ++h;
-    }
-  };
   auto load_step = [&](int h, int m0, int stage) {
     const uint32_t sQ = base + C::kOffQ + stage * 2 * C::kTileQ;
     const T* qg = static_cast<const T*>(p.q.ptr) + view_row(p.q, varlen, b, s.q_row0 + m0, h);
@@ -120,7 +100,7 @@ __global__ void __launch_bounds__(256, C::kMinBlocks)
     const uint32_t sQ = base + C::kOffQ + stage * 2 * C::kTileQ;
     const uint32_t sdO = sQ + C::kTileQ;
     int h1 = h, m1 = m0;
-    next_hm(h1, m1);
+    kb.next_step(h1, m1);
 
     cp_async_wait<0>();
     fence_async_smem();
@@ -278,17 +258,6 @@ __global__ void __launch_bounds__(256, C::kMinBlocks)
 #else
   (void)p;
 #endif
-}
-
-template <typename T, class C>
-KernelInfo bwd_sm90_info() {
-  KernelInfo k;
-  k.fn_plain = reinterpret_cast<const void*>(&bwd_sm90_kernel<T, C>);
-  k.bm = C::BM;
-  k.bn = C::BN;
-  k.threads = C::kThreads;
-  k.smem = C::kSmem;
-  return k;
 }
 
 }  // namespace cuda

@@ -223,6 +223,86 @@ __device__ __forceinline__ bool visible(int i, int j, int off, int wl, int wr) {
   return (wl < 0 || d >= -wl) && (wr < 0 || d <= wr);
 }
 
+// ---- block coordinates ---------------------------------------------------------------------------
+
+// A query block (forward and deterministic dQ kernels): rows [m0, m0 + BM) of query head h, and
+// the key tiles [n_begin, n_end) of BN keys those rows can see (this split's share when
+// num_splits > 1). blockIdx.x = ((split * batch + b) * hq + h) * mblocks + mblocks - 1 - m_block:
+// the last row blocks, which see the most keys under a causal mask, start first. Returns false
+// when the block has no rows (varlen sequences shorter than the grid's maximum).
+struct QueryBlock {
+  int b, h, hk, split, m0;
+  SeqInfo s;
+  int n_begin, n_end;
+};
+template <int BM, int BN>
+__device__ __forceinline__ bool query_block(const KParams& p, QueryBlock& qb) {
+  const int mblocks = (p.nq + BM - 1) / BM;
+  int idx = blockIdx.x;
+  const int m_block = mblocks - 1 - idx % mblocks;
+  idx /= mblocks;
+  qb.h = idx % p.hq;
+  idx /= p.hq;
+  qb.b = idx % p.batch;
+  qb.split = idx / p.batch;
+  qb.s = seq_info(p, qb.b);
+  qb.m0 = m_block * BM;
+  if (qb.m0 >= qb.s.nq) return false;
+  qb.hk = qb.h / p.group;
+  const SeqInfo& s = qb.s;
+  const int m_last = min(qb.m0 + BM, s.nq) - 1;
+  const int j_lo = p.wl < 0 ? 0 : max(0, qb.m0 + s.off - p.wl);
+  const int j_hi = p.wr < 0 ? s.nk : min(s.nk, m_last + s.off + p.wr + 1);
+  qb.n_begin = j_lo / BN;
+  qb.n_end = j_hi > j_lo ? (j_hi + BN - 1) / BN : qb.n_begin;
+  if (p.num_splits > 1) {
+    const int per = (qb.n_end - qb.n_begin + p.num_splits - 1) / p.num_splits;
+    const int first = qb.n_begin + qb.split * per;
+    qb.n_end = min(qb.n_end, first + per);
+    qb.n_begin = first;
+  }
+  return true;
+}
+
+// A key block (backward kernels): keys [n0, n0 + BN) of kv head hk, and the query blocks
+// [m_begin, m_begin + m_count) of BM rows that see any of them.
+// blockIdx.x = (b * hkv + hk) * nblocks + n_block. Returns false when the block has no keys.
+struct KeyBlock {
+  int b, hk, n0;
+  SeqInfo s;
+  int m_begin, m_count;
+  int bm;
+  // The kernels' step order: every query block of head h, then the next head of the group.
+  // (h, m0) advance incrementally (no division in the loop).
+  __device__ __forceinline__ void next_step(int& h, int& m0) const {
+    m0 += bm;
+    if (m0 >= (m_begin + m_count) * bm) {
+      m0 = m_begin * bm;
+      ++h;
+    }
+  }
+};
+template <int BM, int BN>
+__device__ __forceinline__ bool key_block(const KParams& p, KeyBlock& kb) {
+  const int nblocks = (p.nk + BN - 1) / BN;
+  int idx = blockIdx.x;
+  const int n_block = idx % nblocks;
+  idx /= nblocks;
+  kb.hk = idx % p.hkv;
+  kb.b = idx / p.hkv;
+  kb.s = seq_info(p, kb.b);
+  kb.n0 = n_block * BN;
+  if (kb.n0 >= kb.s.nk) return false;
+  const SeqInfo& s = kb.s;
+  const int key_last = min(kb.n0 + BN, s.nk) - 1;
+  const int i_lo = p.wr < 0 ? 0 : max(0, kb.n0 - s.off - p.wr);
+  const int i_hi = p.wl < 0 ? s.nq : min(s.nq, key_last - s.off + p.wl + 1);
+  kb.m_begin = i_lo / BM;
+  kb.m_count = i_hi > i_lo ? (i_hi + BM - 1) / BM - kb.m_begin : 0;
+  kb.bm = BM;
+  return true;
+}
+
 // ---- tile loads ---------------------------------------------------------------------------------
 
 // Copies rows [0, ROWS) x columns [0, D) of a global tile (row r at g + r * row_stride) into a

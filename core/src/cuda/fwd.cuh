@@ -55,33 +55,12 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks)
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-  const int mblocks = (p.nq + BM - 1) / BM;
-  int idx = blockIdx.x;
-  const int m_block = mblocks - 1 - idx % mblocks;
-  idx /= mblocks;
-  const int h = idx % p.hq;
-  idx /= p.hq;
-  const int b = idx % p.batch;
-  const int split = idx / p.batch;
-
-  const SeqInfo s = seq_info(p, b);
-  const int m0 = m_block * BM;
-  if (m0 >= s.nq) return;
-  const int hk = h / p.group;
+  QueryBlock qb;
+  if (!query_block<BM, BN>(p, qb)) return;
+  const SeqInfo& s = qb.s;
+  const int b = qb.b, h = qb.h, hk = qb.hk, split = qb.split, m0 = qb.m0;
+  const int n_begin = qb.n_begin, n_end = qb.n_end;  // key tiles this block (and split) visits
   const bool varlen = p.cu_q != nullptr;
-
-  // Key tiles [n_begin, n_end) this block (and split) must visit.
-  const int m_last = min(m0 + BM, s.nq) - 1;
-  const int j_lo = p.wl < 0 ? 0 : max(0, m0 + s.off - p.wl);
-  const int j_hi = p.wr < 0 ? s.nk : min(s.nk, m_last + s.off + p.wr + 1);
-  int n_begin = j_lo / BN;
-  int n_end = j_hi > j_lo ? (j_hi + BN - 1) / BN : n_begin;
-  if (p.num_splits > 1) {
-    const int per = (n_end - n_begin + p.num_splits - 1) / p.num_splits;
-    const int first = n_begin + split * per;
-    n_end = min(n_end, first + per);
-    n_begin = first;
-  }
 
   float acc_o[MT][DT][4];
   zero(acc_o);
@@ -312,31 +291,12 @@ __global__ void __launch_bounds__(C::kThreads) fwd_small_kernel(const __grid_con
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-  const int mblocks = (p.nq + BM - 1) / BM;
-  int idx = blockIdx.x;
-  const int m_block = mblocks - 1 - idx % mblocks;
-  idx /= mblocks;
-  const int h = idx % p.hq;
-  idx /= p.hq;
-  const int b = idx % p.batch;
-  const int split = idx / p.batch;
-  const SeqInfo s = seq_info(p, b);
-  const int m0 = m_block * BM;
-  if (m0 >= s.nq) return;
-  const int hk = h / p.group;
+  QueryBlock qb;
+  if (!query_block<BM, BN>(p, qb)) return;
+  const SeqInfo& s = qb.s;
+  const int b = qb.b, h = qb.h, hk = qb.hk, split = qb.split, m0 = qb.m0;
+  const int n_begin = qb.n_begin, n_end = qb.n_end;  // key tiles this block (and split) visits
   const bool varlen = p.cu_q != nullptr;
-
-  const int m_last = min(m0 + BM, s.nq) - 1;
-  const int j_lo = p.wl < 0 ? 0 : max(0, m0 + s.off - p.wl);
-  const int j_hi = p.wr < 0 ? s.nk : min(s.nk, m_last + s.off + p.wr + 1);
-  int n_begin = j_lo / BN;
-  int n_end = j_hi > j_lo ? (j_hi + BN - 1) / BN : n_begin;
-  if (p.num_splits > 1) {
-    const int per = (n_end - n_begin + p.num_splits - 1) / p.num_splits;
-    const int first = n_begin + split * per;
-    n_end = min(n_end, first + per);
-    n_begin = first;
-  }
 
   float acc_o[1][DT][4];
   zero(acc_o);

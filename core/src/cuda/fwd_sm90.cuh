@@ -10,7 +10,6 @@
 #pragma once
 
 #include "fwd.cuh"
-#include "kernels.h"
 #include "sm90.cuh"
 
 namespace umfa {
@@ -41,24 +40,11 @@ __global__ void __launch_bounds__(256, C::kMinBlocks) fwd_sm90_kernel(const __gr
   const int tid = threadIdx.x, lane = tid & 31, wg = tid >> 7, wiw = (tid >> 5) & 3;
   const int g = lane >> 2, t4 = lane & 3;
 
-  const int mblocks = (p.nq + BM - 1) / BM;
-  int idx = blockIdx.x;
-  const int m_block = mblocks - 1 - idx % mblocks;
-  idx /= mblocks;
-  const int h = idx % p.hq;
-  const int b = idx / p.hq;
-  const SeqInfo s = seq_info(p, b);
-  const int m0 = m_block * BM;
-  if (m0 >= s.nq) return;
-  const int hk = h / p.group;
+  QueryBlock qb;  // (never split: the host picks this kernel only when num_splits is 1)
+  if (!query_block<BM, BN>(p, qb)) return;
+  const SeqInfo& s = qb.s;
+  const int b = qb.b, h = qb.h, hk = qb.hk, m0 = qb.m0, n_begin = qb.n_begin, n_end = qb.n_end;
   const bool varlen = p.cu_q != nullptr;
-
-  // Key tiles [n_begin, n_end) the block's rows can see.
-  const int m_last = min(m0 + BM, s.nq) - 1;
-  const int j_lo = p.wl < 0 ? 0 : max(0, m0 + s.off - p.wl);
-  const int j_hi = p.wr < 0 ? s.nk : min(s.nk, m_last + s.off + p.wr + 1);
-  const int n_begin = j_lo / BN;
-  const int n_end = j_hi > j_lo ? (j_hi + BN - 1) / BN : n_begin;
 
   // This thread's rows: row_loc + 8r of the block (r = 0, 1).
   const int row_loc = 64 * wg + 16 * wiw + g;
@@ -215,17 +201,6 @@ __global__ void __launch_bounds__(256, C::kMinBlocks) fwd_sm90_kernel(const __gr
 #else
   (void)p;
 #endif
-}
-
-template <typename T, class C>
-KernelInfo fwd_sm90_info() {
-  KernelInfo k;
-  k.fn_plain = reinterpret_cast<const void*>(&fwd_sm90_kernel<T, C>);
-  k.bm = C::BM;
-  k.bn = C::BN;
-  k.threads = C::kThreads;
-  k.smem = C::kSmem;
-  return k;
 }
 
 }  // namespace cuda

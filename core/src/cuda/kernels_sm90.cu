@@ -2,6 +2,7 @@
 // architectures the kernel bodies are empty and the host never launches them.
 #include "bwd_sm90.cuh"
 #include "fwd_sm90.cuh"
+#include "kernels.h"
 
 namespace umfa {
 namespace cuda {
@@ -10,9 +11,23 @@ namespace cuda {
 KernelInfo fwd_sm90_kernel_info(int, int, int) { return KernelInfo{}; }
 KernelInfo bwd_sm90_kernel_info(int, int) { return KernelInfo{}; }
 #else
+// The record of kernel fn (plain scores only) with config C.
+template <class C>
+KernelInfo record(const void* fn) {
+  KernelInfo k;
+  k.fn_plain = fn;
+  k.bm = C::BM;
+  k.bn = C::BN;
+  k.threads = C::kThreads;
+  k.smem = C::kSmem;
+  return k;
+}
+
 template <class C>
 KernelInfo fwd_info_dtype(int dtype) {
-  return dtype == UMFA_DTYPE_BF16 ? fwd_sm90_info<__nv_bfloat16, C>() : fwd_sm90_info<__half, C>();
+  return record<C>(dtype == UMFA_DTYPE_BF16
+                       ? reinterpret_cast<const void*>(&fwd_sm90_kernel<__nv_bfloat16, C>)
+                       : reinterpret_cast<const void*>(&fwd_sm90_kernel<__half, C>));
 }
 
 // Variant 0 (production) = 2: 64-key tiles and two blocks per SM, so that one block's softmax
@@ -34,7 +49,9 @@ KernelInfo fwd_sm90_kernel_info(int dtype, int dt, int variant) {
 
 template <class C>
 KernelInfo bwd_info_dtype(int dtype) {
-  return dtype == UMFA_DTYPE_BF16 ? bwd_sm90_info<__nv_bfloat16, C>() : bwd_sm90_info<__half, C>();
+  return record<C>(dtype == UMFA_DTYPE_BF16
+                       ? reinterpret_cast<const void*>(&bwd_sm90_kernel<__nv_bfloat16, C>)
+                       : reinterpret_cast<const void*>(&bwd_sm90_kernel<__half, C>));
 }
 
 KernelInfo bwd_sm90_kernel_info(int dtype, int dt) {
