@@ -8,8 +8,16 @@
 //                  [--dtype f32|f16|bf16] [--causal] [--threads T] [--reps R] [--det] [--bhsd]
 // --bhsd stores q/k/v/out/grads as [B, H, N, D] (PyTorch's layout) instead of [B, N, H, D].
 // UMFA_CPU_ISA=generic|avx2|avx512 picks a kernel variant.
+//
+// cpu_bench --peak [--threads T]: the machine's arithmetic ceilings instead, GFLOP/s of
+// independent AVX-512 FMA chains on T threads (default: all cores): f32 (vfmadd231ps), and f16
+// (vfmadd231ph) where the CPU has AVX512-FP16. The attention kernels compute in f32, so the f32
+// figure bounds every dtype's speed.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,7 +30,90 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_common.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// 12 independent chains of 16 (f32) or 32 (f16) lanes, enough to cover the FMA latency on two
+// ports. Returns FLOPs done.
+__attribute__((target("avx512f"))) double fma_f32(long iters) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+  for (long it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  float lanes[16];
+  _mm512_storeu_ps(lanes, sum);
+  volatile float sink = lanes[0] + lanes[15];  // keeps the chains live
+  (void)sink;
+  return 2.0 * 16 * 12 * double(iters);
+}
+#if __GNUC__ >= 12
+__attribute__((target("avx512fp16,avx512vl,avx512bw,avx512f"))) double fma_f16(long iters) {
+  __m512h acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ph(_Float16(0.001f * float(i)));
+  const __m512h a = _mm512_set1_ph(_Float16(0.999f)), b = _mm512_set1_ph(_Float16(0.0001f));
+  for (long it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ph(acc[i], a, b);
+  __m512h sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm512_add_ph(sum, acc[i]);
+  _Float16 lanes[32];
+  _mm512_storeu_ph(lanes, sum);
+  volatile float sink = float(lanes[0]) + float(lanes[31]);  // keeps the chains live
+  (void)sink;
+  return 2.0 * 32 * 12 * double(iters);
+}
+#endif
+
+// GFLOP/s of fn on `threads` threads at once (best of 5 runs of about 0.2 s).
+double peak_gflops(double (*fn)(long), int threads) {
+  const long iters = 20000000;
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<double> flops(size_t(threads), 0.0);
+    std::vector<std::thread> pool;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { flops[size_t(t)] = fn(iters); });
+    for (auto& th : pool) th.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double total = 0;
+    for (double f : flops) total += f;
+    best = std::max(best, total / s * 1e-9);
+  }
+  return best;
+}
+
+int run_peak(int threads) {
+  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (!__builtin_cpu_supports("avx512f")) {
+    std::printf("no AVX-512 on this CPU\n");
+    return 0;
+  }
+  for (int t : {1, threads}) {
+    std::printf("f32 FMA (AVX-512), %d thread(s): %.1f GFLOP/s\n", t, peak_gflops(fma_f32, t));
+#if __GNUC__ >= 12
+    if (__builtin_cpu_supports("avx512fp16"))
+      std::printf("f16 FMA (AVX512-FP16), %d thread(s): %.1f GFLOP/s\n", t,
+                  peak_gflops(fma_f16, t));
+#endif
+    if (t == threads) break;
+  }
+  return 0;
+}
+#else
+int run_peak(int) {
+  std::printf("--peak measures x86-64 AVX-512 only\n");
+  return 0;
+}
+#endif
+
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--peak") {
+      int threads = 0;
+      for (int j = 1; j + 1 < argc; ++j)
+        if (std::string(argv[j]) == "--threads") threads = std::atoi(argv[j + 1]);
+      return run_peak(threads);
+    }
   bool bwd = false, causal = false, det = false, bhsd = false;
   int64_t B = 1, Hq = 1, Hkv = 0, Nq = 4096, Nk = 0, D = 64;
   int threads = 0, reps = 5;
