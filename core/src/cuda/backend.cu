@@ -44,7 +44,7 @@ struct Impl {
   int bwd_variant = 0;         // tuning builds (UMFA_CUDA_TUNING); 0 = production
   bool sm90 = false;           // compute capability 9.0 and the sm_90a kernels are built
                                // (UMFA_CUDA_SM90=0: keep to the sm_80 kernels)
-  int sm90_fwd = 0;            // UMFA_CUDA_SM90_FWD: tile shape of the sm_90a forward (0 = production)
+  int sm90_fwd = 0;            // UMFA_CUDA_SM90_FWD: sm_90a forward tile shape (tuning builds)
 };
 
 void set_msg(ErrorSink* err, const char* fmt, ...) {
@@ -160,6 +160,8 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
 
   int cdt = p.q.dtype;
   if (cdt == UMFA_DTYPE_F32) cdt = im->f32_compute;
+  // Plain scores (no softcap, no ALiBi, positive scale): the sm_90a kernels' domain.
+  const bool plain = p.softcap <= 0.f && !p.alibi.present() && p.scale > 0.f;
   pl.fast = !im->force_generic && !p.mask.present() && d >= 1 && d <= 256 &&
             (cdt == UMFA_DTYPE_F16 || cdt == UMFA_DTYPE_BF16);
   if (pl.fast) {
@@ -179,7 +181,6 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
       pl.main = bwd_kernel_info(cdt, pl.dt, im->bwd_variant);
       pl.det = (p.flags & UMFA_FLAG_DETERMINISTIC) != 0;
       // Hopper: the wgmma kernel for plain scores (its dQ goes through atomics).
-      const bool plain = p.softcap <= 0.f && !p.alibi.present() && p.scale > 0.f;
       if (im->sm90 && plain && !pl.det && im->bwd_variant == 0) {
         const KernelInfo k = bwd_sm90_kernel_info(cdt, pl.dt);
         if (k.fn_plain && k.smem <= im->smem_optin) pl.main = k;
@@ -238,7 +239,6 @@ Plan make_plan(const Impl* im, const Problem& p, bool backward) {
       }
       pl.splits = int(std::max<int64_t>(splits, 1));
       // Hopper: the wgmma kernel for plain scores (same grid as the main kernel, no split-KV).
-      const bool plain = p.softcap <= 0.f && !p.alibi.present() && p.scale > 0.f;
       if (im->sm90 && plain && !is_small && pl.splits == 1 && im->fwd_variant == 0) {
         const KernelInfo k = fwd_sm90_kernel_info(cdt, pl.dt, im->sm90_fwd);
         if (k.fn_plain && k.smem <= im->smem_optin) pl.main = k;
@@ -511,7 +511,7 @@ umfa_status create(int32_t device_index, int32_t num_threads, void** out_impl, E
     im->sm90_fwd = env_int("UMFA_CUDA_SM90_FWD", 0);
     for (int dt : {64, 128, 256})
       for (int t : {UMFA_DTYPE_F16, UMFA_DTYPE_BF16}) {
-        for (const KernelInfo& k : {fwd_sm90_kernel_info(t, dt, 1), fwd_sm90_kernel_info(t, dt, 2),
+        for (const KernelInfo& k : {fwd_sm90_kernel_info(t, dt, 0), fwd_sm90_kernel_info(t, dt, 1),
                                     bwd_sm90_kernel_info(t, dt)}) {
           if (!k.fn_plain) continue;
           e = cudaFuncSetAttribute(k.fn_plain, cudaFuncAttributeMaxDynamicSharedMemorySize,

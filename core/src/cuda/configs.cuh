@@ -30,38 +30,24 @@ using Bwd256 = BwdCfg<256, 64, 64, 2, 4, 2, 4, 2, 4>;
 
 template <typename T, class C>
 KernelInfo fwd_info() {
-  KernelInfo k;
-  k.fn = reinterpret_cast<const void*>(&fwd_kernel<T, C>);
-  k.bm = C::BM;
-  k.bn = C::BN;
-  k.threads = C::kThreads;
-  k.smem = C::kSmem;
-  return k;
+  return kernel_record<C>(reinterpret_cast<const void*>(&fwd_kernel<T, C>));
 }
 
 template <typename T, class C>
 KernelInfo small_info() {
-  KernelInfo k;
-  k.fn = reinterpret_cast<const void*>(&fwd_small_kernel<T, C>);
-  k.bm = C::BM;
-  k.bn = C::BN;
-  k.threads = C::kThreads;
-  k.smem = C::kSmem;
-  return k;
+  return kernel_record<C>(reinterpret_cast<const void*>(&fwd_small_kernel<T, C>));
 }
 
 template <typename T, class C>
 KernelInfo bwd_info() {
   KernelInfo k;
   if constexpr (C::kOpt != 0) {
-    k.fn = reinterpret_cast<const void*>(&bwd_opt_kernel<T, C, false>);
-    if constexpr (C::kPlain) k.fn_plain = reinterpret_cast<const void*>(&bwd_opt_kernel<T, C, true>);
+    k = kernel_record<C>(reinterpret_cast<const void*>(&bwd_opt_kernel<T, C, false>),
+                         C::kPlain ? reinterpret_cast<const void*>(&bwd_opt_kernel<T, C, true>)
+                                   : nullptr);
   } else {
-    k.fn = reinterpret_cast<const void*>(&bwd_kernel<T, C>);
+    k = kernel_record<C>(reinterpret_cast<const void*>(&bwd_kernel<T, C>));
   }
-  k.bm = C::BM;
-  k.bn = C::BN;
-  k.threads = C::kThreads;
   k.smem = C::kDbuf ? C::kSmem : 0;  // 0: the config always runs single-buffered
   k.smem_small = C::kSmemSingle;
   return k;
@@ -69,13 +55,7 @@ KernelInfo bwd_info() {
 
 template <typename T, class C>
 KernelInfo dq_info() {
-  KernelInfo k;
-  k.fn = reinterpret_cast<const void*>(&dq_kernel<T, C>);
-  k.bm = C::BM;
-  k.bn = C::BN;
-  k.threads = C::kThreads;
-  k.smem = C::kSmem;
-  return k;
+  return kernel_record<C>(reinterpret_cast<const void*>(&dq_kernel<T, C>));
 }
 
 // Alternative tile shapes, compiled only with -DUMFA_CUDA_TUNING (for measuring on a GPU which

@@ -23,6 +23,20 @@ struct KernelInfo {
   int smem_small = 0;        // backward only: single-buffered Q/dO (0 when not applicable)
 };
 
+// The record of a kernel with tile config C (C::BM, C::BN, C::kThreads, C::kSmem); fn may be
+// null when only a plain-score instantiation exists.
+template <class C>
+KernelInfo kernel_record(const void* fn, const void* fn_plain = nullptr) {
+  KernelInfo k;
+  k.fn = fn;
+  k.fn_plain = fn_plain;
+  k.bm = C::BM;
+  k.bn = C::BN;
+  k.threads = C::kThreads;
+  k.smem = C::kSmem;
+  return k;
+}
+
 // Head-dim templates: 64, 96, 128, 256. dtype: UMFA_DTYPE_F16 or UMFA_DTYPE_BF16. `variant` 0 is
 // the production tile shape; kFwdShortMasked the forward shape for short causal/windowed
 // problems; others exist only in builds with UMFA_CUDA_TUNING (see configs.cuh).
@@ -33,8 +47,8 @@ KernelInfo dq_kernel_info(int dtype, int dt, int variant = 0);
 // Hopper (sm_90a) forward (no split-KV; head-dim templates 64, 128, 256) and backward (64, 128)
 // for plain scores (fn_plain only); empty when the sm_90a kernels are not built. Launch only on
 // compute capability 9.0.
-// Forward `variant`: 0 = production tile shape, 1 = 128 keys per tile and one block per SM,
-// 2 = 64 keys per tile and two blocks per SM (UMFA_CUDA_SM90_FWD, for measuring).
+// Forward `variant`: 0 = production tile shape; tuning builds also have 1 = 128 keys per tile
+// and one block per SM (UMFA_CUDA_SM90_FWD).
 KernelInfo fwd_sm90_kernel_info(int dtype, int dt, int variant = 0);
 KernelInfo bwd_sm90_kernel_info(int dtype, int dt);
 // Forward for small problems and decode (fwd_small_kernel).

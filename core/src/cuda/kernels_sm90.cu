@@ -11,37 +11,26 @@ namespace cuda {
 KernelInfo fwd_sm90_kernel_info(int, int, int) { return KernelInfo{}; }
 KernelInfo bwd_sm90_kernel_info(int, int) { return KernelInfo{}; }
 #else
-// The record of kernel fn (plain scores only) with config C.
-template <class C>
-KernelInfo record(const void* fn) {
-  KernelInfo k;
-  k.fn_plain = fn;
-  k.bm = C::BM;
-  k.bn = C::BN;
-  k.threads = C::kThreads;
-  k.smem = C::kSmem;
-  return k;
-}
-
 template <class C>
 KernelInfo fwd_info_dtype(int dtype) {
-  return record<C>(dtype == UMFA_DTYPE_BF16
-                       ? reinterpret_cast<const void*>(&fwd_sm90_kernel<__nv_bfloat16, C>)
-                       : reinterpret_cast<const void*>(&fwd_sm90_kernel<__half, C>));
+  return kernel_record<C>(nullptr, dtype == UMFA_DTYPE_BF16
+                                       ? reinterpret_cast<const void*>(&fwd_sm90_kernel<__nv_bfloat16, C>)
+                                       : reinterpret_cast<const void*>(&fwd_sm90_kernel<__half, C>));
 }
 
-// Variant 0 (production) = 2: 64-key tiles and two blocks per SM, so that one block's softmax
-// overlaps the other's MMAs. Measured on an H100 (bench/cuda_vs_torch.py, bf16 and f16,
-// N 512..8192): 1.12-1.33x PyTorch's FLASH forward at head_dim 64 and 1.18-1.44x at 128, where
-// variant 1 (128-key tiles, one block per SM) gave 0.90-1.06x and 1.08-1.32x.
+// Production: 64-key tiles and two blocks per SM, so that one block's softmax overlaps the
+// other's MMAs. Measured on an H100 (bench/cuda_vs_torch.py, bf16 and f16, N 512..8192):
+// 1.12-1.33x PyTorch's FLASH forward at head_dim 64 and 1.18-1.44x at 128, where variant 1
+// (128-key tiles, one block per SM; tuning builds) gave 0.90-1.06x and 1.08-1.32x.
 KernelInfo fwd_sm90_kernel_info(int dtype, int dt, int variant) {
+#ifdef UMFA_CUDA_TUNING
+  if (variant == 1 && dt == 64) return fwd_info_dtype<FwdSm90Cfg<64, 128, 1>>(dtype);
+  if (variant == 1 && dt == 128) return fwd_info_dtype<FwdSm90Cfg<128, 128, 1>>(dtype);
+#endif
+  (void)variant;
   switch (dt) {
-    case 64:
-      return variant == 1 ? fwd_info_dtype<FwdSm90Cfg<64, 128, 1>>(dtype)
-                          : fwd_info_dtype<FwdSm90Cfg<64, 64, 2>>(dtype);
-    case 128:
-      return variant == 1 ? fwd_info_dtype<FwdSm90Cfg<128, 128, 1>>(dtype)
-                          : fwd_info_dtype<FwdSm90Cfg<128, 64, 2>>(dtype);
+    case 64: return fwd_info_dtype<FwdSm90Cfg<64, 64, 2>>(dtype);
+    case 128: return fwd_info_dtype<FwdSm90Cfg<128, 64, 2>>(dtype);
     case 256: return fwd_info_dtype<FwdSm90Cfg<256, 64, 1>>(dtype);  // 193 KB: one block per SM
     default: return KernelInfo{};
   }
@@ -49,9 +38,9 @@ KernelInfo fwd_sm90_kernel_info(int dtype, int dt, int variant) {
 
 template <class C>
 KernelInfo bwd_info_dtype(int dtype) {
-  return record<C>(dtype == UMFA_DTYPE_BF16
-                       ? reinterpret_cast<const void*>(&bwd_sm90_kernel<__nv_bfloat16, C>)
-                       : reinterpret_cast<const void*>(&bwd_sm90_kernel<__half, C>));
+  return kernel_record<C>(nullptr, dtype == UMFA_DTYPE_BF16
+                                       ? reinterpret_cast<const void*>(&bwd_sm90_kernel<__nv_bfloat16, C>)
+                                       : reinterpret_cast<const void*>(&bwd_sm90_kernel<__half, C>));
 }
 
 KernelInfo bwd_sm90_kernel_info(int dtype, int dt) {
