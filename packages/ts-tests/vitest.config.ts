@@ -16,11 +16,11 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'koffi', include: ['test/bindings.test.ts', 'test/bindings-usage.test.ts', 'test/bad-cases.test.ts', 'test/device.test.ts'], env: { UMFA_TS_BINDING: 'koffi' } },
+        test: { name: 'koffi', include: ['test/bindings.test.ts', 'test/bindings-usage.test.ts', 'test/bad-cases.test.ts', 'test/device.test.ts', 'test/hostile.test.ts'], env: { UMFA_TS_BINDING: 'koffi' } },
       },
       {
         extends: true,
-        test: { name: 'napi', include: ['test/bindings.test.ts', 'test/bindings-usage.test.ts', 'test/bad-cases.test.ts', 'test/device.test.ts'], env: { UMFA_TS_BINDING: 'napi' } },
+        test: { name: 'napi', include: ['test/bindings.test.ts', 'test/bindings-usage.test.ts', 'test/bad-cases.test.ts', 'test/device.test.ts', 'test/hostile.test.ts'], env: { UMFA_TS_BINDING: 'napi' } },
       },
       {
         extends: true,

@@ -6,6 +6,8 @@ import type { ClassicForwardOptions, Precision } from './options.js';
 import { MFAStatus, Status } from './status.js';
 import type { ClassicOutData, KnownOptions } from './results.js';
 import { isContiguous, numel, type Tensor } from './tensor.js';
+import { viewInfo } from './intrinsics.js';
+import { float32Option, optionsObject, snapshotTensor, type TensorSnapshot } from './snapshot.js';
 
 const precisionCode: { readonly [K in Precision]: number } = { fp16: 0, bf16: 1, fp32: 2 };
 const precisionDType: { readonly [K in Precision]: DType } = { fp16: 'f16', bf16: 'bf16', fp32: 'f32' };
@@ -97,48 +99,100 @@ export class MFAContextBase implements Disposable {
 
   #forward(q: Tensor, k: Tensor, v: Tensor, options: ClassicForwardOptions): Tensor {
     if (this.#disposed) throw new UmfaError(Status.INVALID_HANDLE, 'this MFAContext has been disposed');
-    const { driver, handle } = this.#state;
-    for (const [t, role] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {
-      if (t === null || typeof t !== 'object' || !ArrayBuffer.isView(t.data)) {
-        throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, `${role} must be a tensor ({ data, dtype, shape })`);
-      }
-      if (t.shape.length !== 4 || !isContiguous(t)) {
-        throw new MFAError(
-          MFAStatus.ERROR_INVALID_ARGS,
-          `${role}: the classic API takes dense rank-4 [batch, seq, heads, head_dim] tensors`,
-        );
+    // Every value of the caller's is read once, here, before any length or address is taken.
+    const qs = classicTensor(q, 'q');
+    const ks = classicTensor(k, 'k');
+    const vs = classicTensor(v, 'v');
+    const o = optionsObject(options);
+    const inputPrecision = o['inputPrecision'];
+    const outputPrecision = o['outputPrecision'];
+    const intermediatePrecision = o['intermediatePrecision'];
+    const outOption = o['out'];
+    const softmaxScale = o['softmaxScale'];
+    const causal = !!o['causal'];
+    const transpose = [!!o['transposeQ'], !!o['transposeK'], !!o['transposeV'], !!o['transposeO']] as const;
+    const [batch, seqLenQ, heads, headDim] = qs.shape as [number, number, number, number];
+    const seqLenKV = ks.shape[1] as number;
+    for (const [value, name, max] of [
+      [batch, 'batch_size', UINT32_MAX],
+      [seqLenQ, 'seq_len_q', UINT32_MAX],
+      [seqLenKV, 'seq_len_kv', UINT32_MAX],
+      [heads, 'num_heads', UINT32_MAX],
+      [headDim, 'head_dim', UINT16_MAX],
+    ] as const) {
+      if (value < 0 || value > max) {
+        throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, `${name} (${value}) is outside the classic API's range [0, ${max}]`);
       }
     }
-    const [batch, seqLenQ, heads, headDim] = q.shape as [number, number, number, number];
-    const seqLenKV = k.shape[1] as number;
-    const input = options.inputPrecision ?? precisionOf(q.dtype);
-    const output = options.outputPrecision ?? input;
-    const intermediate = options.intermediatePrecision ?? 'fp32';
-    const outShape = [batch, seqLenQ, heads, headDim];
-    const outDType = precisionDType[output];
-    if (outDType === undefined || precisionCode[input] === undefined || precisionCode[intermediate] === undefined) {
+    const input = (inputPrecision ?? precisionOf(qs.dtype)) as Precision;
+    const output = (outputPrecision ?? input) as Precision;
+    const intermediate = (intermediatePrecision ?? 'fp32') as Precision;
+    const known = (p: Precision) => Object.prototype.hasOwnProperty.call(precisionCode, p);
+    if (!known(input) || !known(output) || !known(intermediate)) {
       throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, 'unknown precision');
     }
-    const outData = options.out ?? allocData(outDType, numel(outShape));
-    if (outData.byteLength < numel(outShape) * dtypeSize(outDType)) {
-      throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, `out holds ${outData.byteLength} bytes, too few for the output`);
+    let scale: number;
+    try {
+      scale = softmaxScale === undefined ? 0 : float32Option(softmaxScale, 'softmaxScale');
+    } catch (e) {
+      throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, (e as Error).message);
     }
-    const code = driver.mfaForward(handle, q.data, k.data, v.data, outData, {
+    const outShape = [batch, seqLenQ, heads, headDim];
+    const outDType = precisionDType[output];
+    if (outOption !== undefined && viewInfo(outOption) === undefined) {
+      throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, 'out must be a typed array');
+    }
+    const outData = (outOption as ArrayBufferView | undefined) ?? allocData(outDType, numel(outShape));
+    if (this.#state.destroyed || this.#disposed) throw new UmfaError(Status.INVALID_HANDLE, 'this MFAContext has been disposed');
+    // Lengths through the engine's getters (a `byteLength` own property cannot lie here).
+    const outBytes = viewInfo(outData)?.byteLength ?? 0;
+    if (outBytes < numel(outShape) * dtypeSize(outDType)) {
+      throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, `out holds ${outBytes} bytes, too few for the output`);
+    }
+    const { driver, handle } = this.#state;
+    const code = driver.mfaForward(handle, qs.host as ArrayBufferView, ks.host as ArrayBufferView, vs.host as ArrayBufferView, outData, {
       batch,
       seqLenQ,
       seqLenKV,
       heads,
       headDim,
-      softmaxScale: options.softmaxScale ?? 0,
-      causal: options.causal ?? false,
+      softmaxScale: scale,
+      causal,
       inputPrecision: precisionCode[input],
       intermediatePrecision: precisionCode[intermediate],
       outputPrecision: precisionCode[output],
-      transpose: [!!options.transposeQ, !!options.transposeK, !!options.transposeV, !!options.transposeO],
+      transpose,
     });
     if (code !== MFAStatus.SUCCESS) {
       throw new MFAError(code, driver.lastError(handle) || driver.mfaErrorString(code));
     }
     return { data: outData, dtype: outDType, shape: outShape };
   }
+}
+
+const UINT32_MAX = 4294967295;
+const UINT16_MAX = 65535;
+
+/** Reads a classic tensor argument once: host memory, dense, rank 4 ([batch, seq, heads, head_dim]). */
+function classicTensor(t: unknown, role: string): TensorSnapshot {
+  if (t === null || typeof t !== 'object') {
+    throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, `${role} must be a tensor ({ data, dtype, shape })`);
+  }
+  let s: TensorSnapshot;
+  try {
+    s = snapshotTensor(t, role);
+  } catch (e) {
+    throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, (e as Error).message);
+  }
+  if (s.host === undefined) {
+    throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, `${role} must be a tensor ({ data, dtype, shape })`);
+  }
+  const plain: Tensor = s.strides === undefined ? { data: s.host, dtype: s.dtype, shape: s.shape } : { data: s.host, dtype: s.dtype, shape: s.shape, strides: s.strides };
+  if (s.shape.length !== 4 || !isContiguous(plain)) {
+    throw new MFAError(
+      MFAStatus.ERROR_INVALID_ARGS,
+      `${role}: the classic API takes dense rank-4 [batch, seq, heads, head_dim] tensors`,
+    );
+  }
+  return s;
 }

@@ -1,6 +1,25 @@
-import { encodeContextOptions, encodeOptions, encodeTensor, Frame, Slot } from './abi.js';
+import {
+  bindHostMemory,
+  copyBackStaged,
+  encodeContextOptions,
+  encodeOptionsSnapshot,
+  encodeSnapshot,
+  Frame,
+  Slot,
+  stageHostMemory,
+} from './abi.js';
 import { DeviceTensor, downloadsFloat16Array, isDeviceTensor, newDeviceTensor, viewBytes } from './device.js';
 import { allocData, isFloat16Array, type DType, type DTypeData } from './dtype.js';
+import { viewInfo } from './intrinsics.js';
+import {
+  dtypeOption,
+  optionalTensor,
+  optionsObject,
+  snapshotAttentionOptions,
+  snapshotTensor,
+  type OptionsSnapshot,
+  type TensorSnapshot,
+} from './snapshot.js';
 import type { AsyncOutcome, Driver } from './driver.js';
 import { UmfaError } from './errors.js';
 import {
@@ -37,8 +56,9 @@ export class Runtime {
   #driver: Driver | undefined;
   #error: unknown;
   #defaultContext: ContextBase | undefined;
-  /** Reused frame for synchronous calls (single-threaded JS: one call encodes at a time). */
+  /** Reused frame for synchronous calls (see {@link Runtime.acquireSyncFrame}). */
   readonly syncFrame: Frame = new Frame();
+  #syncFrameBusy = false;
 
   /** @param load - loads the native library and returns the driver; called once, lazily */
   constructor(load: () => Driver) {
@@ -62,6 +82,22 @@ export class Runtime {
   defaultContext(make: () => ContextBase): ContextBase {
     if (this.#defaultContext === undefined || this.#defaultContext.disposed) this.#defaultContext = make();
     return this.#defaultContext;
+  }
+
+  /**
+   * The frame a synchronous call encodes into: the shared one, or a new one if a call is using
+   * it already (a call made from inside another's encoding cannot disturb the outer call).
+   */
+  acquireSyncFrame(): Frame {
+    if (this.#syncFrameBusy) return new Frame();
+    this.#syncFrameBusy = true;
+    return this.syncFrame;
+  }
+
+  /** Returns a frame taken with {@link Runtime.acquireSyncFrame}. */
+  releaseSyncFrame(frame: Frame): void {
+    frame.clear();
+    if (frame === this.syncFrame) this.#syncFrameBusy = false;
   }
 
   /** The library's version string, e.g. `"0.1.0"`. */
@@ -95,33 +131,37 @@ const backendNames: readonly BackendName[] = ['auto', 'cpu', 'cuda'];
 /** A tensor argument: host memory or a device tensor. */
 type AnyTensor = Tensor | DeviceTensor;
 
-/** Makes an output like `like` (host or device); device outputs are recorded in `made`. */
-type Allocate = (dtype: DType, shape: readonly number[], like: AnyTensor, made: DeviceTensor[]) => AnyTensor;
+/** An output the library made for a call: what the caller gets, and what is encoded. */
+interface Made {
+  tensor: AnyTensor;
+  snapshot: TensorSnapshot;
+}
 
-function lseShape(q: AnyTensor): number[] {
+/**
+ * Makes an output like `like` (host memory for host calls, device memory on the call's context
+ * for device calls); device outputs are also recorded in `made` (disposed if the call fails).
+ */
+type Allocate = (dtype: DType, shape: readonly number[], like: TensorSnapshot, role: string, made: DeviceTensor[]) => Made;
+
+function lseShape(q: TensorSnapshot): number[] {
   const s = q.shape;
   if (s.length === 4) return [s[0] as number, s[2] as number, s[1] as number];
   if (s.length === 3) return [s[1] as number, s[0] as number];
   return [];
 }
 
-function outShape(q: AnyTensor, v: AnyTensor): number[] {
+function outShape(q: TensorSnapshot, v: TensorSnapshot): number[] {
   const shape = [...q.shape];
   if (shape.length > 0 && v.shape.length > 0) shape[shape.length - 1] = v.shape[v.shape.length - 1] as number;
   return shape;
 }
 
-function checkTensorArg(t: unknown, role: string): asserts t is AnyTensor {
-  if (t === null || typeof t !== 'object') {
-    throw new UmfaError(Status.NULL_POINTER, `${role} must be a tensor ({ data, dtype, shape }) or a DeviceTensor`);
-  }
-}
-
 /** Host outputs: a typed array of the dtype (a Float16Array for f16 next to one). */
-function allocHost(dtype: DType, shape: readonly number[], like: AnyTensor): Tensor {
-  const f16 = dtype === 'f16' && like.dtype === 'f16' && isFloat16Array((like as Tensor).data);
-  return { data: allocData(dtype, numel(shape), f16), dtype, shape: [...shape] };
-}
+const allocHost: Allocate = (dtype, shape, like, role) => {
+  const f16 = dtype === 'f16' && like.dtype === 'f16' && isFloat16Array(like.host);
+  const tensor: Tensor = { data: allocData(dtype, numel(shape), f16), dtype, shape: [...shape] };
+  return { tensor, snapshot: { role, original: tensor, host: tensor.data, device: undefined, dtype, shape: tensor.shape, strides: undefined } };
+};
 
 /** Disposes device outputs a failed call allocated. */
 function discard(made: DeviceTensor[]): void {
@@ -129,65 +169,124 @@ function discard(made: DeviceTensor[]): void {
   made.length = 0;
 }
 
-/** Encodes a forward call; returns the outputs it will write. */
-function encodeForward(
+/** A forward call's arguments, each read once from the caller (see `snapshot.ts`). */
+interface ForwardCall {
+  q: TensorSnapshot;
+  k: TensorSnapshot;
+  v: TensorSnapshot;
+  options: OptionsSnapshot;
+  out: TensorSnapshot | undefined;
+  lse: TensorSnapshot | undefined;
+  returnLse: boolean;
+  outDtype: DType | undefined;
+}
+
+/** A backward call's arguments, each read once from the caller. */
+interface BackwardCall {
+  q: TensorSnapshot;
+  k: TensorSnapshot;
+  v: TensorSnapshot;
+  out: TensorSnapshot;
+  dout: TensorSnapshot;
+  lse: TensorSnapshot | undefined;
+  options: OptionsSnapshot;
+  dq: TensorSnapshot | undefined;
+  dk: TensorSnapshot | undefined;
+  dv: TensorSnapshot | undefined;
+  gradDtype: DType | undefined;
+}
+
+function readForward(q: unknown, k: unknown, v: unknown, options: unknown): ForwardCall {
+  const qs = snapshotTensor(q, 'q');
+  const ks = snapshotTensor(k, 'k');
+  const vs = snapshotTensor(v, 'v');
+  const o = optionsObject(options);
+  const out = o['out'];
+  const lse = o['lse'];
+  const returnLse = o['returnLse'];
+  const outDtype = o['outDtype'];
+  return {
+    q: qs,
+    k: ks,
+    v: vs,
+    out: optionalTensor(out, 'out'),
+    lse: optionalTensor(lse, 'lse'),
+    returnLse: !!returnLse,
+    outDtype: dtypeOption(outDtype, 'outDtype'),
+    options: snapshotAttentionOptions(o),
+  };
+}
+
+function readBackward(q: unknown, k: unknown, v: unknown, out: unknown, dout: unknown, lse: unknown, options: unknown): BackwardCall {
+  const qs = snapshotTensor(q, 'q');
+  const ks = snapshotTensor(k, 'k');
+  const vs = snapshotTensor(v, 'v');
+  const outs = snapshotTensor(out, 'out');
+  const douts = snapshotTensor(dout, 'dout');
+  const lses = optionalTensor(lse, 'lse');
+  const o = optionsObject(options);
+  const dq = o['dq'];
+  const dk = o['dk'];
+  const dv = o['dv'];
+  const gradDtype = o['gradDtype'];
+  return {
+    q: qs,
+    k: ks,
+    v: vs,
+    out: outs,
+    dout: douts,
+    lse: lses,
+    dq: optionalTensor(dq, 'dq'),
+    dk: optionalTensor(dk, 'dk'),
+    dv: optionalTensor(dv, 'dv'),
+    gradDtype: dtypeOption(gradDtype, 'gradDtype'),
+    options: snapshotAttentionOptions(o),
+  };
+}
+
+/** Encodes an output: the caller's (returned as given) or one allocated here. */
+function encodeOutput(
   frame: Frame,
-  q: AnyTensor,
-  k: AnyTensor,
-  v: AnyTensor,
-  options: ForwardOptions | DeviceForwardOptions | undefined,
-  allocate: Allocate,
-  made: DeviceTensor[],
-): { out: AnyTensor; lse?: AnyTensor } {
-  checkTensorArg(q, 'q');
-  checkTensorArg(k, 'k');
-  checkTensorArg(v, 'v');
-  frame.clear();
-  const o = options ?? {};
-  const out = o.out ?? allocate(o.outDtype ?? q.dtype, outShape(q, v), q, made);
-  const lse = o.lse ?? (o.returnLse ? allocate('f32', lseShape(q), q, made) : undefined);
-  encodeTensor(frame, Slot.Q, q, 'q');
-  encodeTensor(frame, Slot.K, k, 'k');
-  encodeTensor(frame, Slot.V, v, 'v');
-  encodeTensor(frame, Slot.OUT, out, 'out');
-  if (lse !== undefined) encodeTensor(frame, Slot.LSE, lse, 'lse');
-  encodeOptions(frame, o);
+  slot: number,
+  given: TensorSnapshot | undefined,
+  make: () => Made,
+): AnyTensor {
+  if (given !== undefined) {
+    encodeSnapshot(frame, slot, given);
+    return given.original as AnyTensor;
+  }
+  const m = make();
+  encodeSnapshot(frame, slot, m.snapshot, m.snapshot.host !== undefined);
+  return m.tensor;
+}
+
+/** Encodes a forward call; returns the outputs it will write. Runs no caller code. */
+function encodeForward(frame: Frame, c: ForwardCall, allocate: Allocate, made: DeviceTensor[]): { out: AnyTensor; lse?: AnyTensor } {
+  encodeSnapshot(frame, Slot.Q, c.q);
+  encodeSnapshot(frame, Slot.K, c.k);
+  encodeSnapshot(frame, Slot.V, c.v);
+  const out = encodeOutput(frame, Slot.OUT, c.out, () => allocate(c.outDtype ?? c.q.dtype, outShape(c.q, c.v), c.q, 'out', made));
+  const lse =
+    c.lse !== undefined || c.returnLse
+      ? encodeOutput(frame, Slot.LSE, c.lse, () => allocate('f32', lseShape(c.q), c.q, 'lse', made))
+      : undefined;
+  encodeOptionsSnapshot(frame, c.options);
   return lse === undefined ? { out } : { out, lse };
 }
 
-/** Encodes a backward call; returns the gradients it will write. */
-function encodeBackward(
-  frame: Frame,
-  q: AnyTensor,
-  k: AnyTensor,
-  v: AnyTensor,
-  out: AnyTensor,
-  dout: AnyTensor,
-  lse: AnyTensor,
-  options: BackwardOptions | DeviceBackwardOptions | undefined,
-  allocate: Allocate,
-  made: DeviceTensor[],
-): { dq: AnyTensor; dk: AnyTensor; dv: AnyTensor } {
-  checkTensorArg(q, 'q');
-  checkTensorArg(k, 'k');
-  checkTensorArg(v, 'v');
-  checkTensorArg(out, 'out');
-  checkTensorArg(dout, 'dout');
-  frame.clear();
-  const o = options ?? {};
-  const dq = o.dq ?? allocate(o.gradDtype ?? q.dtype, q.shape, q, made);
-  const dk = o.dk ?? allocate(o.gradDtype ?? k.dtype, k.shape, k, made);
-  const dv = o.dv ?? allocate(o.gradDtype ?? v.dtype, v.shape, v, made);
-  encodeTensor(frame, Slot.Q, q, 'q');
-  encodeTensor(frame, Slot.K, k, 'k');
-  encodeTensor(frame, Slot.V, v, 'v');
-  encodeTensor(frame, Slot.OUT, out, 'out');
-  encodeTensor(frame, Slot.DOUT, dout, 'dout');
-  if (lse !== undefined && lse !== null) encodeTensor(frame, Slot.LSE, lse, 'lse');
-  encodeTensor(frame, Slot.DQ, dq, 'dq');
-  encodeTensor(frame, Slot.DK, dk, 'dk');
-  encodeTensor(frame, Slot.DV, dv, 'dv');
-  encodeOptions(frame, o);
+/** Encodes a backward call; returns the gradients it will write. Runs no caller code. */
+function encodeBackward(frame: Frame, c: BackwardCall, allocate: Allocate, made: DeviceTensor[]): { dq: AnyTensor; dk: AnyTensor; dv: AnyTensor } {
+  encodeSnapshot(frame, Slot.Q, c.q);
+  encodeSnapshot(frame, Slot.K, c.k);
+  encodeSnapshot(frame, Slot.V, c.v);
+  encodeSnapshot(frame, Slot.OUT, c.out);
+  encodeSnapshot(frame, Slot.DOUT, c.dout);
+  if (c.lse !== undefined) encodeSnapshot(frame, Slot.LSE, c.lse);
+  const grad = (like: TensorSnapshot, role: string) => () => allocate(c.gradDtype ?? like.dtype, like.shape, like, role, made);
+  const dq = encodeOutput(frame, Slot.DQ, c.dq, grad(c.q, 'dq'));
+  const dk = encodeOutput(frame, Slot.DK, c.dk, grad(c.k, 'dk'));
+  const dv = encodeOutput(frame, Slot.DV, c.dv, grad(c.v, 'dv'));
+  encodeOptionsSnapshot(frame, c.options);
   return { dq, dk, dv };
 }
 
@@ -211,11 +310,11 @@ export class ContextBase implements ContextLike, Disposable {
   readonly #state: ContextState;
   #disposed = false;
   #scratch: BufferState | undefined;
-  readonly #allocDevice: Allocate = (dtype, shape, like, made) => {
-    const f16 = dtype === 'f16' && like.dtype === 'f16' && isDeviceTensor(like) && downloadsFloat16Array(like);
+  readonly #allocDevice: Allocate = (dtype, shape, like, role, made) => {
+    const f16 = dtype === 'f16' && like.dtype === 'f16' && like.device !== undefined && downloadsFloat16Array(like.device);
     const t = newDeviceTensor(this.#state, this, dtype, shape, undefined, viewBytes(dtype, shape, undefined, 'output'), f16);
     made.push(t);
-    return t;
+    return { tensor: t, snapshot: { role, original: t, host: undefined, device: t, dtype, shape: t.shape, strides: undefined } };
   };
 
   /**
@@ -291,19 +390,23 @@ export class ContextBase implements ContextLike, Disposable {
     options?: KnownOptions<O, DeviceForwardOptions>,
   ): DeviceForwardResult<Q, O>;
   attention(q: AnyTensor, k: AnyTensor, v: AnyTensor, options?: ForwardOptions | DeviceForwardOptions): unknown {
+    this.#live();
+    // Every value of the caller's is read here, before anything else (see snapshot.ts).
+    const call = readForward(q, k, v, options);
     const handle = this.#live();
-    const frame = this.#runtime.syncFrame;
+    const frame = this.#runtime.acquireSyncFrame();
     const made: DeviceTensor[] = [];
     try {
-      const result = encodeForward(frame, q, k, v, options, this.#allocator(q), made);
+      const result = encodeForward(frame, call, this.#allocator(call.q), made);
+      bindHostMemory(frame);
       const status = this.#driver.forward(handle, frame);
-      frame.clear();
       this.#checkCall(handle, status, frame);
       return result;
     } catch (e) {
-      frame.clear();
       if (made.length > 0) discard(made);
       throw e;
+    } finally {
+      this.#runtime.releaseSyncFrame(frame);
     }
   }
 
@@ -326,13 +429,17 @@ export class ContextBase implements ContextLike, Disposable {
     options?: KnownOptions<O, DeviceForwardOptions>,
   ): Promise<DeviceForwardResult<Q, O>>;
   async attentionAsync(q: AnyTensor, k: AnyTensor, v: AnyTensor, options?: ForwardOptions | DeviceForwardOptions): Promise<unknown> {
+    this.#live();
+    const call = readForward(q, k, v, options);
     const handle = this.#live();
     const frame = new Frame();
     const made: DeviceTensor[] = [];
     try {
-      const result = encodeForward(frame, q, k, v, options, this.#allocator(q), made);
+      const result = encodeForward(frame, call, this.#allocator(call.q), made);
+      stageHostMemory(frame, this.#addressOf);
       const outcome = await this.#runAsync(frame, () => this.#driver.forwardAsync(handle, frame));
       this.#checkCall(handle, outcome.status, frame, outcome.message);
+      copyBackStaged(frame);
       return result;
     } catch (e) {
       if (made.length > 0) discard(made);
@@ -388,19 +495,22 @@ export class ContextBase implements ContextLike, Disposable {
     lse: AnyTensor,
     options?: BackwardOptions | DeviceBackwardOptions,
   ): unknown {
+    this.#live();
+    const call = readBackward(q, k, v, out, dout, lse, options);
     const handle = this.#live();
-    const frame = this.#runtime.syncFrame;
+    const frame = this.#runtime.acquireSyncFrame();
     const made: DeviceTensor[] = [];
     try {
-      const grads = encodeBackward(frame, q, k, v, out, dout, lse, options, this.#allocator(q), made);
+      const grads = encodeBackward(frame, call, this.#allocator(call.q), made);
+      bindHostMemory(frame);
       const status = this.#driver.backward(handle, frame);
-      frame.clear();
       this.#checkCall(handle, status, frame);
       return grads;
     } catch (e) {
-      frame.clear();
       if (made.length > 0) discard(made);
       throw e;
+    } finally {
+      this.#runtime.releaseSyncFrame(frame);
     }
   }
 
@@ -443,13 +553,17 @@ export class ContextBase implements ContextLike, Disposable {
     lse: AnyTensor,
     options?: BackwardOptions | DeviceBackwardOptions,
   ): Promise<unknown> {
+    this.#live();
+    const call = readBackward(q, k, v, out, dout, lse, options);
     const handle = this.#live();
     const frame = new Frame();
     const made: DeviceTensor[] = [];
     try {
-      const grads = encodeBackward(frame, q, k, v, out, dout, lse, options, this.#allocator(q), made);
+      const grads = encodeBackward(frame, call, this.#allocator(call.q), made);
+      stageHostMemory(frame, this.#addressOf);
       const outcome = await this.#runAsync(frame, () => this.#driver.backwardAsync(handle, frame));
       this.#checkCall(handle, outcome.status, frame, outcome.message);
+      copyBackStaged(frame);
       return grads;
     } catch (e) {
       if (made.length > 0) discard(made);
@@ -470,21 +584,25 @@ export class ContextBase implements ContextLike, Disposable {
    */
   upload<D extends ArrayBufferView>(tensor: Tensor<D>): DeviceTensor<D> {
     this.#live();
-    const t = tensor as Tensor | null;
-    if (t === null || typeof t !== 'object' || !ArrayBuffer.isView(t.data)) {
+    const t0 = tensor as unknown;
+    if (t0 === null || typeof t0 !== 'object' || isDeviceTensor(t0)) {
       throw new UmfaError(
         Status.NULL_POINTER,
-        isDeviceTensor(t) ? 'upload: already a device tensor' : 'upload: expected a tensor ({ data, dtype, shape })',
+        isDeviceTensor(t0) ? 'upload: already a device tensor' : 'upload: expected a tensor ({ data, dtype, shape })',
       );
     }
+    const t = snapshotTensor(t0, 'upload');
+    this.#live();
+    const data = t.host as ArrayBufferView;
     const bytes = viewBytes(t.dtype, t.shape, t.strides, 'upload');
-    if (bytes > t.data.byteLength) {
-      throw new UmfaError(Status.SHAPE_MISMATCH, `upload: the view needs ${bytes} bytes but its ${t.data.constructor.name} holds ${t.data.byteLength}`);
+    const info = viewInfo(data);
+    if (info === undefined || bytes > info.byteLength) {
+      throw new UmfaError(Status.SHAPE_MISMATCH, `upload: the view needs ${bytes} bytes but its ${info?.kind ?? 'view'} holds ${info?.byteLength ?? 0}`);
     }
-    const dt = newDeviceTensor<D>(this.#state, this, t.dtype, t.shape, t.strides, bytes, isFloat16Array(t.data));
+    const dt = newDeviceTensor<D>(this.#state, this, t.dtype, t.shape, t.strides, bytes, isFloat16Array(data));
     if (bytes > 0) {
       try {
-        dt.upload(t.data);
+        dt.upload(data);
       } catch (e) {
         dt.dispose();
         throw e;
@@ -545,9 +663,11 @@ export class ContextBase implements ContextLike, Disposable {
   }
 
   /** Host outputs for host calls, device outputs on this context when q is a device tensor. */
-  #allocator(q: AnyTensor): Allocate {
-    return isDeviceTensor(q) ? this.#allocDevice : allocHost;
+  #allocator(q: TensorSnapshot): Allocate {
+    return q.device !== undefined ? this.#allocDevice : allocHost;
   }
+
+  readonly #addressOf = (data: ArrayBufferView): bigint => this.#driver.addressOf(data);
 
   #live(): bigint {
     if (this.#disposed) throw new UmfaError(Status.INVALID_HANDLE, 'this context has been disposed');

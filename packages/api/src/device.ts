@@ -1,4 +1,5 @@
 import { allocData, dtypeSize, isDType, type DType } from './dtype.js';
+import { bytesOf, viewInfo } from './intrinsics.js';
 import { UmfaError } from './errors.js';
 import { bufferFinalizer, createBuffer, releaseBuffer, type BufferState, type ContextState } from './handles.js';
 import type { ContextBase } from './context.js';
@@ -18,6 +19,11 @@ let makeDeviceTensor: (
 let stateOf: (t: object) => BufferState | undefined;
 let liveState: (t: DeviceTensor, role: string) => BufferState;
 let prefersFloat16Array: (t: DeviceTensor) => boolean;
+
+/** Passed by this module to the constructor; nothing outside it can name it. */
+const constructToken = Symbol('umfa.DeviceTensor');
+/** Buffer states made by {@link newDeviceTensor} (a device tensor must wrap one of these). */
+const genuineBuffers = new WeakSet<BufferState>();
 
 /** Where a tensor's memory lives: `'cpu'` (host memory) or `'cuda'` (GPU memory). */
 export type DeviceName = 'cpu' | 'cuda';
@@ -64,6 +70,7 @@ export class DeviceTensor<D extends ArrayBufferView = ArrayBufferView> implement
   #disposed = false;
 
   private constructor(
+    token: symbol,
     state: BufferState,
     context: ContextBase,
     dtype: DType,
@@ -71,6 +78,11 @@ export class DeviceTensor<D extends ArrayBufferView = ArrayBufferView> implement
     strides: readonly number[] | undefined,
     float16Array: boolean,
   ) {
+    // Only this module makes device tensors: a subclass or a direct `new` with a made-up buffer
+    // state (an arbitrary address and length) is refused.
+    if (token !== constructToken || !genuineBuffers.has(state)) {
+      throw new TypeError('DeviceTensor cannot be constructed directly; use ctx.upload(), ctx.zeros() or a call on device tensors');
+    }
     this.#state = state;
     this.context = context;
     this.dtype = dtype;
@@ -84,7 +96,7 @@ export class DeviceTensor<D extends ArrayBufferView = ArrayBufferView> implement
 
   static {
     makeDeviceTensor = (state, context, dtype, shape, strides, float16Array) =>
-      new DeviceTensor(state, context, dtype, shape, strides, float16Array);
+      new DeviceTensor(constructToken, state, context, dtype, shape, strides, float16Array);
     stateOf = (t) => (#state in t ? t.#state : undefined);
     liveState = (t, role) => {
       if (t.#disposed || t.#state.destroyed) {
@@ -134,14 +146,14 @@ export class DeviceTensor<D extends ArrayBufferView = ArrayBufferView> implement
     if (into === undefined) {
       data = allocData(this.dtype, n, this.#float16Array);
     } else {
-      if (!ArrayBuffer.isView(into)) throw new UmfaError(Status.NULL_POINTER, 'download: into must be a typed array');
-      if (into.byteLength < s.byteLength) {
-        throw new UmfaError(Status.SHAPE_MISMATCH, `download: into holds ${into.byteLength} bytes, the tensor ${s.byteLength}`);
+      const info = viewInfo(into);
+      if (info === undefined) throw new UmfaError(Status.NULL_POINTER, 'download: into must be a typed array');
+      if (info.byteLength < s.byteLength) {
+        throw new UmfaError(Status.SHAPE_MISMATCH, `download: into holds ${info.byteLength} bytes, the tensor ${s.byteLength}`);
       }
       data = into;
     }
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, s.byteLength);
-    const status = s.owner.driver.bufferDownload(s.handle, 0, bytes);
+    const status = s.owner.driver.bufferDownload(s.handle, 0, bytesOf(data, s.byteLength));
     if (status !== Status.OK) throw new UmfaError(status, s.owner.driver.lastError(s.owner.handle));
     return this.strides === undefined
       ? { data, dtype: this.dtype, shape: this.shape }
@@ -156,12 +168,13 @@ export class DeviceTensor<D extends ArrayBufferView = ArrayBufferView> implement
    */
   upload(source: Tensor | ArrayBufferView): void {
     const s = liveState(this, 'upload');
-    const data = ArrayBuffer.isView(source) ? source : (source as Tensor | null)?.data;
-    if (!ArrayBuffer.isView(data)) throw new UmfaError(Status.NULL_POINTER, 'upload: source must be a tensor or a typed array');
-    if (data.byteLength < s.byteLength) {
-      throw new UmfaError(Status.SHAPE_MISMATCH, `upload: source holds ${data.byteLength} bytes, the tensor ${s.byteLength}`);
+    const data = viewInfo(source) !== undefined ? source : (source as Tensor | null)?.data;
+    const info = viewInfo(data);
+    if (info === undefined) throw new UmfaError(Status.NULL_POINTER, 'upload: source must be a tensor or a typed array');
+    if (info.byteLength < s.byteLength) {
+      throw new UmfaError(Status.SHAPE_MISMATCH, `upload: source holds ${info.byteLength} bytes, the tensor ${s.byteLength}`);
     }
-    const status = s.owner.driver.bufferUpload(s.handle, 0, new Uint8Array(data.buffer, data.byteOffset, s.byteLength));
+    const status = s.owner.driver.bufferUpload(s.handle, 0, bytesOf(data as ArrayBufferView, s.byteLength));
     if (status !== Status.OK) throw new UmfaError(status, s.owner.driver.lastError(s.owner.handle));
   }
 
@@ -252,5 +265,6 @@ export function newDeviceTensor<D extends ArrayBufferView>(
   const made = createBuffer(owner, bytes);
   if (!('handle' in made)) throw new UmfaError(made.status, made.message);
   const state: BufferState = made;
+  genuineBuffers.add(state);
   return makeDeviceTensor(state, context, dtype, shape, strides, float16Array) as DeviceTensor<D>;
 }

@@ -99,6 +99,8 @@ export type {
   DeviceBackwardResult,
 } from './results.js';
 export { DeviceTensor, isDeviceTensor, type DeviceName } from './device.js';
+/** @internal The engine's own length of a typed array or DataView (for the drivers). */
+export { byteLengthOf } from './intrinsics.js';
 export type { Driver, AsyncOutcome, ClassicCall } from './driver.js';
 export { Runtime, ContextBase } from './context.js';
 export { MFAContextBase, precisionOf } from './classic.js';

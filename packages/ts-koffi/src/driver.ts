@@ -1,5 +1,6 @@
 import * as koffi from 'koffi';
 import {
+  byteLengthOf,
   checkAbiVersion,
   checkEntryPoints,
   Frame,
@@ -25,6 +26,14 @@ interface FrameAddresses {
 }
 
 const frameAddresses = new WeakMap<Frame, FrameAddresses>();
+
+/**
+ * Library-owned memory whose address stands in the `data` field of views that need no bytes
+ * (empty ones, and those the core refuses for negative extents or strides without reading them):
+ * never the frame, never caller memory.
+ */
+const placeholder = new BigUint64Array(8);
+let placeholderAddress: bigint | undefined;
 
 /**
  * The koffi implementation of the {@link Driver} contract: every C entry point declared with
@@ -168,10 +177,12 @@ export class KoffiDriver implements Driver {
     return [status, out[0] as bigint];
   }
   bufferUpload(buffer: bigint, offset: number, src: ArrayBufferView): number {
-    return this.#fn['bufferUpload']!(buffer, offset, src.byteLength === 0 ? null : src, src.byteLength) as number;
+    const length = byteLengthOf(src);
+    return this.#fn['bufferUpload']!(buffer, offset, length === 0 ? null : koffi.address(src), length) as number;
   }
   bufferDownload(buffer: bigint, offset: number, dst: ArrayBufferView): number {
-    return this.#fn['bufferDownload']!(buffer, offset, dst.byteLength === 0 ? null : dst, dst.byteLength) as number;
+    const length = byteLengthOf(dst);
+    return this.#fn['bufferDownload']!(buffer, offset, length === 0 ? null : koffi.address(dst), length) as number;
   }
 
   /**
@@ -196,11 +207,22 @@ export class KoffiDriver implements Driver {
     let present = 0;
     for (let i = 0; i < SLOT_COUNT; i++) {
       const data = views[i];
-      if (data !== undefined) {
-        present |= 1 << i;
-        const address = typeof data === 'bigint' ? data : data.byteLength === 0 ? addrs.base : koffi.address(data);
-        v.setBigUint64(slotOffset(i), address, true);
+      if (data === undefined) continue;
+      present |= 1 << i;
+      let address: bigint;
+      if (typeof data === 'bigint') {
+        address = data;
+      } else {
+        const needed = frame.needed[i] as number;
+        if (needed === 0) {
+          address = placeholderAddress ??= koffi.address(placeholder);
+        } else {
+          // The shared code checked this immediately before; nothing of the caller's ran since.
+          if (byteLengthOf(data) < needed) throw new RangeError(`umfa: ${frame.roles[i]} no longer covers ${needed} bytes`);
+          address = koffi.address(data);
+        }
       }
+      v.setBigUint64(slotOffset(i), address, true);
     }
     this.#lastFrame = frame;
     this.#lastPresent = present;
@@ -307,7 +329,8 @@ export class KoffiDriver implements Driver {
     try {
       for (const data of [q, k, v, out]) {
         slot[0] = 0n;
-        const code = wrap(handle, data.byteLength === 0 ? null : koffi.address(data), data.byteLength, slot) as number;
+        const length = byteLengthOf(data);
+        const code = wrap(handle, length === 0 ? null : koffi.address(data), length, slot) as number;
         if (code !== 0) return code;
         handles.push(slot[0] as bigint);
       }

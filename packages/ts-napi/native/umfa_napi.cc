@@ -171,6 +171,48 @@ uint8_t* ViewData(const Napi::Value& v, size_t* length) {
   return nullptr;
 }
 
+// Stands in the data field of views that need no bytes (empty ones, and those the core refuses
+// for negative extents or strides without reading them): never the frame, never caller memory.
+alignas(64) uint8_t g_placeholder[64];
+
+// Bytes the view encoded in a slot spans from its data pointer (0 when it is empty or has a
+// negative extent or stride; SIZE_MAX when the span does not fit). Read from the frame, which
+// the caller's code cannot reach, so the check below compares like with like.
+size_t SlotSpan(const uint8_t* slot) {
+  umfa_tensor t;
+  std::memcpy(&t, slot, sizeof t);
+  if (t.rank < 0 || t.rank > UMFA_MAX_RANK) return 0;  // the core refuses the rank
+  int64_t esize = 0;
+  switch (t.dtype) {
+    case UMFA_DTYPE_F32:
+    case UMFA_DTYPE_I32:
+      esize = 4;
+      break;
+    case UMFA_DTYPE_F16:
+    case UMFA_DTYPE_BF16:
+      esize = 2;
+      break;
+    case UMFA_DTYPE_BOOL:
+      esize = 1;
+      break;
+    default:
+      return 0;  // the core refuses the dtype
+  }
+  int64_t last = 0;
+  for (int d = 0; d < t.rank; d++) {
+    if (t.shape[d] == 0) return 0;
+    if (t.shape[d] < 0 || t.strides[d] < 0) return 0;
+    int64_t span;
+    if (__builtin_mul_overflow(t.shape[d] - 1, t.strides[d], &span) ||
+        __builtin_add_overflow(last, span, &last))
+      return SIZE_MAX;
+  }
+  int64_t bytes;
+  if (__builtin_add_overflow(last, int64_t{1}, &bytes) || __builtin_mul_overflow(bytes, esize, &bytes))
+    return SIZE_MAX;
+  return static_cast<size_t>(bytes);
+}
+
 // A prepared call: the frame's memory with every address patched in, and the tensor pointers
 // to pass (nullptr for unused slots).
 struct Prepared {
@@ -212,10 +254,18 @@ bool Prepare(const Napi::CallbackInfo& info, Prepared* p) {
     } else {
       size_t length = 0;
       uint8_t* data = ViewData(info[arg], &length);
-      if (data == nullptr && length == 0 && !info[arg].IsTypedArray() && !info[arg].IsDataView()) {
+      if (!info[arg].IsTypedArray() && !info[arg].IsDataView()) {
         throw Napi::TypeError::New(env, "umfa: tensor data must be a typed array or an address");
       }
-      if (data == nullptr || length == 0) data = base;  // empty tensors: any valid address
+      // The last check before the core sees the memory: the view must still cover what its
+      // shape needs (its buffer may have been detached or shrunk since it was encoded).
+      const size_t needed = SlotSpan(slot);
+      if (needed == 0) {
+        data = g_placeholder;
+      } else if (data == nullptr || length < needed) {
+        throw Napi::RangeError::New(env, "umfa: slot " + std::to_string(i) + " needs " + std::to_string(needed) +
+                                             " bytes but its view holds " + std::to_string(length));
+      }
       addr = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data));
     }
     std::memcpy(slot, &addr, sizeof addr);
