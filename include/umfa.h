@@ -10,7 +10,7 @@
  *   2. Status codes and error messages
  *   3. Contexts (backend selection, threads)
  *   4. Tensor views (pointer + dtype + device + shape + strides)
- *   5. Attention: options, forward, backward
+ *   5. Attention: options, forward, backward, merging partial results
  *   6. Buffers (memory owned by the library, or wrapped host memory)
  *   7. Classic API: the Universal Metal Flash Attention `mfa_*` entry points
  *
@@ -456,6 +456,74 @@ UMFA_API umfa_status umfa_attention_backward(umfa_context* context,
                                              const umfa_tensor* dout, const umfa_tensor* lse,
                                              const umfa_tensor* dq, const umfa_tensor* dk,
                                              const umfa_tensor* dv);
+
+/** Options for umfa_attention_merge. Zero-filled with struct_size set = defaults. */
+typedef struct umfa_merge_options {
+  /** sizeof(umfa_merge_options) as the caller knows it. */
+  uint32_t struct_size;
+  /** No flag is defined yet: must be 0 (INVALID_ARGUMENT otherwise). */
+  uint32_t flags;
+  /**
+   * CUDA: the cudaStream_t to run on (NULL = the legacy default stream). The call never
+   * synchronizes the device. Ignored on the CPU.
+   */
+  void* stream;
+  /**
+   * Optional per-call error message, exactly as umfa_attention_options.error_message: written
+   * only on failure, NUL-terminated, truncated to error_message_capacity - 1 bytes.
+   */
+  char* error_message;
+  /** Size in bytes of the memory at error_message (0 = no per-call message). */
+  uint64_t error_message_capacity;
+} umfa_merge_options;
+
+/**
+ * Merges one partial attention result into a running one, in place (context parallelism:
+ * ring attention over sequence shards; split-KV).
+ *
+ * Attention over keys split into disjoint parts K_1 ... K_n is recovered exactly from the
+ * forward of each part, (O_i, LSE_i) = umfa_attention_forward(q, K_i, V_i):
+ *   LSE = log(sum_i exp(LSE_i)),   O = sum_i exp(LSE_i - LSE) * O_i.
+ * One call performs one step of that sum, for every row and head:
+ *   LSE' = log(exp(LSE) + exp(LSE_p)),   O' = exp(LSE - LSE') * O + exp(LSE_p - LSE') * O_p
+ * where (O, LSE) = (out, lse) and (O_p, LSE_p) = (part_out, part_lse). Folding the parts in one
+ * call at a time, in any order, gives the attention over all keys up to float32 rounding.
+ * A side whose LSE is -inf (a row that sees no key of that part: a fully masked row or shard)
+ * contributes nothing, whatever its out holds (even NaN); when both are -inf, O' = 0 and
+ * LSE' = -inf, never NaN. A NaN LSE gives NaN. So a running result may start as lse = -inf
+ * with out uninitialized, or as the first part's forward result.
+ *
+ * Tensors, in the layouts of umfa_attention_forward's out and lse:
+ *   out, part_out   [batch, seqlen, heads, head_dim] (rank 4), or [total, heads, head_dim]
+ *                   (rank 3) for varlen results; F32, F16 or BF16, each its own dtype;
+ *   lse, part_lse   [batch, heads, seqlen] (rank 3), or [heads, total] (rank 2); F32.
+ * part_out and part_lse must have out's and lse's shapes; head_dim 1..UMFA_MAX_HEAD_DIM.
+ * Arithmetic is F32 whatever the dtypes, but out is rounded to its dtype by every call: keep
+ * the running out in F32 when merging more than two parts (and convert the result once).
+ *
+ * Reads out, lse, part_out, part_lse and options (may be NULL = defaults); writes every element
+ * of out and lse, nothing else (and nothing unless the call returns OK, except the per-call
+ * message of a failed call). Owns nothing after the call. out and lse are outputs: strides
+ * that make their own elements overlap are rejected (INVALID_STRIDE), as is out or lse whose
+ * memory range (first to last byte it reaches) overlaps that of the other or of part_out or
+ * part_lse (INVALID_ARGUMENT). part_out and part_lse are inputs (stride 0 broadcasts). The call
+ * needs no workspace. On CUDA it runs on options->stream.
+ * Returns OK, NULL_CONTEXT, NULL_POINTER, STRUCT_VERSION, INVALID_RANK, SHAPE_MISMATCH,
+ * HEAD_DIM_OUT_OF_RANGE, INVALID_STRIDE, UNSUPPORTED_DTYPE, DEVICE_MISMATCH, INVALID_ARGUMENT,
+ * INVALID_HANDLE, SIZE_OVERFLOW, UNSUPPORTED (a libumfa_cuda older than this function),
+ * BACKEND_ERROR.
+ *
+ * Backward over a part needs no entry point of its own: umfa_attention_backward over q, K_i,
+ * V_i and dout, with the part's options, given the *merged* out and lse instead of the part's
+ * own, writes that part's exact share of the gradient. It takes P = exp(S_i - LSE) from the
+ * merged LSE and D = rowsum(dout * out) from the merged out, so dk and dv are the exact
+ * gradients of K_i and V_i, and the dq of all parts sum to the exact dq.
+ */
+UMFA_API umfa_status umfa_attention_merge(umfa_context* context,
+                                          const umfa_merge_options* options,
+                                          const umfa_tensor* out, const umfa_tensor* lse,
+                                          const umfa_tensor* part_out,
+                                          const umfa_tensor* part_lse);
 
 /* ============================================================================================
  * 6. Buffers

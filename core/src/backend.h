@@ -67,6 +67,19 @@ struct Problem {
   void* stream = nullptr;  // CUDA stream, or nullptr
 };
 
+// Everything a merge call (umfa_attention_merge) needs, resolved. out/part_out are
+// [B, N, H, D] views; lse/part_lse are [B, H, N] views stored with shape {B, H, N, 1}. Varlen
+// results ([total, H, D] and [H, total]) come as B = 1 views, like Problem's.
+struct MergeProblem {
+  int64_t batch = 0;
+  int64_t seqlen = 0;
+  int64_t heads = 0;
+  int64_t head_dim = 0;  // 1..256
+  View out, lse;            // read and written in place
+  View part_out, part_lse;  // read
+  void* stream = nullptr;   // CUDA stream, or nullptr
+};
+
 // Sinks for messages: a backend reports an error by returning a status and, optionally, a
 // message written into `message` (NUL-terminated, truncated to `capacity`).
 struct ErrorSink {
@@ -95,7 +108,22 @@ struct BackendTable {
   umfa_status (*copy_to_host)(void* impl, void* dst, const void* src, uint64_t bytes, ErrorSink* err);
   // Number of devices this backend sees (CPU: 1).
   int32_t (*device_count)(void);
+
+  // Entries below were appended after the first release: a libumfa_cuda built before them
+  // has a smaller struct_size, so read them only through the helpers after the struct.
+
+  // umfa_attention_merge: out/lse accumulate part_out/part_lse in place; needs no workspace.
+  umfa_status (*merge)(void* impl, const MergeProblem* p, ErrorSink* err);
 };
+
+// struct_size of the first release's table (everything up to device_count): the least a
+// loaded libumfa_cuda must provide.
+constexpr uint32_t kBackendTableMinSize = offsetof(BackendTable, merge);
+
+// The table's merge entry, or nullptr when the backend predates it.
+inline auto backend_merge(const BackendTable* t) -> decltype(t->merge) {
+  return t->struct_size >= offsetof(BackendTable, merge) + sizeof(t->merge) ? t->merge : nullptr;
+}
 
 }  // namespace umfa
 

@@ -2,7 +2,8 @@
 // the real library, reports two "devices", and keeps "device memory" in host memory, so the
 // loader, backend selection, device buffers, device checks and the classic API's staging can
 // be tested on machines without a GPU. Its forward is a plain float64 loop (dense problems,
-// f32 output, no mask/ALiBi/softcap); backward always fails, to test error propagation.
+// f32 output, no mask/ALiBi/softcap), and so is its merge (f32 views); backward always fails,
+// to test error propagation.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -92,6 +93,38 @@ umfa_status backward(void*, const umfa::Problem*, umfa::ErrorSink* err) {
   return UMFA_STATUS_BACKEND_ERROR;
 }
 
+// umfa_attention_merge in float64 (f32 views only).
+umfa_status merge(void*, const umfa::MergeProblem* p, umfa::ErrorSink* err) {
+  if (p->out.dtype != UMFA_DTYPE_F32 || p->part_out.dtype != UMFA_DTYPE_F32) {
+    report(err, "mock: merge of f32 views only");
+    return UMFA_STATUS_UNSUPPORTED;
+  }
+  float* out = static_cast<float*>(p->out.data);
+  float* lse = static_cast<float*>(p->lse.data);
+  const float* part = static_cast<const float*>(p->part_out.data);
+  const float* part_lse = static_cast<const float*>(p->part_lse.data);
+  for (int64_t b = 0; b < p->batch; ++b)
+    for (int64_t n = 0; n < p->seqlen; ++n)
+      for (int64_t h = 0; h < p->heads; ++h) {
+        float& l = lse[b * p->lse.strides[0] + h * p->lse.strides[1] + n * p->lse.strides[2]];
+        const double lp = part_lse[b * p->part_lse.strides[0] + h * p->part_lse.strides[1] +
+                                   n * p->part_lse.strides[2]];
+        const double m = std::max<double>(l, lp);
+        const double merged = m == -INFINITY ? m : m + std::log(std::exp(l - m) + std::exp(lp - m));
+        const double w_out = l == -INFINITY ? 0 : std::exp(l - merged);
+        const double w_part = lp == -INFINITY ? 0 : std::exp(lp - merged);
+        for (int64_t c = 0; c < p->head_dim; ++c) {
+          float& o = out[b * p->out.strides[0] + n * p->out.strides[1] + h * p->out.strides[2] +
+                         c * p->out.strides[3]];
+          const float x = part[b * p->part_out.strides[0] + n * p->part_out.strides[1] +
+                               h * p->part_out.strides[2] + c * p->part_out.strides[3]];
+          o = static_cast<float>((w_out ? w_out * o : 0) + (w_part ? w_part * x : 0));
+        }
+        l = static_cast<float>(merged);
+      }
+  return UMFA_STATUS_OK;
+}
+
 umfa_status alloc(void*, uint64_t bytes, void** out, umfa::ErrorSink* err) {
   void* p = std::malloc(bytes ? bytes : 1);
   if (!p) {
@@ -116,11 +149,25 @@ int32_t device_count() { return 2; }
 
 const umfa::BackendTable kTable = {sizeof(umfa::BackendTable), "mock-cuda", create, destroy,
                                    workspace, workspace, forward, backward, alloc, release, copy,
-                                   copy, device_count};
+                                   copy, device_count, merge};
+
+// With UMFA_MOCK_CUDA_TABLE=first-release the mock poses as a libumfa_cuda built before the
+// table grew: struct_size ends at device_count.
+umfa::BackendTable first_release_table() {
+  umfa::BackendTable t = kTable;
+  t.struct_size = umfa::kBackendTableMinSize;
+  t.merge = nullptr;
+  return t;
+}
 
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) const umfa::BackendTable* umfa_cuda_backend_v1() {
+  const char* table = std::getenv("UMFA_MOCK_CUDA_TABLE");
+  if (table && std::strcmp(table, "first-release") == 0) {
+    static const umfa::BackendTable first_release = first_release_table();
+    return &first_release;
+  }
   return &kTable;
 }
 extern "C" __attribute__((visibility("default"))) int umfa_mock_live_allocations() {

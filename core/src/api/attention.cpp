@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "api/call_message.h"
 #include "api/validate.h"
 
 namespace umfa {
@@ -85,34 +86,6 @@ umfa_status run(umfa_context* ctx, Resolved& r, bool backward) {
   if (r.varlen && host) write_varlen_padding(r, backward);
   return UMFA_STATUS_OK;
 }
-
-// The caller's per-call message slot (umfa_attention_options.error_message), when its struct is
-// large enough to hold one. On failure, finish() copies this call's message there: the thread's
-// last error when the call recorded one (every failure path does, on the calling thread), else
-// the status name. Read once at entry; the fields are never trusted beyond struct_size.
-class CallMessage {
- public:
-  explicit CallMessage(const umfa_attention_options* o) : failures_(thread_failure_count()) {
-    constexpr size_t kEnd = offsetof(umfa_attention_options, error_message_capacity) + sizeof(uint64_t);
-    if (!o || o->struct_size < kEnd) return;
-    dst_ = o->error_message;
-    capacity_ = o->error_message_capacity;
-  }
-
-  umfa_status finish(umfa_status st) const {
-    if (st == UMFA_STATUS_OK || !dst_ || capacity_ == 0) return st;
-    const char* msg = thread_failure_count() != failures_ ? thread_last_error() : umfa_status_string(st);
-    const size_t len = std::min<uint64_t>(std::strlen(msg), capacity_ - 1);
-    std::memcpy(dst_, msg, len);
-    dst_[len] = '\0';
-    return st;
-  }
-
- private:
-  uint64_t failures_;
-  char* dst_ = nullptr;
-  uint64_t capacity_ = 0;
-};
 
 umfa_status forward(umfa_context* context, const umfa_attention_options* options,
                     const umfa_tensor* q, const umfa_tensor* k, const umfa_tensor* v,

@@ -48,7 +48,7 @@ bool try_load(const std::string& lib, CudaState& st, std::string& reasons) {
     why = lib + " does not export " + kEntry;
   } else if (!table) {
     why = std::string(kEntry) + "() returned NULL";
-  } else if (table->struct_size < sizeof(BackendTable) || !table->create || !table->destroy ||
+  } else if (table->struct_size < kBackendTableMinSize || !table->create || !table->destroy ||
              !table->forward || !table->backward || !table->forward_workspace ||
              !table->backward_workspace || !table->alloc || !table->free ||
              !table->copy_to_device || !table->copy_to_host || !table->device_count) {

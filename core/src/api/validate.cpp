@@ -634,5 +634,12 @@ umfa_status resolve_backward(umfa_context* ctx, const umfa_attention_options* op
   return resolve(ctx, "umfa_attention_backward", options, a, r);
 }
 
+umfa_status check_tensor(umfa_context* ctx, const char* fn, const char* name,
+                         const umfa_tensor* t, int32_t rank, uint32_t dtypes, bool output,
+                         const char* layout) {
+  Checker c(ctx, fn);
+  return c.tensor(name, t, rank, dtypes, output, layout);
+}
+
 }  // namespace api
 }  // namespace umfa

@@ -35,5 +35,18 @@ umfa_status resolve_backward(umfa_context* ctx, const umfa_attention_options* op
 
 const char* dtype_name(int32_t dtype);
 
+// Dtype sets for check_tensor: bit (1 << UMFA_DTYPE_*) of each dtype allowed.
+constexpr uint32_t kFloatDtypes =
+    (1u << UMFA_DTYPE_F32) | (1u << UMFA_DTYPE_F16) | (1u << UMFA_DTYPE_BF16);
+constexpr uint32_t kF32Dtype = 1u << UMFA_DTYPE_F32;
+
+// Checks one tensor on its own, exactly as the attention calls check each of theirs: rank,
+// dtype (one of `dtypes`), device, extents, strides, checked sizes and offsets, data pointer,
+// alignment and, for outputs, self-overlap. Failures are recorded with the message
+// "<fn>: <name>...". For entry points other than forward/backward (umfa_attention_merge).
+umfa_status check_tensor(umfa_context* ctx, const char* fn, const char* name,
+                         const umfa_tensor* t, int32_t rank, uint32_t dtypes, bool output,
+                         const char* layout);
+
 }  // namespace api
 }  // namespace umfa

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "cpu_common.h"
+#include "merge.h"
 #include "thread_pool.h"
 
 #if defined(__linux__)
@@ -662,6 +663,18 @@ umfa_status backward(void* vimpl, const Problem* p, ErrorSink* err) {
   return guarded("backward", err, [&] { return backward_impl(*static_cast<Impl*>(vimpl), *p); });
 }
 
+umfa_status merge(void* vimpl, const MergeProblem* p, ErrorSink* err) {
+  if (!vimpl || !p) return UMFA_STATUS_INTERNAL;
+  const View* views[] = {&p->out, &p->lse, &p->part_out, &p->part_lse};
+  const char* names[] = {"out", "lse", "part_out", "part_lse"};
+  for (int i = 0; i < 4; ++i)
+    if (!has_data(*views[i])) return missing(err, "merge", names[i]);
+  return guarded("merge", err, [&] {
+    merge_rows(*static_cast<Impl*>(vimpl)->pool, *p);
+    return UMFA_STATUS_OK;
+  });
+}
+
 umfa_status alloc(void*, uint64_t bytes, void** out_ptr, ErrorSink* err) {
   if (!out_ptr) return UMFA_STATUS_NULL_POINTER;
   if (bytes > static_cast<uint64_t>(SIZE_MAX) - 128) {
@@ -702,7 +715,8 @@ const BackendTable kTable = {sizeof(BackendTable),
                              release,
                              copy,
                              copy,
-                             device_count};
+                             device_count,
+                             merge};
 
 }  // namespace
 

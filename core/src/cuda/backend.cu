@@ -628,6 +628,15 @@ umfa_status backward(void* impl, const Problem* pp, ErrorSink* err) {
   return UMFA_STATUS_OK;
 }
 
+umfa_status merge(void* impl, const MergeProblem* p, ErrorSink* err) {
+  const Impl* im = static_cast<Impl*>(impl);
+  DeviceGuard g(im->device);
+  if (g.error() != cudaSuccess) return cuda_fail(err, g.error(), "cudaSetDevice");
+  const cudaError_t e = launch_merge(*p, static_cast<cudaStream_t>(p->stream));
+  if (e != cudaSuccess) return cuda_fail(err, e, "merge");
+  return UMFA_STATUS_OK;
+}
+
 umfa_status alloc(void* impl, uint64_t bytes, void** out_ptr, ErrorSink* err) {
   const Impl* im = static_cast<Impl*>(impl);
   DeviceGuard g(im->device);
@@ -666,7 +675,7 @@ umfa_status copy_to_host(void* impl, void* dst, const void* src, uint64_t bytes,
 const BackendTable kTable = {
     sizeof(BackendTable), "cuda",        create,          destroy,       forward_workspace,
     backward_workspace,   forward,       backward,        alloc,         free_fn,
-    copy_to_device,       copy_to_host,  device_count,
+    copy_to_device,       copy_to_host,  device_count,    merge,
 };
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include "params.h"
 
 namespace umfa {
+struct MergeProblem;  // backend.h
+
 namespace cuda {
 
 struct KernelInfo {
@@ -83,6 +85,8 @@ cudaError_t launch_stage(const TView& src, bool varlen, int64_t rows, int n, int
 cudaError_t launch_varlen_tail(const TView& t, const int* cu, int batch, int64_t total, int heads,
                                int d, float* lse, int64_t lse_sh, int64_t lse_ss,
                                cudaStream_t st);
+// umfa_attention_merge: p.out/p.lse accumulate p.part_out/p.part_lse in place (merge.cu).
+cudaError_t launch_merge(const MergeProblem& p, cudaStream_t st);
 
 }  // namespace cuda
 }  // namespace umfa

@@ -894,6 +894,171 @@ extern "C" {
         dv: *const umfa_tensor,
     ) -> umfa_status;
 }
+#[doc = " Options for umfa_attention_merge. Zero-filled with struct_size set = defaults."]
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct umfa_merge_options {
+    #[doc = " sizeof(umfa_merge_options) as the caller knows it."]
+    pub struct_size: u32,
+    #[doc = " No flag is defined yet: must be 0 (INVALID_ARGUMENT otherwise)."]
+    pub flags: u32,
+    #[doc = " CUDA: the cudaStream_t to run on (NULL = the legacy default stream). The call never"]
+    #[doc = " synchronizes the device. Ignored on the CPU."]
+    pub stream: *mut ::std::os::raw::c_void,
+    #[doc = " Optional per-call error message, exactly as umfa_attention_options.error_message: written"]
+    #[doc = " only on failure, NUL-terminated, truncated to error_message_capacity - 1 bytes."]
+    pub error_message: *mut ::std::os::raw::c_char,
+    #[doc = " Size in bytes of the memory at error_message (0 = no per-call message)."]
+    pub error_message_capacity: u64,
+}
+#[test]
+fn bindgen_test_layout_umfa_merge_options() {
+    assert_eq!(
+        ::std::mem::size_of::<umfa_merge_options>(),
+        32usize,
+        concat!("Size of: ", stringify!(umfa_merge_options))
+    );
+    assert_eq!(
+        ::std::mem::align_of::<umfa_merge_options>(),
+        8usize,
+        concat!("Alignment of ", stringify!(umfa_merge_options))
+    );
+    fn test_field_struct_size() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<umfa_merge_options>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).struct_size) as usize - ptr as usize
+            },
+            0usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(umfa_merge_options),
+                "::",
+                stringify!(struct_size)
+            )
+        );
+    }
+    test_field_struct_size();
+    fn test_field_flags() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<umfa_merge_options>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).flags) as usize - ptr as usize
+            },
+            4usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(umfa_merge_options),
+                "::",
+                stringify!(flags)
+            )
+        );
+    }
+    test_field_flags();
+    fn test_field_stream() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<umfa_merge_options>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).stream) as usize - ptr as usize
+            },
+            8usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(umfa_merge_options),
+                "::",
+                stringify!(stream)
+            )
+        );
+    }
+    test_field_stream();
+    fn test_field_error_message() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<umfa_merge_options>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).error_message) as usize - ptr as usize
+            },
+            16usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(umfa_merge_options),
+                "::",
+                stringify!(error_message)
+            )
+        );
+    }
+    test_field_error_message();
+    fn test_field_error_message_capacity() {
+        assert_eq!(
+            unsafe {
+                let uninit = ::std::mem::MaybeUninit::<umfa_merge_options>::uninit();
+                let ptr = uninit.as_ptr();
+                ::std::ptr::addr_of!((*ptr).error_message_capacity) as usize - ptr as usize
+            },
+            24usize,
+            concat!(
+                "Offset of field: ",
+                stringify!(umfa_merge_options),
+                "::",
+                stringify!(error_message_capacity)
+            )
+        );
+    }
+    test_field_error_message_capacity();
+}
+extern "C" {
+    #[doc = " Merges one partial attention result into a running one, in place (context parallelism:"]
+    #[doc = " ring attention over sequence shards; split-KV)."]
+    #[doc = ""]
+    #[doc = " Attention over keys split into disjoint parts K_1 ... K_n is recovered exactly from the"]
+    #[doc = " forward of each part, (O_i, LSE_i) = umfa_attention_forward(q, K_i, V_i):"]
+    #[doc = "   LSE = log(sum_i exp(LSE_i)),   O = sum_i exp(LSE_i - LSE) * O_i."]
+    #[doc = " One call performs one step of that sum, for every row and head:"]
+    #[doc = "   LSE' = log(exp(LSE) + exp(LSE_p)),   O' = exp(LSE - LSE') * O + exp(LSE_p - LSE') * O_p"]
+    #[doc = " where (O, LSE) = (out, lse) and (O_p, LSE_p) = (part_out, part_lse). Folding the parts in one"]
+    #[doc = " call at a time, in any order, gives the attention over all keys up to float32 rounding."]
+    #[doc = " A side whose LSE is -inf (a row that sees no key of that part: a fully masked row or shard)"]
+    #[doc = " contributes nothing, whatever its out holds (even NaN); when both are -inf, O' = 0 and"]
+    #[doc = " LSE' = -inf, never NaN. A NaN LSE gives NaN. So a running result may start as lse = -inf"]
+    #[doc = " with out uninitialized, or as the first part's forward result."]
+    #[doc = ""]
+    #[doc = " Tensors, in the layouts of umfa_attention_forward's out and lse:"]
+    #[doc = "   out, part_out   [batch, seqlen, heads, head_dim] (rank 4), or [total, heads, head_dim]"]
+    #[doc = "                   (rank 3) for varlen results; F32, F16 or BF16, each its own dtype;"]
+    #[doc = "   lse, part_lse   [batch, heads, seqlen] (rank 3), or [heads, total] (rank 2); F32."]
+    #[doc = " part_out and part_lse must have out's and lse's shapes; head_dim 1..UMFA_MAX_HEAD_DIM."]
+    #[doc = " Arithmetic is F32 whatever the dtypes, but out is rounded to its dtype by every call: keep"]
+    #[doc = " the running out in F32 when merging more than two parts (and convert the result once)."]
+    #[doc = ""]
+    #[doc = " Reads out, lse, part_out, part_lse and options (may be NULL = defaults); writes every element"]
+    #[doc = " of out and lse, nothing else (and nothing unless the call returns OK, except the per-call"]
+    #[doc = " message of a failed call). Owns nothing after the call. out and lse are outputs: strides"]
+    #[doc = " that make their own elements overlap are rejected (INVALID_STRIDE), as is out or lse whose"]
+    #[doc = " memory range (first to last byte it reaches) overlaps that of the other or of part_out or"]
+    #[doc = " part_lse (INVALID_ARGUMENT). part_out and part_lse are inputs (stride 0 broadcasts). The call"]
+    #[doc = " needs no workspace. On CUDA it runs on options->stream."]
+    #[doc = " Returns OK, NULL_CONTEXT, NULL_POINTER, STRUCT_VERSION, INVALID_RANK, SHAPE_MISMATCH,"]
+    #[doc = " HEAD_DIM_OUT_OF_RANGE, INVALID_STRIDE, UNSUPPORTED_DTYPE, DEVICE_MISMATCH, INVALID_ARGUMENT,"]
+    #[doc = " INVALID_HANDLE, SIZE_OVERFLOW, UNSUPPORTED (a libumfa_cuda older than this function),"]
+    #[doc = " BACKEND_ERROR."]
+    #[doc = ""]
+    #[doc = " Backward over a part needs no entry point of its own: umfa_attention_backward over q, K_i,"]
+    #[doc = " V_i and dout, with the part's options, given the *merged* out and lse instead of the part's"]
+    #[doc = " own, writes that part's exact share of the gradient. It takes P = exp(S_i - LSE) from the"]
+    #[doc = " merged LSE and D = rowsum(dout * out) from the merged out, so dk and dv are the exact"]
+    #[doc = " gradients of K_i and V_i, and the dq of all parts sum to the exact dq."]
+    pub fn umfa_attention_merge(
+        context: *mut umfa_context,
+        options: *const umfa_merge_options,
+        out: *const umfa_tensor,
+        lse: *const umfa_tensor,
+        part_out: *const umfa_tensor,
+        part_lse: *const umfa_tensor,
+    ) -> umfa_status;
+}
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct umfa_buffer {
