@@ -18,7 +18,7 @@ umfa_status failv(const umfa_context* ctx, umfa_status status, const char* fmt, 
   t_last_error = buf;
   ++t_failure_count;
   if (ctx && ctx->magic == kContextMagic) {
-    std::lock_guard<std::mutex> lock(ctx->error_mutex);
+    std::lock_guard<umfa::os::ForkSafeMutex> lock(ctx->error_mutex);
     const_cast<umfa_context*>(ctx)->last_error = buf;
   }
   return status;
@@ -102,7 +102,7 @@ UMFA_API const char* umfa_last_error(const umfa_context* context) {
   if (context->magic != kContextMagic) return "umfa_last_error: context is not a live umfa context";
   thread_local std::string copy;
   {
-    std::lock_guard<std::mutex> lock(context->error_mutex);
+    std::lock_guard<umfa::os::ForkSafeMutex> lock(context->error_mutex);
     copy = context->last_error;
   }
   return copy.c_str();

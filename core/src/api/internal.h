@@ -7,6 +7,7 @@
 #include <string>
 
 #include "backend.h"
+#include "cpu/os_threads.h"
 #include "umfa.h"
 
 // Handles carry a tag so that a handle of the wrong kind (easy to pass through the classic
@@ -25,7 +26,9 @@ struct umfa_context {
   const umfa::BackendTable* table = nullptr;
   void* impl = nullptr;
 
-  mutable std::mutex error_mutex;
+  // Held across fork() and made anew in the child, so a forked child can still record and read
+  // errors after another thread of the parent was doing so when it forked.
+  mutable umfa::os::ForkSafeMutex error_mutex;
   std::string last_error;  // guarded by error_mutex
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <system_error>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -13,29 +14,58 @@
 namespace umfa {
 namespace cpu {
 
-ThreadPool::ThreadPool(int threads) {
-  const int workers = threads > 1 ? threads - 1 : 0;
-  workers_.reserve(static_cast<size_t>(workers));
-  try {
-    for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { worker_main(); });
-  } catch (...) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    work_cv_.notify_all();
-    for (auto& t : workers_) t.join();
-    throw;
+ThreadPool::ThreadPool(int threads) : threads_(threads > 1 ? threads : 1) {
+  workers_.reserve(static_cast<size_t>(threads_ - 1));  // start_workers() never reallocates
+  bool started;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    started = start_workers();
   }
+  if (!started) {
+    stop_workers();
+    throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                            "the system refused a worker thread");
+  }
+  register_fork_handler();
 }
 
 ThreadPool::~ThreadPool() {
+  unregister_fork_handler();
+  stop_workers();
+}
+
+bool ThreadPool::start_workers() {
+  while (static_cast<int>(workers_.size()) < threads_ - 1) {
+    os::NativeThread t;
+    if (!t.start([](void* self) { static_cast<ThreadPool*>(self)->worker_main(); }, this)) return false;
+    workers_.push_back(t);
+  }
+  return true;
+}
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
   }
   work_cv_.notify_all();
-  for (auto& t : workers_) t.join();
+  for (os::NativeThread& t : workers_) t.join();
+}
+
+void ThreadPool::fork_prepare() { mu_.lock(); }
+
+void ThreadPool::fork_parent() { mu_.unlock(); }
+
+void ThreadPool::fork_child() {
+  // Only the forking thread exists here: the workers and the callers of the listed jobs are
+  // gone. The lock (held by this thread since fork_prepare) and the condition variables (which
+  // count the vanished workers as waiters) are replaced, never destroyed; run() starts workers.
+  for (os::NativeThread& t : workers_) t.forget();
+  workers_.clear();
+  jobs_.clear();
+  os::reconstruct_in_child(mu_);
+  os::reconstruct_in_child(work_cv_);
+  os::reconstruct_in_child(done_cv_);
 }
 
 ThreadPool::Job* ThreadPool::find_job() {
@@ -93,6 +123,9 @@ void ThreadPool::run(int64_t n, Fn fn, void* ctx, int max_slots) {
   job.max_slots = max_slots;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    // Workers are missing only in a forked child, until this first call. Should the system
+    // refuse a thread, the caller and the workers that did start do the work.
+    if (static_cast<int>(workers_.size()) < threads_ - 1) start_workers();
     jobs_.push_back(&job);
     posted_.fetch_add(1, std::memory_order_release);
   }

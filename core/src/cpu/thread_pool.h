@@ -10,19 +10,24 @@
 // Workers spin for a short while (kSpinMicros) after their last job before they block: on a busy
 // machine a blocked thread can take milliseconds to be scheduled again, which matters for calls
 // that themselves take a few milliseconds (OpenMP runtimes do the same).
+//
+// fork(): a child process inherits the pool without its workers (os_threads.h). The pool's lock
+// and condition variables are constructed afresh in the child and the workers are started again
+// by the child's first run() that needs them, so a forked child can use and destroy the pool.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
-#include <thread>
 #include <vector>
+
+#include "os_threads.h"
 
 namespace umfa {
 namespace cpu {
 
-class ThreadPool {
+class ThreadPool final : private os::ForkHandler {
  public:
   // fn(ctx, item, slot): slot is in [0, max_slots) and unique among the threads working on one
   // job at a time (slot 0 is the calling thread), so it can index per-thread scratch.
@@ -34,8 +39,9 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  // Threads that can work on one job, the caller included.
-  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  // Threads that can work on one job, the caller included (as configured: a forked child may
+  // run with fewer until its workers are started again).
+  int threads() const { return threads_; }
 
   // Runs fn for every item in [0, n) using at most max_slots threads; blocks until done.
   void run(int64_t n, Fn fn, void* ctx, int max_slots);
@@ -53,14 +59,24 @@ class ThreadPool {
 
   Job* find_job();  // requires mu_
   void worker_main();
+  // Starts the workers that are missing (all of them at construction, again in a forked
+  // child). Requires mu_. Returns false when the system refused a thread.
+  bool start_workers();
+  // Stops and joins every worker (destruction, or a failed construction).
+  void stop_workers();
 
+  void fork_prepare() override;
+  void fork_parent() override;
+  void fork_child() override;
+
+  const int threads_;
   std::mutex mu_;
   std::condition_variable work_cv_;  // workers wait here for jobs
   std::condition_variable done_cv_;  // callers wait here for their job's workers to leave
   std::vector<Job*> jobs_;           // guarded by mu_
   bool stop_ = false;                // guarded by mu_
   std::atomic<uint64_t> posted_{0};  // jobs posted so far (lets spinning workers notice work)
-  std::vector<std::thread> workers_;
+  std::vector<os::NativeThread> workers_;  // guarded by mu_
 };
 
 }  // namespace cpu
