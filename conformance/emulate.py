@@ -8,7 +8,9 @@ reads the *rounded* forward output, like a real forward/backward pair.
 
 selfcheck.py runs it over every manifest case and requires its error to stay well inside the
 manifest tolerances, so a correct implementation has headroom and a wrong one does not pass.
-Also serves as an example manifest reader (load_tensor).
+The merge cases (manifest "merge_cases") get the same treatment from merge32: the merge in
+float32, the running out rounded to its dtype after every part. Also serves as an example
+manifest reader (load_tensor, run_merge_case).
 """
 
 from __future__ import annotations
@@ -202,4 +204,60 @@ def case_error_ratio(manifest: dict, case: dict, root: str, per_output: bool = F
         want = load_tensor(root, spec, expected=True)
         t = case["tolerances"][name]
         ratios[name] = error_ratio(got[name], want, t["atol"], t["rtol"])
+    return ratios if per_output else max(ratios.values())
+
+
+# ------------------------------------------------------------------------------------------------
+# Merge cases (umfa_attention_merge)
+
+MERGE_MUTATIONS = ("merge_plain_average", "merge_drop_part", "merge_no_inf_guard")
+
+
+def merge32(out, lse, part_out, part_lse, out_dtype, mutation=None):
+    """One merge in float32, as a kernel does it: m = max, e = exp(other - m), lse' = m +
+    log1p(e), weights 1 / (1 + e) and e / (1 + e); a side of weight 0 is not read; the result
+    rounded to out_dtype."""
+    f = np.float32
+    rows = np.swapaxes(np.asarray(lse, f), -1, -2)
+    prows = np.swapaxes(np.asarray(part_lse, f), -1, -2)
+    out, part_out = np.asarray(out, f), np.asarray(part_out, f)
+    out_is_max = rows > prows
+    m = np.where(out_is_max, rows, prows)
+    empty = np.isneginf(m)
+    e = np.exp(np.where(out_is_max, prows, rows) - np.where(empty, f(0), m))
+    w_max = f(1) / (f(1) + e)
+    w_other = e * w_max
+    w_out = np.where(empty, f(0), np.where(out_is_max, w_max, w_other))
+    w_part = np.where(empty, f(0), np.where(out_is_max, w_other, w_max))
+    merged = np.where(empty, f(-np.inf), m + np.log1p(e))
+    if mutation == "merge_plain_average":  # no LSE weighting at all
+        w_out = w_part = np.where(empty, f(0), f(0.5))
+    if mutation == "merge_drop_part":
+        w_part = np.zeros_like(w_part)
+    if mutation == "merge_no_inf_guard":  # a side of weight 0 read anyway: its NaN leaks
+        a, b = w_out[..., None] * out, w_part[..., None] * part_out
+    else:
+        a = np.where((w_out == 0)[..., None], f(0), w_out[..., None] * out)
+        b = np.where((w_part == 0)[..., None], f(0), w_part[..., None] * part_out)
+    return _rnd(a + b, out_dtype), np.swapaxes(merged, -1, -2).astype(f)
+
+
+def run_merge_case(root: str, case: dict, mutation=None):
+    """Folds every part of a merge case into its running result; returns {"out", "lse"}."""
+    out = load_tensor(root, case["inputs"]["out"])
+    lse = load_tensor(root, case["inputs"]["lse"])
+    for part in case["parts"]:
+        out, lse = merge32(out, lse, load_tensor(root, part["out"]),
+                           load_tensor(root, part["lse"]), case["out_dtype"], mutation)
+    return {"out": out, "lse": lse}
+
+
+def merge_case_error_ratio(case: dict, root: str, per_output: bool = False, mutation=None):
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = run_merge_case(root, case, mutation)
+    ratios = {}
+    for name, spec in case["expected"].items():
+        t = case["tolerances"][name]
+        ratios[name] = error_ratio(got[name], load_tensor(root, spec, expected=True), t["atol"],
+                                   t["rtol"])
     return ratios if per_output else max(ratios.values())

@@ -122,6 +122,52 @@ def alibi_default(h: int) -> np.ndarray:
     return np.array([2.0 ** (-8.0 * (i + 1) / h) for i in range(h)], dtype=np.float64)
 
 
+def tensor_entry(files, case_id, name, arr, dtype, file_dtype, perm, base_shape=None):
+    """Registers the file of tensor `name` of case `case_id`; returns its manifest entry.
+
+    base_shape: `arr` is a broadcast of an array of this (right-aligned) shape. The file
+    holds the materialized data; the entry gets "view_strides" with stride 0 on every
+    broadcast dimension, addressing only the first copy of the repeated data.
+    """
+    logical = [int(x) for x in arr.shape]
+    stored = np.transpose(arr, perm) if perm is not None else arr
+    perm = list(perm) if perm is not None else list(range(arr.ndim))
+    storage_shape = [logical[p] for p in perm]
+    cstr = [0] * len(perm)
+    acc = 1
+    for a in range(len(perm) - 1, -1, -1):
+        cstr[a] = acc
+        acc *= storage_shape[a]
+    strides = [0] * len(perm)
+    for a, p in enumerate(perm):
+        strides[p] = cstr[a]
+    if file_dtype == "f32":
+        data = stored.astype(np.float32)
+    elif file_dtype == "f16":
+        data = stored.astype(np.float16)
+    elif file_dtype == "bf16":
+        data = ref.bf16_bits(stored)
+    elif file_dtype == "bool":
+        data = stored.astype(np.uint8)
+    elif file_dtype == "i32":
+        data = stored.astype(np.int32)
+    else:
+        raise ValueError(file_dtype)
+    rel = f"vectors/{case_id}/{name}.npy"
+    files[rel] = npy_bytes(data, FILE_DESCR[file_dtype])
+    entry = {"file": rel, "dtype": dtype, "shape": logical, "storage_order": perm,
+             "strides": strides}
+    if base_shape is not None:
+        lead = len(logical) - len(base_shape)
+        vstr = []
+        for i, n in enumerate(logical):
+            a = i - lead
+            bcast = a < 0 or (base_shape[a] == 1 and n != 1)
+            vstr.append(0 if bcast else strides[i])
+        entry["view_strides"] = vstr
+    return entry
+
+
 class Case:
     """One conformance case: parameters, inputs, reference outputs, file writing."""
 
@@ -258,49 +304,7 @@ class Case:
     # -- writing -------------------------------------------------------------------------------
 
     def _tensor(self, files, name, arr, dtype, file_dtype, perm, base_shape=None):
-        """Registers a tensor file; returns its manifest entry.
-
-        base_shape: `arr` is a broadcast of an array of this (right-aligned) shape. The file
-        holds the materialized data; the entry gets "view_strides" with stride 0 on every
-        broadcast dimension, addressing only the first copy of the repeated data.
-        """
-        logical = [int(x) for x in arr.shape]
-        stored = np.transpose(arr, perm) if perm is not None else arr
-        perm = list(perm) if perm is not None else list(range(arr.ndim))
-        storage_shape = [logical[p] for p in perm]
-        cstr = [0] * len(perm)
-        acc = 1
-        for a in range(len(perm) - 1, -1, -1):
-            cstr[a] = acc
-            acc *= storage_shape[a]
-        strides = [0] * len(perm)
-        for a, p in enumerate(perm):
-            strides[p] = cstr[a]
-        if file_dtype == "f32":
-            data = stored.astype(np.float32)
-        elif file_dtype == "f16":
-            data = stored.astype(np.float16)
-        elif file_dtype == "bf16":
-            data = ref.bf16_bits(stored)
-        elif file_dtype == "bool":
-            data = stored.astype(np.uint8)
-        elif file_dtype == "i32":
-            data = stored.astype(np.int32)
-        else:
-            raise ValueError(file_dtype)
-        rel = f"vectors/{self.id}/{name}.npy"
-        files[rel] = npy_bytes(data, FILE_DESCR[file_dtype])
-        entry = {"file": rel, "dtype": dtype, "shape": logical, "storage_order": perm,
-                 "strides": strides}
-        if base_shape is not None:
-            lead = len(logical) - len(base_shape)
-            vstr = []
-            for i, n in enumerate(logical):
-                a = i - lead
-                bcast = a < 0 or (base_shape[a] == 1 and n != 1)
-                vstr.append(0 if bcast else strides[i])
-            entry["view_strides"] = vstr
-        return entry
+        return tensor_entry(files, self.id, name, arr, dtype, file_dtype, perm, base_shape)
 
     def manifest_entry(self, files):
         perm = lambda name: LAYOUT_PERMS[self._layout_of(name)]  # noqa: E731
@@ -638,11 +642,199 @@ def all_cases():
 
 
 # ------------------------------------------------------------------------------------------------
+# Merge cases (umfa_attention_merge): a running (out, lse) and the partial results merged into it,
+# one call per part, in order.
+
+# Storage orders of lse [B, H, N] (dense) / [H, T] (varlen).
+LSE_PERMS = {"bhn": [0, 1, 2], "bnh": [0, 2, 1], "ht": [0, 1], "th": [1, 0]}
+
+
+class MergeCase:
+    """One merge case.
+
+    source "random": the running result and the parts are drawn at random (LSE in [-4, 4], out
+    in [-2, 2]); rows listed in ninf_running / ninf_part (indices into the rows of the flattened
+    [..., N, H] grid, taken modulo its size) get LSE -inf and an out of NaN, which the library
+    must ignore. source "attention": the parts are forward results of the float64 reference over
+    key shards (cut at `cuts`, visibility `causal` top-left or a random bool mask with a fully
+    masked row), rounded to part_dtype; the running result starts as LSE -inf, out NaN.
+    The expected values fold reference.merge over the parts, in float64.
+    """
+
+    def __init__(self, cid, desc, tags, *, out_dtype="f32", part_dtype="f32", B=2, N=7, H=3,
+                 D=16, varlen=False, out_layout="bshd", part_layout="bshd", lse_layout=None,
+                 part_lse_layout=None, parts=1, source="random", ninf_running=(1, 8),
+                 ninf_part=(1, 5), lse_amp=4.0, cuts=None, causal=False, Hkv=None):
+        self.id, self.desc, self.tags = cid, desc, list(tags)
+        self.out_dtype, self.part_dtype = out_dtype, part_dtype
+        self.varlen = varlen
+        self.B, self.N, self.H, self.D = (1 if varlen else B), N, H, D
+        self.Hkv = Hkv or H
+        dense_lse, packed_lse = "bhn", "ht"
+        self.out_layout = {"bshd": "thd", "bhsd": "htd"}.get(out_layout, out_layout) if varlen \
+            else out_layout
+        self.part_layout = {"bshd": "thd", "bhsd": "htd"}.get(part_layout, part_layout) if varlen \
+            else part_layout
+        self.lse_layout = lse_layout or (packed_lse if varlen else dense_lse)
+        self.part_lse_layout = part_lse_layout or self.lse_layout
+        self.nparts = parts
+        self.source = source
+        self.ninf_running, self.ninf_part = ninf_running, ninf_part
+        self.lse_amp = lse_amp
+        self.cuts, self.causal = cuts, causal
+        self.seed = zlib.crc32(cid.encode()) & 0xFFFFFFFF
+        self.tol_class = max([out_dtype, part_dtype], key=PRECISION_ORDER.index)
+
+    def _shapes(self):
+        if self.varlen:
+            return [self.N, self.H, self.D], [self.H, self.N]
+        return [self.B, self.N, self.H, self.D], [self.B, self.H, self.N]
+
+    def _random_result(self, r: Rand, dtype: str, ninf):
+        """(out, lse) drawn at random, -inf LSE (and NaN out) on the listed rows."""
+        out_shape, lse_shape = self._shapes()
+        out = ref.round_to(r.uniform(out_shape, -2.0, 2.0), dtype)
+        lse = ref.round_to(r.uniform(lse_shape, -self.lse_amp, self.lse_amp), "f32")
+        rows = np.swapaxes(lse, -1, -2)  # a view of lse with out's [..., N, H] row grid
+        for idx in ninf:
+            at = np.unravel_index(idx % rows.size, rows.shape)
+            rows[at] = -np.inf
+            out[at] = np.nan
+        return out, lse
+
+    def _attention_parts(self, r: Rand):
+        """Forward results of the reference over the key shards, as (out, lse) per part."""
+        B, N, Hq, Hkv, D = self.B, self.N, self.H, self.Hkv, self.D
+        q = ref.round_to(r.uniform([B, N, Hq, D]) * 1.7320508, "f32")
+        nk = self.cuts[-1]
+        k = ref.round_to(r.uniform([B, nk, Hkv, D]) * 1.7320508, "f32")
+        v = ref.round_to(r.uniform([B, nk, Hkv, D]) * 1.7320508, "f32")
+        if self.causal:
+            visible = np.arange(nk)[None, :] <= np.arange(N)[:, None]
+        else:
+            visible = r.bernoulli([N, nk], 0.6)
+            visible[0, :] = False  # a query row that sees no key at all
+        parts = []
+        for c0, c1 in zip(self.cuts[:-1], self.cuts[1:]):
+            o = ref.Options(attn_mask=visible[:, c0:c1])
+            res = ref.attention(q, k[:, c0:c1], v[:, c0:c1], o)
+            parts.append((ref.round_to(res.out, self.part_dtype), res.lse))
+        self.full = ref.attention(q, k, v, ref.Options(attn_mask=visible))
+        return parts
+
+    def build(self):
+        r = Rand(self.seed)
+        out_shape, lse_shape = self._shapes()
+        if self.source == "random":
+            self.run_out, self.run_lse = self._random_result(r, self.out_dtype, self.ninf_running)
+            self.parts = [self._random_result(r, self.part_dtype, self.ninf_part)
+                          for _ in range(self.nparts)]
+        else:
+            self.parts = self._attention_parts(r)
+            self.run_out = np.full(out_shape, np.nan)
+            self.run_lse = np.full(lse_shape, -np.inf)
+        out, lse = self.run_out, self.run_lse
+        for part_out, part_lse in self.parts:
+            out, lse = ref.merge(out, lse, part_out, part_lse)
+        if np.isnan(out).any() or np.isnan(lse).any():
+            raise RuntimeError(f"{self.id}: reference merge produced NaN")
+        self.exp_out, self.exp_lse = out, lse
+
+    def manifest_entry(self, files):
+        def entry(name, arr, dtype, file_dtype, layout, perms):
+            return tensor_entry(files, self.id, name, arr, dtype, file_dtype, perms[layout])
+
+        inputs = {
+            "out": entry("out", self.run_out, self.out_dtype, self.out_dtype, self.out_layout,
+                         LAYOUT_PERMS),
+            "lse": entry("lse", self.run_lse, "f32", "f32", self.lse_layout, LSE_PERMS),
+        }
+        parts = []
+        for i, (part_out, part_lse) in enumerate(self.parts):
+            parts.append({
+                "out": entry(f"part{i}_out", part_out, self.part_dtype, self.part_dtype,
+                             self.part_layout, LAYOUT_PERMS),
+                "lse": entry(f"part{i}_lse", part_lse, "f32", "f32", self.part_lse_layout,
+                             LSE_PERMS),
+            })
+        expected = {
+            "out": entry("expected_out", self.exp_out, self.out_dtype, "f32", self.out_layout,
+                         LAYOUT_PERMS),
+            "lse": entry("expected_lse", self.exp_lse, "f32", "f32", self.lse_layout, LSE_PERMS),
+        }
+        base = TOLERANCES[self.tol_class]
+        return {
+            "id": self.id,
+            "description": self.desc,
+            "tags": self.tags,
+            "seed": self.seed,
+            "out_dtype": self.out_dtype,
+            "part_dtype": self.part_dtype,
+            "tolerance_class": self.tol_class,
+            "tolerances": {"out": dict(base["out"]), "lse": dict(base["lse"])},
+            "varlen": self.varlen,
+            "batch": self.B,
+            "seqlen": self.N,
+            "heads": self.H,
+            "head_dim": self.D,
+            "inputs": inputs,
+            "parts": parts,
+            "expected": expected,
+        }
+
+
+def all_merge_cases():
+    C = []
+
+    def add(cid, desc, tags, **kw):
+        C.append(MergeCase(cid, desc, ["merge"] + tags, **kw))
+
+    for dt in ("f32", "f16", "bf16"):
+        add(f"merge_{dt}", f"one part into a running result, {dt}; -inf LSE (NaN out) on some "
+            "rows of either side, on one row of both", ["dtype", "masked_rows"], out_dtype=dt,
+            part_dtype=dt, ninf_running=(1, 8, 30), ninf_part=(1, 5, 17))
+    for odt, pdt in (("f32", "bf16"), ("f32", "f16"), ("f16", "f32"), ("bf16", "f16")):
+        add(f"merge_mixed_out_{odt}_part_{pdt}", f"running out {odt}, part {pdt}",
+            ["dtype", "mixed"], out_dtype=odt, part_dtype=pdt)
+    add("merge_masked_part", "a fully masked part (every LSE -inf): the running result is "
+        "unchanged", ["masked_rows"], ninf_part=tuple(range(42)))
+    add("merge_empty_running", "an empty running result (every LSE -inf, out NaN): the result "
+        "is the part", ["masked_rows"], ninf_running=tuple(range(42)), ninf_part=())
+    add("merge_both_masked", "both sides fully masked: out 0, LSE -inf", ["masked_rows"],
+        ninf_running=tuple(range(42)), ninf_part=tuple(range(42)))
+    add("merge_far_apart", "LSEs up to 60 apart: the smaller side's weight underflows",
+        ["large_logits"], lse_amp=30.0, ninf_running=(), ninf_part=())
+    add("merge_three_parts_f16", "three parts folded into an f16 running result",
+        ["dtype"], out_dtype="f16", part_dtype="f16", parts=3, ninf_part=(2, 9))
+    add("merge_layouts", "out BHSD, part SBHD, lse stored [B, N, H], part_lse [B, H, N]",
+        ["layout"], out_layout="bhsd", part_layout="sbhd", lse_layout="bnh",
+        part_lse_layout="bhn")
+    add("merge_varlen", "varlen results: out [total, H, D], lse [H, total]", ["varlen"],
+        varlen=True, N=11, H=2, D=8)
+    add("merge_varlen_htd_bf16", "varlen, out stored HTD and lse [total, H], bf16 part",
+        ["varlen", "layout", "dtype", "mixed"], varlen=True, N=9, H=3, D=12, out_layout="bhsd",
+        lse_layout="th", part_dtype="bf16")
+    add("merge_d1", "head_dim 1", ["head_dim"], D=1, N=5)
+    add("merge_d256_bf16", "head_dim 256, bf16", ["head_dim", "dtype"], D=256, B=1, N=3, H=2,
+        out_dtype="bf16", part_dtype="bf16")
+    add("merge_shards_causal", "forward results over 3 key shards of a causal (top-left) "
+        "problem, folded into an empty running result: the early query rows see no key of the "
+        "later shards (fully masked rows within a shard)", ["shards", "causal", "masked_rows"],
+        source="attention", B=1, N=12, H=2, D=16, parts=3, cuts=[0, 4, 8, 12], causal=True)
+    add("merge_shards_mask_gqa", "forward results over 4 key shards of a GQA problem with a "
+        "random bool mask (query row 0 sees no key): bf16 parts, f32 running out",
+        ["shards", "gqa", "mask_bool", "masked_rows", "mixed"], source="attention", B=2, N=9,
+        H=4, Hkv=2, D=8, parts=4, cuts=[0, 3, 5, 11, 13], part_dtype="bf16")
+    return C
+
+
+# ------------------------------------------------------------------------------------------------
 
 
 def build_all():
     cases = all_cases()
-    ids = [c.id for c in cases]
+    merges = all_merge_cases()
+    ids = [c.id for c in cases + merges]  # also the folder names under vectors/
     if len(set(ids)) != len(ids):
         raise RuntimeError("duplicate case ids")
     files: dict[str, bytes] = {}
@@ -650,6 +842,10 @@ def build_all():
     for c in cases:
         c.build()
         entries.append(c.manifest_entry(files))
+    merge_entries = []
+    for c in merges:
+        c.build()
+        merge_entries.append(c.manifest_entry(files))
     manifest = {
         "format_version": FORMAT_VERSION,
         "description": "umfa conformance vectors from the float64 reference "
@@ -659,6 +855,7 @@ def build_all():
         "expected_file_dtype": "f32",
         "tolerances": TOLERANCES,
         "cases": entries,
+        "merge_cases": merge_entries,
     }
     text = json.dumps(manifest, indent=1, sort_keys=False, allow_nan=False) + "\n"
     files["manifest.json"] = text.encode("utf-8")
@@ -693,7 +890,7 @@ def main() -> int:
     args = ap.parse_args()
 
     if args.list:
-        for c in all_cases():
+        for c in all_cases() + all_merge_cases():
             print(f"{c.id:28s} {c.desc}")
         return 0
 
@@ -728,8 +925,9 @@ def main() -> int:
     write_tree(root, files)
     n = sum(1 for r in files if r.endswith(".npy"))
     size = sum(len(b) for b in files.values())
-    print(f"wrote {len(json.loads(files['manifest.json'])['cases'])} cases, {n} .npy files, "
-          f"{size} bytes to {root}")
+    manifest = json.loads(files["manifest.json"])
+    print(f"wrote {len(manifest['cases'])} cases and {len(manifest['merge_cases'])} merge cases, "
+          f"{n} .npy files, {size} bytes to {root}")
     return 0
 
 

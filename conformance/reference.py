@@ -2,7 +2,8 @@
 
 This module never calls libumfa. It implements the semantics documented on
 ``umfa_attention_options`` and ``umfa_attention_forward`` / ``umfa_attention_backward`` directly,
-in float64, materializing the full score matrix (it is a reference, not a fast implementation).
+in float64, materializing the full score matrix (it is a reference, not a fast implementation),
+and ``umfa_attention_merge`` (:func:`merge`).
 
 Layouts (logical, as in the C ABI):
   dense : q/out/dout/dq [B, Nq, Hq, D]; k/v/dk/dv [B, Nk, Hkv, D]; lse [B, Hq, Nq]
@@ -256,6 +257,36 @@ def attention(q, k, v, opts: Optional[Options] = None, dout=None) -> Result:
             dk[k0:k1] += r.dk[0]
             dv[k0:k1] += r.dv[0]
     return Result(out=out, lse=lse, dq=dq, dk=dk, dv=dv)
+
+
+# ------------------------------------------------------------------------------------------------
+# Merging partial results (umfa_attention_merge)
+
+
+def merge(out, lse, part_out, part_lse):
+    """One step of umfa_attention_merge in float64: returns the merged (out, lse).
+
+    Layouts as the forward's: out/part_out [B, N, H, D] with lse/part_lse [B, H, N], or varlen
+    [T, H, D] with [H, T]. Per row and head:
+      lse' = log(exp(lse) + exp(part_lse)),
+      out' = exp(lse - lse') * out + exp(part_lse - lse') * part_out,
+    where a side whose LSE is -inf contributes nothing, whatever its out holds (even NaN), and
+    two -inf sides give out' = 0, lse' = -inf.
+    """
+    out = np.asarray(out, dtype=np.float64)
+    part_out = np.asarray(part_out, dtype=np.float64)
+    # LSE per [..., N, H] row, aligned with out's leading dimensions.
+    lse_rows = np.swapaxes(np.asarray(lse, dtype=np.float64), -1, -2)
+    part_rows = np.swapaxes(np.asarray(part_lse, dtype=np.float64), -1, -2)
+    merged = np.logaddexp(lse_rows, part_rows)  # -inf when both are -inf
+
+    def share(side_lse, side_out):
+        w = np.exp(side_lse - merged)  # NaN only where both sides are -inf (masked below)
+        return np.where(np.isneginf(side_lse)[..., None], 0.0, w[..., None] * side_out)
+
+    with np.errstate(invalid="ignore"):
+        new_out = share(lse_rows, out) + share(part_rows, part_out)
+    return new_out, np.swapaxes(merged, -1, -2)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -20,6 +20,11 @@
    scale, top-left instead of bottom-right causal, window or ALiBi without the diagonal offset,
    LSE without the max, backward without the rowsum term, softcap without its chain rule) must
    fail at least one case.
+6. Merge (umfa_attention_merge): folding the reference's forwards over key shards with
+   reference.merge, in any order, must give the reference's forward over all keys (fully masked
+   rows and shards included, dense and varlen); -inf sides are ignored whatever their out holds.
+   Then the merge cases of the manifest: a float32 emulation stays within a quarter of their
+   tolerances, and deliberately wrong merges fail at least one of them.
 
 Exits 1 on any failure.
 """
@@ -366,12 +371,123 @@ def section_mutants():
                                                   else ""))
 
 
+# ------------------------------------------------------------------------------------------------
+# 6. Merge
+
+
+def fold(results):
+    """reference.merge over a list of (out, lse), starting from an empty running result (out
+    NaN, LSE -inf)."""
+    out = np.full_like(results[0][0], np.nan)
+    lse = np.full_like(results[0][1], -np.inf)
+    for part_out, part_lse in results:
+        out, lse = ref.merge(out, lse, part_out, part_lse)
+    return out, lse
+
+
+def merge_configs():
+    """(name, full result, per-shard results) for problems whose keys are cut into shards."""
+    rng = np.random.default_rng(99)
+    out = []
+
+    def dense(name, B, Nq, Nk, Hq, Hkv, D, cuts, visible):
+        q = rng_normal(rng, (B, Nq, Hq, D))
+        k = rng_normal(rng, (B, Nk, Hkv, D))
+        v = rng_normal(rng, (B, Nk, Hkv, D))
+        full = ref.attention(q, k, v, ref.Options(attn_mask=visible))
+        shards = [ref.attention(q, k[:, a:b], v[:, a:b], ref.Options(attn_mask=visible[..., a:b]))
+                  for a, b in zip(cuts[:-1], cuts[1:])]
+        out.append((name, (full.out, full.lse), [(r.out, r.lse) for r in shards]))
+
+    dense("plain, 2 shards", 2, 5, 8, 2, 2, 4, [0, 3, 8], np.ones((5, 8), bool))
+    causal = np.tril(np.ones((9, 9), bool))
+    dense("causal, 3 shards (fully masked rows within shards)", 1, 9, 9, 2, 1, 4, [0, 3, 6, 9],
+          causal)
+    m = rng.random((2, 3, 6, 10)) > 0.5
+    m[0, 1, 2, :] = False  # a row with no key at all
+    m[1, :, :, 4:7] = False  # a shard no row of batch 1 sees
+    dense("bool mask, GQA, 3 shards (masked row, masked shard)", 2, 6, 10, 3, 1, 5,
+          [0, 4, 7, 10], m)
+
+    # varlen: each sequence's keys cut in two (shards are varlen problems of their own).
+    lq, lk = [3, 0, 4], [4, 3, 6]
+    cq = np.concatenate([[0], np.cumsum(lq)]).astype(np.int32)
+    q = rng_normal(rng, (int(cq[-1]), 2, 3))
+    k = rng_normal(rng, (sum(lk), 1, 3))
+    v = rng_normal(rng, (sum(lk), 1, 3))
+    ck = np.concatenate([[0], np.cumsum(lk)])
+    full = ref.attention(q, k, v, ref.Options(cu_seqlens_q=cq, cu_seqlens_k=ck.astype(np.int32)))
+    shards = []
+    for half in (0, 1):
+        rows = [np.arange(a, a + n // 2) if half == 0 else np.arange(a + n // 2, a + n)
+                for a, n in zip(ck[:-1], lk)]
+        cks = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int32)
+        idx = np.concatenate(rows)
+        r = ref.attention(q, k[idx], v[idx], ref.Options(cu_seqlens_q=cq, cu_seqlens_k=cks))
+        shards.append((r.out, r.lse))
+    out.append(("varlen, each sequence's keys in 2 shards", (full.out, full.lse), shards))
+    return out
+
+
+def section_merge():
+    print("6. merge: folded shard forwards vs the full forward, -inf rules, merge cases")
+    for name, (full_out, full_lse), shards in merge_configs():
+        for order, parts in (("in order", shards), ("reversed", shards[::-1])):
+            out, lse = fold(parts)
+            same_inf = np.array_equal(np.isneginf(lse), np.isneginf(full_lse))
+            fin = np.isfinite(full_lse)
+            err_o = float(np.max(np.abs(out - full_out), initial=0.0))
+            err_l = float(np.max(np.abs(lse[fin] - full_lse[fin]), initial=0.0))
+            nan = bool(np.isnan(out).any() or np.isnan(lse).any())
+            check(f"{name}, {order}", same_inf and err_o < 1e-12 and err_l < 1e-12 and not nan,
+                  f"out {err_o:.1e} lse {err_l:.1e}")
+
+    one = np.array([[[[1.0, -2.0]]]])
+    nan = np.full_like(one, np.nan)
+    zero_lse, ninf = np.array([[[0.5]]]), np.array([[[-np.inf]]])
+    o, l = ref.merge(nan, ninf, one, zero_lse)
+    check("-inf running side ignored (its out is NaN)", np.array_equal(o, one) and l[0, 0, 0] == 0.5)
+    o, l = ref.merge(one, zero_lse, nan, ninf)
+    check("-inf part ignored (its out is NaN)", np.array_equal(o, one) and l[0, 0, 0] == 0.5)
+    o, l = ref.merge(nan, ninf, nan, ninf)
+    check("both -inf: out 0, lse -inf", np.array_equal(o, np.zeros_like(one)) and
+          np.isneginf(l).all())
+
+    path = os.path.join(HERE, "manifest.json")
+    if not os.path.exists(path):
+        print("  skipped: conformance/manifest.json not found (run generate.py)")
+        return
+    import emulate  # noqa: E402
+
+    with open(path) as f:
+        cases = json.load(f).get("merge_cases", [])
+    worst: dict = {}
+    for case in cases:
+        for name, ratio in emulate.merge_case_error_ratio(case, HERE, per_output=True).items():
+            key = (case["tolerance_class"], name)
+            worst[key] = max(worst.get(key, 0.0), ratio)
+            if ratio > 0.25:
+                check(f"merge {case['id']} {name}", False,
+                      f"emulated error / tolerance = {ratio:.3f} (> 0.25)")
+    summary = ", ".join(f"{c}/{o} {r:.3f}" for (c, o), r in sorted(worst.items()))
+    check(f"float32 merge emulation, {len(cases)} merge cases",
+          len(cases) > 0 and all(r <= 0.25 for r in worst.values()),
+          f"worst error/tolerance: {summary}")
+    for mutation in emulate.MERGE_MUTATIONS:
+        failing = [c["id"] for c in cases
+                   if emulate.merge_case_error_ratio(c, HERE, mutation=mutation) > 1.0]
+        check(f"mutant {mutation}", len(failing) > 0,
+              f"fails {len(failing)} case(s)" + (f", e.g. {', '.join(failing[:3])}" if failing
+                                                  else ""))
+
+
 def main() -> int:
     section_direct()
     section_fd()
     section_torch()
     section_headroom()
     section_mutants()
+    section_merge()
     if FAILURES:
         print(f"selfcheck FAILED: {len(FAILURES)} check(s): {', '.join(FAILURES)}")
         return 1

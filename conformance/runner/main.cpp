@@ -11,6 +11,10 @@
 // dq, dk, dv against the expected values with the case's tolerances. It also checks that the
 // inputs were left untouched and the guard regions intact.
 //
+// Then every merge case (manifest "merge_cases"): loads the running out/lse into guarded
+// buffers, calls umfa_attention_merge once per part, in order, and compares out and lse with
+// the expected values (inputs untouched, guards intact).
+//
 // Prints one line per case and ends with "N passed, N failed, N skipped". Exit status 0 when no
 // case failed, 1 when some failed, 2 on a usage or manifest error.
 #include <algorithm>
@@ -458,6 +462,57 @@ class Runner {
     return worst;
   }
 
+  // A merge case: returns the worst error/tolerance ratio; throws CaseFailure on a failed check.
+  double run_merge(const Json& c) {
+    const std::string id = c["id"].as_string();
+    const Json& tol = c["tolerances"];
+    const int32_t dev = device_ ? UMFA_DEVICE_CUDA : UMFA_DEVICE_CPU;
+    std::vector<std::unique_ptr<Memory>> keep;
+    std::vector<std::pair<Memory*, std::vector<uint8_t>>> input_copies;
+
+    // The file of `j` in a buffer of its own (guarded when it is the running result).
+    auto load = [&](const Json& j, bool running, Output* o) {
+      o->spec = parse_spec(j);
+      NpyArray a = conf::npy_read(root_ + "/" + o->spec.file);
+      const DtypeInfo& di = dtype_info(o->spec.dtype);
+      if (a.descr != di.file_descr)
+        throw std::runtime_error(o->spec.file + ": file dtype " + a.descr + ", expected " + di.file_descr);
+      if (a.shape != o->spec.storage_shape())
+        throw std::runtime_error(o->spec.file + ": file shape differs from the manifest's storage shape");
+      o->dtype = di.umfa;
+      keep.push_back(std::make_unique<Memory>(ctx_, device_));
+      o->mem = keep.back().get();
+      o->mem->allocate(a.bytes.size(), a.bytes.data(), running);
+      if (!running) input_copies.emplace_back(o->mem, a.bytes);
+      o->view = make_view(o->spec, o->mem->data(), o->dtype, dev);
+    };
+
+    Output out, lse;
+    load(c["inputs"]["out"], true, &out);
+    load(c["inputs"]["lse"], true, &lse);
+    int step = 0;
+    for (const Json& part : c["parts"].items()) {
+      Output part_out, part_lse;
+      load(part["out"], false, &part_out);
+      load(part["lse"], false, &part_lse);
+      const umfa_status st =
+          umfa_attention_merge(ctx_, nullptr, &out.view, &lse.view, &part_out.view, &part_lse.view);
+      if (st != UMFA_STATUS_OK)
+        throw CaseFailure("merge of part " + std::to_string(step) + " returned " +
+                          umfa_status_string(st) + ": " + umfa_last_error(ctx_));
+      ++step;
+    }
+    dump(id, "out", out);
+    dump(id, "lse", lse);
+    const Json& ex = c["expected"];
+    double worst = compare("out", out, ex["out"], tol["out"]);
+    worst = std::max(worst, compare("lse", lse, ex["lse"], tol["lse"]));
+    for (auto& ic : input_copies)
+      if (std::memcmp(ic.first->sync(), ic.second.data(), ic.second.size()) != 0)
+        throw CaseFailure("a part tensor was modified");
+    return worst;
+  }
+
  private:
   double compare(const char* name, Output& o, const Json& ej, const Json& tj) {
     const double atol = tj["atol"].as_double();
@@ -630,9 +685,12 @@ int main(int argc, char** argv) {
   if (slash != std::string::npos) root = s.manifest.substr(0, slash);
 
   const auto& cases = manifest["cases"].items();
+  static const std::vector<Json> kNone;
+  const auto& merge_cases = manifest.has("merge_cases") ? manifest["merge_cases"].items() : kNone;
   if (s.list) {
-    for (const auto& c : cases)
-      std::printf("%-28s %s\n", c["id"].as_string().c_str(), c["description"].as_string().c_str());
+    for (const auto* list : {&cases, &merge_cases})
+      for (const auto& c : *list)
+        std::printf("%-28s %s\n", c["id"].as_string().c_str(), c["description"].as_string().c_str());
     return 0;
   }
 
@@ -651,14 +709,20 @@ int main(int argc, char** argv) {
   uint32_t chosen = 0;
   umfa_context_backend(ctx, &chosen);
   if (s.backend == UMFA_BACKEND_AUTO) s.backend = chosen;
-  std::printf("umfa %s (abi %u), backend %s, manifest %s, %zu cases\n", umfa_version_string(),
-              umfa_abi_version(), chosen == UMFA_BACKEND_CUDA ? "cuda" : "cpu",
-              s.manifest.c_str(), cases.size());
+  std::printf("umfa %s (abi %u), backend %s, manifest %s, %zu cases, %zu merge cases\n",
+              umfa_version_string(), umfa_abi_version(),
+              chosen == UMFA_BACKEND_CUDA ? "cuda" : "cpu", s.manifest.c_str(), cases.size(),
+              merge_cases.size());
   if (s.verbose) std::printf("build: %s\n", umfa_build_info());
 
   Runner runner(s, ctx, root);
   int passed = 0, failed = 0, skipped = 0;
-  for (const auto& c : cases) {
+  // The attention cases, then the merge cases.
+  std::vector<std::pair<const Json*, bool>> all;
+  for (const auto& c : cases) all.emplace_back(&c, false);
+  for (const auto& c : merge_cases) all.emplace_back(&c, true);
+  for (const auto& [case_json, merge] : all) {
+    const Json& c = *case_json;
     const std::string id = c["id"].as_string();
     if (!s.filters.empty()) {
       bool hit = false;
@@ -675,9 +739,9 @@ int main(int argc, char** argv) {
       continue;
     }
     try {
-      double worst = runner.run(c);
-      std::printf("PASS %s (%s, max err/tol %.3f)\n", id.c_str(),
-                  c["backward"].as_bool() ? "fwd+bwd" : "fwd", worst);
+      const double worst = merge ? runner.run_merge(c) : runner.run(c);
+      const char* kind = merge ? "merge" : c["backward"].as_bool() ? "fwd+bwd" : "fwd";
+      std::printf("PASS %s (%s, max err/tol %.3f)\n", id.c_str(), kind, worst);
       ++passed;
     } catch (const CaseFailure& e) {
       std::printf("FAIL %s: %s\n", id.c_str(), e.what());
