@@ -175,8 +175,12 @@ typedef struct umfa_context_options {
    */
   int32_t num_threads;
   /**
-   * Upper bound in bytes on the scratch memory one call may allocate (0 = no limit). A call
-   * that would need more fails with UMFA_STATUS_WORKSPACE_LIMIT before touching any output.
+   * Upper bound in bytes on the memory one attention call may allocate for itself (0 = no
+   * limit): the backend's scratch, its per-sequence tables and, on the CPU, the host copies of
+   * cu_seqlens. A call that would need more fails with UMFA_STATUS_WORKSPACE_LIMIT before
+   * allocating it and before touching any output. The copies of cu_seqlens are refused before
+   * their contents are read, so such a call returns WORKSPACE_LIMIT even when the offsets are
+   * invalid.
    */
   uint64_t workspace_limit_bytes;
 } umfa_context_options;
@@ -426,8 +430,10 @@ typedef struct umfa_attention_options {
  * the call returns OK (validation happens before any work), except the per-call message
  * (options->error_message) of a failed call. Output views must not overlap inputs
  * or each other: an output whose strides make its own elements overlap is rejected
- * (INVALID_STRIDE), as is an output starting at the same address as another tensor
- * (INVALID_ARGUMENT); other partial overlaps are the caller's responsibility.
+ * (INVALID_STRIDE), and an output sharing any byte with another tensor of the call (q, k, v,
+ * the other outputs, attn_mask, alibi_slopes, cu_seqlens_q/k) is rejected with
+ * INVALID_ARGUMENT. Views that interleave without sharing a byte (dq, dk, dv inside one packed
+ * [batch, seqlen, 3, heads, head_dim] buffer) are accepted.
  *
  * head_dim: 1..UMFA_MAX_HEAD_DIM. Sequence lengths may be 0 (nothing to do) or 1.
  * Returns OK, NULL_CONTEXT, NULL_POINTER, STRUCT_VERSION, INVALID_RANK, SHAPE_MISMATCH,

@@ -3,7 +3,10 @@
 // output, with a message giving the bytes it needs; a limit of exactly that many bytes lets the
 // same call run, with the result of an unlimited context; a problem whose scratch would be large
 // is refused at once (no allocation, no time spent); problems that need no scratch run under
-// any limit.
+// any limit. Varlen calls count the host copies of cu_seqlens and the backend's per-sequence
+// tables: a huge broadcast offset list under a tiny limit is refused at once.
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -168,6 +171,86 @@ int main() {
     check(all(big.dq, 12345.f) && all(big.dk, 12345.f), "large backward wrote nothing");
     check(ms < 500.0, "refused at once", std::to_string(ms) + " ms");
     umfa_context_destroy(small);
+  }
+
+  // Varlen: the host copies of cu_seqlens count against the limit. A broadcast (stride 0) list
+  // of 2^25 offsets would take 256 MiB to copy: refused before reading it, at once, with no
+  // memory spent.
+  {
+    Problem one_row(1, 1, 1, 1, 16);
+    int32_t zero = 0;
+    const int64_t n = int64_t(1) << 25;
+    umfa_tensor cu = view(&zero, UMFA_DTYPE_I32, {n});
+    cu.strides[0] = 0;
+    umfa_attention_options o;
+    std::memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    o.cu_seqlens_q = &cu;
+    o.cu_seqlens_k = &cu;
+    umfa_tensor tq = view(one_row.q.data(), UMFA_DTYPE_F32, {1, 1, 16}),
+                tk = view(one_row.k.data(), UMFA_DTYPE_F32, {1, 1, 16}),
+                tv = view(one_row.v.data(), UMFA_DTYPE_F32, {1, 1, 16}),
+                to = view(one_row.out.data(), UMFA_DTYPE_F32, {1, 1, 16});
+    umfa_context* one = context(1);
+    rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    const auto t0 = std::chrono::steady_clock::now();
+    const umfa_status st = umfa_attention_forward(one, &o, &tq, &tk, &tv, &to, nullptr);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    getrusage(RUSAGE_SELF, &after);
+    const long grew_kib = after.ru_maxrss - before.ru_maxrss;
+    std::printf("broadcast cu_seqlens of 2^25 offsets under limit 1: %s in %.2f ms, peak RSS +%ld KiB\n",
+                umfa_status_string(st), ms, grew_kib);
+    check(st == UMFA_STATUS_WORKSPACE_LIMIT, "2^25 broadcast offsets refused", umfa_last_error(one));
+    check(needed(umfa_last_error(one)) == uint64_t(2) * n * 4, "the message gives the bytes of both copies",
+          umfa_last_error(one));
+    check(all(one_row.out, 12345.f), "nothing written");
+    check(ms < 100.0, "refused at once", std::to_string(ms) + " ms");
+    check(grew_kib < 16 * 1024, "no memory spent", std::to_string(grew_kib) + " KiB");
+    umfa_context_destroy(one);
+  }
+  // The backend's per-sequence tables count too: 2^18 sequences (the last one a single row)
+  // need a few MiB of them besides the copies. Refused below what the message says, run at it
+  // with the unlimited result.
+  {
+    Problem one_row(1, 1, 1, 1, 16);
+    const int64_t n = (int64_t(1) << 18) + 1;
+    std::vector<int32_t> offsets(static_cast<size_t>(n), 0);
+    offsets.back() = 1;
+    umfa_tensor cu = view(offsets.data(), UMFA_DTYPE_I32, {n});
+    umfa_attention_options o;
+    std::memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    o.cu_seqlens_q = &cu;
+    o.cu_seqlens_k = &cu;
+    auto run = [&](umfa_context* ctx) {
+      one_row.reset();
+      umfa_tensor tq = view(one_row.q.data(), UMFA_DTYPE_F32, {1, 1, 16}),
+                  tk = view(one_row.k.data(), UMFA_DTYPE_F32, {1, 1, 16}),
+                  tv = view(one_row.v.data(), UMFA_DTYPE_F32, {1, 1, 16}),
+                  to = view(one_row.out.data(), UMFA_DTYPE_F32, {1, 1, 16});
+      return umfa_attention_forward(ctx, &o, &tq, &tk, &tv, &to, nullptr);
+    };
+    check(run(unlimited) == UMFA_STATUS_OK, "2^18 sequences, unlimited", umfa_last_error(unlimited));
+    const std::vector<float> want = one_row.out;
+    const uint64_t copies = uint64_t(2) * n * 4;
+    umfa_context* tight = context(copies + 4096);
+    const umfa_status st = run(tight);
+    const uint64_t need = needed(umfa_last_error(tight));
+    check(st == UMFA_STATUS_WORKSPACE_LIMIT, "tables over the limit refused", umfa_last_error(tight));
+    check(need > copies + (uint64_t(1) << 20), "the need counts the per-sequence tables",
+          std::to_string(need));
+    check(all(one_row.out, 12345.f), "nothing written when refused");
+    umfa_context_destroy(tight);
+    umfa_context* below = context(need - 1);
+    check(run(below) == UMFA_STATUS_WORKSPACE_LIMIT, "2^18 sequences at need - 1 refused");
+    umfa_context_destroy(below);
+    umfa_context* exact = context(need);
+    check(run(exact) == UMFA_STATUS_OK && one_row.out == want, "2^18 sequences at the limit run",
+          umfa_last_error(exact));
+    umfa_context_destroy(exact);
+    std::printf("varlen, 2^18 sequences: needs %" PRIu64 " bytes (%" PRIu64 " of them copies of cu_seqlens)\n",
+                need, copies);
   }
 
   // Nothing to compute needs no workspace: any limit runs it.

@@ -339,6 +339,74 @@ void extents_and_strides() {
   BWD("dk aliases k", BAD, "dk.data", c.dk.data = c.k.data);
 }
 
+// An output sharing memory with any other tensor of the call: refused with INVALID_ARGUMENT
+// before anything is written, whether the views start at the same address or overlap at an
+// offset. The other tensor is moved into the output's buffer (so a call that wrongly ran would
+// change the sentinel bytes the check compares).
+void output_overlap() {
+  const umfa_status BAD = UMFA_STATUS_INVALID_ARGUMENT;
+  auto at = [](void* p, size_t bytes) { return static_cast<void*>(static_cast<char*>(p) + bytes); };
+  for (size_t off : {size_t(0), size_t(64)}) {
+    const bool start = off == 0;
+    // Forward: out and lse against the option tensors.
+    FWD(start ? "attn_mask starts at out" : "attn_mask inside out", BAD, "attn_mask.data",
+        c.use_mask(); c.mask.data = at(c.out.data, off));
+    FWD(start ? "attn_mask starts at lse" : "attn_mask inside lse", BAD, "attn_mask.data",
+        c.use_mask(); c.mask.data = at(c.lse.data, off));
+    FWD(start ? "alibi_slopes starts at out" : "alibi_slopes inside out", BAD, "alibi_slopes.data",
+        c.use_alibi(); c.alibi.data = at(c.out.data, off));
+    FWD(start ? "alibi_slopes starts at lse" : "alibi_slopes inside lse", BAD, "alibi_slopes.data",
+        c.use_alibi(); c.alibi.data = at(c.lse.data, off));
+    VFWD(start ? "cu_seqlens_q starts at out" : "cu_seqlens_q inside out", BAD, "cu_seqlens_q.data",
+         c.cuq.data = at(c.out.data, off));
+    VFWD(start ? "cu_seqlens_k starts at out" : "cu_seqlens_k inside out", BAD, "cu_seqlens_k.data",
+         c.cuk.data = at(c.out.data, off));
+    VFWD(start ? "cu_seqlens_q starts at lse" : "cu_seqlens_q inside lse", BAD, "cu_seqlens_q.data",
+         c.cuq.data = at(c.lse.data, off));
+    VFWD(start ? "cu_seqlens_k starts at lse" : "cu_seqlens_k inside lse", BAD, "cu_seqlens_k.data",
+         c.cuk.data = at(c.lse.data, off));
+    // Backward: dq, dk and dv against the option tensors.
+    BWD(start ? "attn_mask starts at dq" : "attn_mask inside dq", BAD, "attn_mask.data",
+        c.use_mask(); c.mask.data = at(c.dq.data, off));
+    BWD(start ? "attn_mask starts at dk" : "attn_mask inside dk", BAD, "attn_mask.data",
+        c.use_mask(); c.mask.data = at(c.dk.data, off));
+    BWD(start ? "attn_mask starts at dv" : "attn_mask inside dv", BAD, "attn_mask.data",
+        c.use_mask(); c.mask.data = at(c.dv.data, off));
+    BWD(start ? "alibi_slopes starts at dq" : "alibi_slopes inside dq", BAD, "alibi_slopes.data",
+        c.use_alibi(); c.alibi.data = at(c.dq.data, off));
+    BWD(start ? "alibi_slopes starts at dk" : "alibi_slopes inside dk", BAD, "alibi_slopes.data",
+        c.use_alibi(); c.alibi.data = at(c.dk.data, off));
+    BWD(start ? "alibi_slopes starts at dv" : "alibi_slopes inside dv", BAD, "alibi_slopes.data",
+        c.use_alibi(); c.alibi.data = at(c.dv.data, off));
+    VBWD(start ? "cu_seqlens_q starts at dq" : "cu_seqlens_q inside dq", BAD, "cu_seqlens_q.data",
+         c.cuq.data = at(c.dq.data, off));
+    VBWD(start ? "cu_seqlens_k starts at dk" : "cu_seqlens_k inside dk", BAD, "cu_seqlens_k.data",
+         c.cuk.data = at(c.dk.data, off));
+    VBWD(start ? "cu_seqlens_q starts at dv" : "cu_seqlens_q inside dv", BAD, "cu_seqlens_q.data",
+         c.cuq.data = at(c.dv.data, off));
+    VBWD(start ? "cu_seqlens_k starts at dq" : "cu_seqlens_k inside dq", BAD, "cu_seqlens_k.data",
+         c.cuk.data = at(c.dq.data, off));
+  }
+  // Partial overlaps with the main tensors and between outputs.
+  FWD("q inside out", BAD, "q.data", c.q.data = at(c.out.data, 4 * D));
+  FWD("v overlapping the end of out", BAD, "v.data",
+      c.v.data = at(c.out.data, B * NQ * HQ * D * 4 - 8));
+  FWD("lse inside out", BAD, "lse.data", c.lse.data = at(c.out.data, 12));
+  BWD("dout inside dq", BAD, "dout.data", c.dout.data = at(c.dq.data, 32));
+  BWD("lse inside dk", BAD, "lse.data", c.lse.data = at(c.dk.data, 8));
+  BWD("out inside dv", BAD, "out.data", c.out.data = at(c.dv.data, 4));
+  BWD("dv overlapping dk", BAD, "dv.data", c.dv.data = at(c.dk.data, 4 * D));
+  BWD("dq overlapping dv", BAD, "dv.data", c.dq.data = at(c.dv.data, 4));
+  // One umfa_tensor passed as both q and out (the struct, not only its memory, is shared).
+  {
+    Call c = dense();
+    c.q.data = c.out.data;
+    expect("the same umfa_tensor* as q and out",
+           umfa_attention_forward(c.ctx, &c.o, &c.q, &c.k, &c.v, &c.q, &c.lse), BAD, "out.data",
+           c.ctx);
+  }
+}
+
 void shapes() {
   const umfa_status SM = UMFA_STATUS_SHAPE_MISMATCH;
   FWD("k batch", SM, "k.shape[0]", c.k.shape[0] = 3);
@@ -640,6 +708,40 @@ void workspace_limit() {
   umfa_context_destroy(tiny);
 }
 
+// Outputs that interleave in one buffer without sharing a byte are accepted: dk and dv packed
+// as [batch, seqlen_k, 2, heads_kv, head_dim] (FlashAttention's kv-packed gradients) give the
+// results of separate buffers.
+void interleaved_outputs() {
+  Call sep = dense(true);
+  CHECK_STATUS(sep.backward(), UMFA_STATUS_OK);
+  const int64_t n = B * NK * HKV * D;
+  std::vector<float> dk(static_cast<size_t>(n)), dv(static_cast<size_t>(n));
+  std::memcpy(dk.data(), F->dkb.data(), static_cast<size_t>(n) * 4);
+  std::memcpy(dv.data(), F->dvb.data(), static_cast<size_t>(n) * 4);
+  F->reset_outputs();
+
+  Call c = dense(true);
+  const int64_t packed[4] = {NK * 2 * HKV * D, 2 * HKV * D, D, 1};
+  c.dk.data = F->dkb.data();
+  c.dv.data = static_cast<float*>(F->dkb.data()) + HKV * D;
+  for (int i = 0; i < 4; ++i) c.dk.strides[i] = c.dv.strides[i] = packed[i];
+  CHECK_STATUS(c.backward(), UMFA_STATUS_OK);
+  const float* kv = static_cast<const float*>(F->dkb.data());
+  bool same = true;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t j = 0; j < NK; ++j)
+      for (int64_t h = 0; h < HKV; ++h)
+        for (int64_t d = 0; d < D; ++d) {
+          const int64_t src = ((b * NK + j) * HKV + h) * D + d;
+          const int64_t dst = b * packed[0] + j * packed[1] + h * packed[2] + d;
+          same = same && kv[dst] == dk[static_cast<size_t>(src)] &&
+                 kv[dst + HKV * D] == dv[static_cast<size_t>(src)];
+        }
+  CHECK_MSG(same, "interleaved dk/dv equal the results of separate buffers");
+  CHECK(sentinel_from(F->dkb.data(), static_cast<size_t>(2 * n) * 4));
+  F->reset_outputs();
+}
+
 }  // namespace
 
 int main() {
@@ -695,11 +797,13 @@ int main() {
   heads_and_head_dim();
   overflow();
   varlen_offsets();
+  output_overlap();
   std::printf("rejected-input cases: %d checks\n", t::checks() - before);
   zero_size();
   option_versions();
   varlen_padding_rows();
   workspace_limit();
+  interleaved_outputs();
 
   umfa_buffer_destroy(fixture.some_buffer);
   umfa_context_destroy(fixture.ctx);

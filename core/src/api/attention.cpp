@@ -69,7 +69,11 @@ umfa_status run(umfa_context* ctx, Resolved& r, bool backward) {
   }
   const BackendTable* t = ctx->table;
   if (ctx->workspace_limit) {
-    uint64_t need = backward ? t->backward_workspace(ctx->impl, &r.p) : t->forward_workspace(ctx->impl, &r.p);
+    // Everything the call allocates: the API layer's copies and the backend's workspace.
+    const uint64_t backend_need =
+        backward ? t->backward_workspace(ctx->impl, &r.p) : t->forward_workspace(ctx->impl, &r.p);
+    uint64_t need;
+    if (__builtin_add_overflow(backend_need, r.host_bytes, &need)) need = UINT64_MAX;
     if (need > ctx->workspace_limit)
       return fail(ctx, UMFA_STATUS_WORKSPACE_LIMIT,
                   "%s: the call needs %llu bytes of workspace but the context's "

@@ -3,8 +3,11 @@
 // Order of checks: options struct version, presence of every required tensor, then each tensor
 // on its own (rank, dtype, device, extents, strides, sizes, data pointer, self-overlap for
 // outputs), then the relations between tensors, then options values, masks, ALiBi and varlen
-// offsets. Nothing is written anywhere until every check has passed.
+// offsets, and last whether an output shares memory with any other tensor. Nothing is written
+// anywhere until every check has passed.
 #include "api/validate.h"
+
+#include "api/overlap.h"
 
 #include <algorithm>
 #include <cmath>
@@ -176,12 +179,6 @@ class Checker {
   const char* fn_;
 };
 
-int64_t elements(const umfa_tensor* t) {
-  int64_t n = 1;
-  for (int d = 0; d < t->rank; ++d) n *= t->shape[d];  // checked already
-  return n;
-}
-
 // A 4-D View over a validated tensor with the given shape and strides (already mapped).
 View make_view(const umfa_tensor* t, int64_t s0, int64_t s1, int64_t s2, int64_t s3, int64_t st0,
                int64_t st1, int64_t st2, int64_t st3) {
@@ -248,18 +245,6 @@ const char* const kDenseQ[] = {"batch", "seqlen_q", "heads_q", "head_dim"};
 const char* const kDenseK[] = {"batch", "seqlen_k", "heads_kv", "head_dim"};
 const char* const kPackedQ[] = {"total_q", "heads_q", "head_dim"};
 const char* const kPackedK[] = {"total_k", "heads_kv", "head_dim"};
-
-// Two views alias when they start at the same address and neither is empty (the common
-// in-place mistake; general overlap between different tensors is the caller's duty).
-umfa_status no_alias(Checker& c, const char* out_name, const umfa_tensor* out, const char* in_name,
-                     const umfa_tensor* in) {
-  if (!out || !in || out == in) return UMFA_STATUS_OK;
-  if (out->data && out->data == in->data && elements(out) > 0 && elements(in) > 0)
-    return c.error(UMFA_STATUS_INVALID_ARGUMENT,
-                   "%s.data is the same memory as %s.data; outputs must not overlap other tensors",
-                   out_name, in_name);
-  return UMFA_STATUS_OK;
-}
 
 umfa_status check_tensors(Checker& c, const Args& a, bool varlen, Dims* dm) {
   const int rs = varlen ? 3 : 4;  // rank of q/k/v/out/...
@@ -337,15 +322,17 @@ umfa_status check_tensors(Checker& c, const Args& a, bool varlen, Dims* dm) {
                        static_cast<long long>(want[d]), lse_layout);
   }
 
-  // Outputs must not be the very memory of another tensor.
-  const umfa_tensor* inputs[] = {a.q, a.k, a.v, a.backward ? a.out : nullptr, a.dout,
-                                 a.backward ? a.lse : nullptr};
-  const char* in_names[] = {"q", "k", "v", "out", "dout", "lse"};
-  struct Out {
+  return UMFA_STATUS_OK;
+}
+
+// Outputs must not share memory with any other tensor of the call: the inputs (option tensors
+// included), and each other. Runs once every tensor has passed its own checks.
+umfa_status check_output_overlap(Checker& c, const Args& a, const umfa_attention_options& o) {
+  struct Named {
     const char* name;
     const umfa_tensor* t;
   };
-  Out outs[3];
+  Named outs[3];
   int n_out = 0;
   if (a.backward) {
     outs[n_out++] = {"dq", a.dq};
@@ -355,11 +342,39 @@ umfa_status check_tensors(Checker& c, const Args& a, bool varlen, Dims* dm) {
     outs[n_out++] = {"out", a.out};
     if (a.lse) outs[n_out++] = {"lse", a.lse};
   }
+  const Named inputs[] = {{"q", a.q},
+                          {"k", a.k},
+                          {"v", a.v},
+                          {"out", a.backward ? a.out : nullptr},
+                          {"dout", a.dout},
+                          {"lse", a.backward ? a.lse : nullptr},
+                          {"attn_mask", o.attn_mask},
+                          {"alibi_slopes", o.alibi_slopes},
+                          {"cu_seqlens_q", o.cu_seqlens_q},
+                          {"cu_seqlens_k", o.cu_seqlens_k}};
+  auto check = [&](const Named& out, const Named& other) -> umfa_status {
+    if (!other.t) return UMFA_STATUS_OK;
+    switch (views_overlap(*out.t, *other.t)) {
+      case Overlap::kDisjoint: return UMFA_STATUS_OK;
+      case Overlap::kShared:
+        return c.error(UMFA_STATUS_INVALID_ARGUMENT,
+                       "%s.data (%p) and %s.data (%p) reach the same memory; an output must not "
+                       "share memory with another tensor of the call",
+                       out.name, out.t->data, other.name, other.t->data);
+      case Overlap::kUndecided:
+        break;
+    }
+    return c.error(UMFA_STATUS_INVALID_ARGUMENT,
+                   "%s.data (%p) and %s.data (%p) may reach the same memory (their strides "
+                   "interleave in a way that could not be proven disjoint); an output must not "
+                   "share memory with another tensor of the call",
+                   out.name, out.t->data, other.name, other.t->data);
+  };
   for (int i = 0; i < n_out; ++i) {
-    for (int j = 0; j < 6; ++j)
-      if (umfa_status st = no_alias(c, outs[i].name, outs[i].t, in_names[j], inputs[j])) return st;
+    for (const Named& in : inputs)
+      if (umfa_status st = check(outs[i], in)) return st;
     for (int j = i + 1; j < n_out; ++j)
-      if (umfa_status st = no_alias(c, outs[j].name, outs[j].t, outs[i].name, outs[i].t)) return st;
+      if (umfa_status st = check(outs[j], outs[i])) return st;
   }
   return UMFA_STATUS_OK;
 }
@@ -428,17 +443,7 @@ umfa_status resolve_options(Checker& c, const umfa_attention_options* o, const A
     if (o->max_seqlen_k < 0)
       return c.error(UMFA_STATUS_INVALID_ARGUMENT, "options->max_seqlen_k (%lld) is negative",
                      static_cast<long long>(o->max_seqlen_k));
-    int64_t mq = 0, mk = 0;
-    if (c.ctx()->device == UMFA_DEVICE_CPU) {
-      if (umfa_status st = read_cu_seqlens(c, "cu_seqlens_q", cq, dm.total_q, "q", &r->cu_q, &mq)) return st;
-      if (umfa_status st = read_cu_seqlens(c, "cu_seqlens_k", ck, dm.total_k, "k", &r->cu_k, &mk)) return st;
-      if (o->max_seqlen_q > 0 && o->max_seqlen_q < mq)
-        return c.error(UMFA_STATUS_INVALID_SEQLENS, "options->max_seqlen_q (%lld) is smaller than the longest query sequence (%lld)",
-                       static_cast<long long>(o->max_seqlen_q), static_cast<long long>(mq));
-      if (o->max_seqlen_k > 0 && o->max_seqlen_k < mk)
-        return c.error(UMFA_STATUS_INVALID_SEQLENS, "options->max_seqlen_k (%lld) is smaller than the longest key sequence (%lld)",
-                       static_cast<long long>(o->max_seqlen_k), static_cast<long long>(mk));
-    } else {
+    if (c.ctx()->device != UMFA_DEVICE_CPU) {
       // Device offsets are not read back (that would synchronize the device): the caller's
       // max_seqlen_q/k bound the sequence lengths, and the backend clamps every sequence to the
       // tensors' rows and to those bounds, so any contents are memory-safe.
@@ -449,28 +454,11 @@ umfa_status resolve_options(Checker& c, const umfa_attention_options* o, const A
       if (cq->shape[0] > 1 && (o->max_seqlen_q <= 0 || o->max_seqlen_k <= 0))
         return c.error(UMFA_STATUS_INVALID_ARGUMENT, "options->max_seqlen_%s is 0: with cu_seqlens on the device, max_seqlen_q and max_seqlen_k must be set (> 0, at least the longest sequence); the offsets are not read back",
                        o->max_seqlen_q <= 0 ? "q" : "k");
-      mq = std::min<int64_t>(o->max_seqlen_q, dm.total_q);
-      mk = std::min<int64_t>(o->max_seqlen_k, dm.total_k);
     }
     dm.batch = cq->shape[0] - 1;
-    dm.nq = mq;
-    dm.nk = mk;
     r->total_q = dm.total_q;
     r->total_k = dm.total_k;
-    if (c.ctx()->device == UMFA_DEVICE_CPU) {
-      p.cu_seqlens_q = r->cu_q.data();
-      p.cu_seqlens_k = r->cu_k.data();
-    } else {
-      p.cu_seqlens_q = static_cast<const int32_t*>(cq->data);
-      p.cu_seqlens_k = static_cast<const int32_t*>(ck->data);
-    }
   }
-
-  // The score matrix's size must be representable (backends index with it).
-  int64_t scores;
-  if (!mul_ok(dm.batch, dm.hq, &scores) || !mul_ok(scores, dm.nq, &scores) ||
-      !mul_ok(scores, dm.nk, &scores))
-    return c.error(UMFA_STATUS_SIZE_OVERFLOW, "q, k: batch * heads_q * seqlen_q * seqlen_k overflows 64 bits");
 
   // Mask / bias tensor.
   if (const umfa_tensor* m = o->attn_mask) {
@@ -537,6 +525,56 @@ umfa_status resolve_options(Checker& c, const umfa_attention_options* o, const A
   return UMFA_STATUS_OK;
 }
 
+// Reads the varlen offsets (after every structural check, so that offsets an output overlaps
+// are refused as overlapping rather than as invalid contents) and checks the size of the score
+// matrix.
+umfa_status resolve_offsets(Checker& c, const umfa_attention_options* o, bool varlen, Dims& dm,
+                            Resolved* r) {
+  Problem& p = r->p;
+  if (varlen) {
+    const umfa_tensor* cq = o->cu_seqlens_q;
+    const umfa_tensor* ck = o->cu_seqlens_k;
+    if (c.ctx()->device == UMFA_DEVICE_CPU) {
+      // The copies are the call's first allocation: over the workspace limit, refuse before
+      // reading or copying anything (a broadcast list of 2^25 offsets would take 256 MiB).
+      r->host_bytes = (static_cast<uint64_t>(cq->shape[0]) + static_cast<uint64_t>(ck->shape[0])) *
+                      sizeof(int32_t);
+      const uint64_t limit = c.ctx()->workspace_limit;
+      if (limit && r->host_bytes > limit)
+        return c.error(UMFA_STATUS_WORKSPACE_LIMIT,
+                       "the call needs %llu bytes of workspace (copies of cu_seqlens_q and "
+                       "cu_seqlens_k) but the context's workspace_limit_bytes is %llu",
+                       static_cast<unsigned long long>(r->host_bytes),
+                       static_cast<unsigned long long>(limit));
+      int64_t mq = 0, mk = 0;
+      if (umfa_status st = read_cu_seqlens(c, "cu_seqlens_q", cq, dm.total_q, "q", &r->cu_q, &mq)) return st;
+      if (umfa_status st = read_cu_seqlens(c, "cu_seqlens_k", ck, dm.total_k, "k", &r->cu_k, &mk)) return st;
+      if (o->max_seqlen_q > 0 && o->max_seqlen_q < mq)
+        return c.error(UMFA_STATUS_INVALID_SEQLENS, "options->max_seqlen_q (%lld) is smaller than the longest query sequence (%lld)",
+                       static_cast<long long>(o->max_seqlen_q), static_cast<long long>(mq));
+      if (o->max_seqlen_k > 0 && o->max_seqlen_k < mk)
+        return c.error(UMFA_STATUS_INVALID_SEQLENS, "options->max_seqlen_k (%lld) is smaller than the longest key sequence (%lld)",
+                       static_cast<long long>(o->max_seqlen_k), static_cast<long long>(mk));
+      dm.nq = mq;
+      dm.nk = mk;
+      p.cu_seqlens_q = r->cu_q.data();
+      p.cu_seqlens_k = r->cu_k.data();
+    } else {
+      dm.nq = std::min<int64_t>(o->max_seqlen_q, dm.total_q);
+      dm.nk = std::min<int64_t>(o->max_seqlen_k, dm.total_k);
+      p.cu_seqlens_q = static_cast<const int32_t*>(cq->data);
+      p.cu_seqlens_k = static_cast<const int32_t*>(ck->data);
+    }
+  }
+
+  // The score matrix's size must be representable (backends index with it).
+  int64_t scores;
+  if (!mul_ok(dm.batch, dm.hq, &scores) || !mul_ok(scores, dm.nq, &scores) ||
+      !mul_ok(scores, dm.nk, &scores))
+    return c.error(UMFA_STATUS_SIZE_OVERFLOW, "q, k: batch * heads_q * seqlen_q * seqlen_k overflows 64 bits");
+  return UMFA_STATUS_OK;
+}
+
 umfa_status resolve(umfa_context* ctx, const char* fn, const umfa_attention_options* options,
                     const Args& a, Resolved* r) {
   if (umfa_status st = check_context(ctx, fn)) return st;
@@ -575,6 +613,8 @@ umfa_status resolve(umfa_context* ctx, const char* fn, const umfa_attention_opti
   Dims dm;
   if (umfa_status st = check_tensors(c, a, varlen, &dm)) return st;
   if (umfa_status st = resolve_options(c, &o, a, varlen, dm, r)) return st;
+  if (umfa_status st = check_output_overlap(c, a, o)) return st;
+  if (umfa_status st = resolve_offsets(c, &o, varlen, dm, r)) return st;
 
   Problem& p = r->p;
   p.batch = dm.batch;

@@ -21,6 +21,9 @@ struct Resolved {
   // row counts, for writing rows that belong to no sequence.
   std::vector<int32_t> cu_q, cu_k;
   int64_t total_q = 0, total_k = 0;
+  // Bytes the API layer allocated for this call (the host copies of cu_seqlens): they count
+  // against the context's workspace limit together with the backend's workspace.
+  uint64_t host_bytes = 0;
 };
 
 umfa_status resolve_forward(umfa_context* ctx, const umfa_attention_options* options,

@@ -87,7 +87,29 @@ size_t round64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 // Plan construction.
 // ---------------------------------------------------------------------------------------------
 
-void build_plan(const Problem& p, std::vector<Seq>& seqs, Plan& pl) {
+// Sequence b of a problem: batch entry b (dense) or the rows the offsets give it (varlen).
+Seq seq_of(const Problem& p, int64_t b) {
+  Seq s;
+  if (p.cu_seqlens_q) {
+    s.vb = 0;
+    s.q0 = p.cu_seqlens_q[b];
+    s.nq = p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b];
+    s.k0 = p.cu_seqlens_k[b];
+    s.nk = p.cu_seqlens_k[b + 1] - p.cu_seqlens_k[b];
+  } else {
+    s.vb = b;
+    s.q0 = 0;
+    s.nq = p.q.shape[1];
+    s.k0 = 0;
+    s.nk = p.k.shape[1];
+  }
+  s.off = p.bottom_right ? s.nk - s.nq : 0;
+  return s;
+}
+
+// Everything of the plan but the per-sequence table (workspace sizes are computed from this
+// alone, without allocating anything).
+void plan_scalars(const Problem& p, Plan& pl) {
   pl.p = &p;
   pl.batch = p.batch;
   pl.hq = p.heads_q;
@@ -96,26 +118,6 @@ void build_plan(const Problem& p, std::vector<Seq>& seqs, Plan& pl) {
   pl.d = p.head_dim;
   pl.q_rows = p.q.shape[1];
   pl.k_rows = p.k.shape[1];
-
-  seqs.resize(static_cast<size_t>(p.batch));
-  for (int64_t b = 0; b < p.batch; ++b) {
-    Seq& s = seqs[static_cast<size_t>(b)];
-    if (p.cu_seqlens_q) {
-      s.vb = 0;
-      s.q0 = p.cu_seqlens_q[b];
-      s.nq = p.cu_seqlens_q[b + 1] - p.cu_seqlens_q[b];
-      s.k0 = p.cu_seqlens_k[b];
-      s.nk = p.cu_seqlens_k[b + 1] - p.cu_seqlens_k[b];
-    } else {
-      s.vb = b;
-      s.q0 = 0;
-      s.nq = p.q.shape[1];
-      s.k0 = 0;
-      s.nk = p.k.shape[1];
-    }
-    s.off = p.bottom_right ? s.nk - s.nq : 0;
-  }
-  pl.seqs = seqs.data();
 
   // A window wider than every possible |j - i - off| is no window at all; this also keeps the
   // range arithmetic far from int64 overflow.
@@ -131,6 +133,20 @@ void build_plan(const Problem& p, std::vector<Seq>& seqs, Plan& pl) {
   pl.alibi = p.alibi.present();
   pl.mask = p.mask.present() && !p.cu_seqlens_q;
   pl.mask_bool = p.mask.dtype == UMFA_DTYPE_BOOL;
+}
+
+void build_plan(const Problem& p, std::vector<Seq>& seqs, Plan& pl) {
+  plan_scalars(p, pl);
+  seqs.resize(static_cast<size_t>(p.batch));
+  for (int64_t b = 0; b < p.batch; ++b) seqs[static_cast<size_t>(b)] = seq_of(p, b);
+  pl.seqs = seqs.data();
+}
+
+// Bytes of the per-call tables besides the scratch: one Seq per sequence and `item_lists`
+// prefix-sum lists of batch + 1 entries (Items).
+size_t table_bytes(const Problem& p, int item_lists) {
+  const size_t batch = static_cast<size_t>(p.batch);
+  return batch * sizeof(Seq) + static_cast<size_t>(item_lists) * (batch + 1) * sizeof(int64_t);
 }
 
 // Forward items of one sequence: query-block groups x head sub-groups x kv heads.
@@ -218,26 +234,34 @@ void fwd_item(void* ctx, int64_t item, int slot) {
   job.ks->fwd_tile(pl, t, job.scratch + static_cast<size_t>(slot) * job.slot_bytes);
 }
 
-// Query blocks per forward item: enough items to balance the threads (about 8 per thread),
-// as many blocks per item as that allows (up to kFwdGroup), so K/V blocks are converted once
-// for several query tiles.
-int64_t choose_group(const Plan& pl, int threads) {
-  int64_t tiles = 0;
-  for (int64_t b = 0; b < pl.batch; ++b) tiles += fwd_shape(pl, pl.seqs[b], 1).count;
-  return imax(1, imin(kFwdGroup, tiles / (8 * static_cast<int64_t>(threads))));
-}
+// How forward cuts a problem into items, computed from the sequences one at a time.
+struct FwdCounts {
+  int64_t group = 1;   // query blocks per item (Plan::fwd_group)
+  int64_t items = 0;   // items before splitting
+  int64_t nsplit = 1;  // key parts per item (Plan::nsplit)
+};
 
-// Split-KV: how many parts each tile's keys are cut into. Only when the tiles alone leave
+// Query blocks per item: enough items to balance the threads (about 8 per thread), as many
+// blocks per item as that allows (up to kFwdGroup), so K/V blocks are converted once for several
+// query tiles. Split-KV: each tile's keys are cut into parts only when the tiles alone leave
 // threads idle or unevenly loaded (fewer than 8 per thread) and every part still gets at least
 // two key blocks.
-int64_t choose_splits(const Plan& pl, int threads, int64_t tiles) {
-  if (threads <= 1 || tiles <= 0) return 1;
-  int64_t max_nk = 0;
-  for (int64_t b = 0; b < pl.batch; ++b) max_nk = imax(max_nk, pl.seqs[b].nk);
+FwdCounts fwd_counts(const Plan& pl, int threads) {
+  const Problem& p = *pl.p;
+  int64_t tiles = 0, max_nk = 0;
+  for (int64_t b = 0; b < pl.batch; ++b) {
+    const Seq s = seq_of(p, b);
+    tiles += fwd_shape(pl, s, 1).count;
+    max_nk = imax(max_nk, s.nk);
+  }
+  FwdCounts f;
+  f.group = imax(1, imin(kFwdGroup, tiles / (8 * static_cast<int64_t>(threads))));
+  for (int64_t b = 0; b < pl.batch; ++b) f.items += fwd_shape(pl, seq_of(p, b), f.group).count;
   const int64_t kblocks = ceil_div(max_nk, kBN);
   const int64_t want = 8 * static_cast<int64_t>(threads);
-  if (tiles >= want || kblocks < 4) return 1;
-  return imax(1, imin(ceil_div(want, tiles), kblocks / 2));
+  if (threads > 1 && f.items > 0 && f.items < want && kblocks >= 4)
+    f.nsplit = imax(1, imin(ceil_div(want, f.items), kblocks / 2));
+  return f;
 }
 
 // Sizes of the split-KV buffers (0 when nsplit == 1).
@@ -303,13 +327,14 @@ umfa_status forward_impl(Impl& impl, const Problem& p) {
   std::vector<Seq> seqs;
   Plan pl;
   build_plan(p, seqs, pl);
+  const FwdCounts fc = fwd_counts(pl, impl.pool->threads());
+  pl.fwd_group = fc.group;
   Items items;
-  pl.fwd_group = choose_group(pl, impl.pool->threads());
   build_items(pl, items, [&](const Seq& s) { return fwd_shape(pl, s, pl.fwd_group).count; });
 
   if (items.total() > 0) {
     const int64_t vbs = p.q.shape[0];
-    pl.nsplit = choose_splits(pl, impl.pool->threads(), items.total());
+    pl.nsplit = fc.nsplit;
     const int64_t n = items.total() * pl.nsplit;
     const int slots = slots_for(impl, n);
     const size_t slot_bytes = round64(impl.ks->fwd_scratch_bytes(pl.d));
@@ -441,16 +466,20 @@ void bwd_q_item(void* ctx, int64_t item, int slot) {
   job.ks->bwd_q_tile(pl, t, job.scratch + static_cast<size_t>(slot) * job.slot_bytes);
 }
 
-// Sizes of everything backward allocates.
+// Sizes of everything backward allocates, and how it cuts the work, computed from the
+// sequences one at a time.
 struct BwdSizes {
   int64_t vbs = 0;           // view batches
+  size_t tables = 0;         // the Seq table and the item lists
   size_t delta_bytes = 0;
   size_t acc_bytes = 0;      // 0 in deterministic mode
   int64_t nlocks = 0;
   size_t slot_bytes = 0;
   int slots = 1;
+  int64_t bwd_group = 1;     // Plan::bwd_group
+  int64_t q_blocks = 1;      // Plan::q_blocks
   size_t total() const {
-    return delta_bytes + acc_bytes + slot_bytes * static_cast<size_t>(slots) +
+    return tables + delta_bytes + acc_bytes + slot_bytes * static_cast<size_t>(slots) +
            static_cast<size_t>(nlocks) * sizeof(std::mutex);
   }
 };
@@ -459,17 +488,27 @@ BwdSizes bwd_sizes(const Impl& impl, const Plan& pl) {
   const Problem& p = *pl.p;
   BwdSizes z;
   z.vbs = p.q.shape[0];
+  const bool det = (p.flags & UMFA_FLAG_DETERMINISTIC) != 0;
+  z.tables = table_bytes(p, det ? 2 : 1);
   const size_t rows = static_cast<size_t>(z.vbs) * static_cast<size_t>(pl.hq) *
                       static_cast<size_t>(pl.q_rows);
   z.delta_bytes = round64(rows * sizeof(float));
-  const bool det = (p.flags & UMFA_FLAG_DETERMINISTIC) != 0;
+  z.slots = impl.pool->threads();
+  int64_t qblocks = 0, kblocks = 0, max_nq = 0;
+  for (int64_t b = 0; b < pl.batch; ++b) {
+    const Seq s = seq_of(p, b);
+    qblocks += ceil_div(s.nq, kBM);
+    kblocks += pl.hkv * ceil_div(s.nk, kBN);
+    max_nq = imax(max_nq, s.nq);
+  }
   if (!det) {
     z.acc_bytes = round64(rows * static_cast<size_t>(pl.d) * sizeof(float));
-    int64_t qblocks = 0;
-    for (int64_t b = 0; b < pl.batch; ++b) qblocks += ceil_div(pl.seqs[b].nq, kBM);
     z.nlocks = imax(1, imin(4096, qblocks * pl.hq));
   }
-  z.slots = impl.pool->threads();
+  // Key blocks per item: enough items to balance the threads (about 8 per thread), as many
+  // blocks per item as that allows, so each query block is packed once for several of them.
+  z.bwd_group = imax(1, imin(kBwdGroup, kblocks / (8 * static_cast<int64_t>(z.slots))));
+  z.q_blocks = imax(1, ceil_div(max_nq, kBM));
   const size_t row_tmp = static_cast<size_t>(2 * round_up(pl.d, 16)) * sizeof(float);
   z.slot_bytes = round64(std::max(impl.ks->bwd_scratch_bytes(pl.d), row_tmp));
   return z;
@@ -489,13 +528,7 @@ umfa_status backward_impl(Impl& impl, const Problem& p) {
   std::unique_ptr<std::mutex[]> locks;
   if (z.nlocks > 0) locks.reset(new std::mutex[static_cast<size_t>(z.nlocks)]);
   Items kv_items, q_items;
-  {
-    // Key blocks per item: enough items to balance the threads (about 8 per thread), as many
-    // blocks per item as that allows, so each query block is packed once for several of them.
-    int64_t kblocks = 0;
-    for (int64_t b = 0; b < pl.batch; ++b) kblocks += pl.hkv * ceil_div(pl.seqs[b].nk, kBN);
-    pl.bwd_group = imax(1, imin(kBwdGroup, kblocks / (8 * static_cast<int64_t>(z.slots))));
-  }
+  pl.bwd_group = z.bwd_group;
   build_items(pl, kv_items, [&](const Seq& s) { return pl.hkv * ceil_div(s.nk, pl.bwd_group * kBN); });
   if (det) build_items(pl, q_items, [&](const Seq& s) { return pl.hq * ceil_div(s.nq, kBM); });
 
@@ -503,9 +536,7 @@ umfa_status backward_impl(Impl& impl, const Problem& p) {
   pl.dq_acc = det ? nullptr : reinterpret_cast<float*>(acc.p);
   pl.locks = locks.get();
   pl.nlocks = z.nlocks;
-  int64_t max_nq = 0;
-  for (int64_t b = 0; b < pl.batch; ++b) max_nq = imax(max_nq, pl.seqs[b].nq);
-  pl.q_blocks = imax(1, ceil_div(max_nq, kBM));
+  pl.q_blocks = z.q_blocks;
 
   // (1) delta, and the zeroed dQ accumulator.
   const int64_t chunks = ceil_div(pl.q_rows, kRowChunk);
@@ -573,38 +604,29 @@ umfa_status create(int32_t /*device_index*/, int32_t num_threads, void** out_imp
 
 void destroy(void* impl) { delete static_cast<Impl*>(impl); }
 
+// Everything a call allocates: the tables, the per-thread scratch and the split-KV parts.
+// Computed without allocating (a varlen batch can be long), so that a call over the context's
+// workspace limit is refused before any allocation.
 uint64_t forward_workspace(void* vimpl, const Problem* p) {
   if (!vimpl || !p) return 0;
   const Impl& impl = *static_cast<const Impl*>(vimpl);
-  try {
-    std::vector<Seq> seqs;
-    Plan pl;
-    build_plan(*p, seqs, pl);
-    Items items;
-    pl.fwd_group = choose_group(pl, impl.pool->threads());
-    build_items(pl, items, [&](const Seq& s) { return fwd_shape(pl, s, pl.fwd_group).count; });
-    if (items.total() == 0) return 0;
-    const int64_t nsplit = choose_splits(pl, impl.pool->threads(), items.total());
-    pl.nsplit = nsplit;
-    return round64(impl.ks->fwd_scratch_bytes(pl.d)) *
-               static_cast<uint64_t>(slots_for(impl, items.total() * nsplit)) +
-           part_bytes(pl, p->q.shape[0], nsplit);
-  } catch (...) {
-    return UINT64_MAX;
-  }
+  Plan pl;
+  plan_scalars(*p, pl);
+  const FwdCounts fc = fwd_counts(pl, impl.pool->threads());
+  if (fc.items == 0) return table_bytes(*p, 1);
+  pl.nsplit = fc.nsplit;
+  return table_bytes(*p, 1) +
+         round64(impl.ks->fwd_scratch_bytes(pl.d)) *
+             static_cast<uint64_t>(slots_for(impl, fc.items * fc.nsplit)) +
+         part_bytes(pl, p->q.shape[0], fc.nsplit);
 }
 
 uint64_t backward_workspace(void* vimpl, const Problem* p) {
   if (!vimpl || !p) return 0;
   const Impl& impl = *static_cast<const Impl*>(vimpl);
-  try {
-    std::vector<Seq> seqs;
-    Plan pl;
-    build_plan(*p, seqs, pl);
-    return bwd_sizes(impl, pl).total();
-  } catch (...) {
-    return UINT64_MAX;
-  }
+  Plan pl;
+  plan_scalars(*p, pl);
+  return bwd_sizes(impl, pl).total();
 }
 
 template <class Fn>

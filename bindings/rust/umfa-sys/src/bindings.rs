@@ -100,8 +100,12 @@ pub struct umfa_context_options {
     #[doc = " Worker threads for the CPU backend; 0 = one per available core (or the UMFA_NUM_THREADS"]
     #[doc = " environment variable when set). 1 runs on the calling thread only."]
     pub num_threads: i32,
-    #[doc = " Upper bound in bytes on the scratch memory one call may allocate (0 = no limit). A call"]
-    #[doc = " that would need more fails with UMFA_STATUS_WORKSPACE_LIMIT before touching any output."]
+    #[doc = " Upper bound in bytes on the memory one attention call may allocate for itself (0 = no"]
+    #[doc = " limit): the backend's scratch, its per-sequence tables and, on the CPU, the host copies of"]
+    #[doc = " cu_seqlens. A call that would need more fails with UMFA_STATUS_WORKSPACE_LIMIT before"]
+    #[doc = " allocating it and before touching any output. The copies of cu_seqlens are refused before"]
+    #[doc = " their contents are read, so such a call returns WORKSPACE_LIMIT even when the offsets are"]
+    #[doc = " invalid."]
     pub workspace_limit_bytes: u64,
 }
 #[test]
@@ -855,8 +859,10 @@ extern "C" {
     #[doc = " the call returns OK (validation happens before any work), except the per-call message"]
     #[doc = " (options->error_message) of a failed call. Output views must not overlap inputs"]
     #[doc = " or each other: an output whose strides make its own elements overlap is rejected"]
-    #[doc = " (INVALID_STRIDE), as is an output starting at the same address as another tensor"]
-    #[doc = " (INVALID_ARGUMENT); other partial overlaps are the caller's responsibility."]
+    #[doc = " (INVALID_STRIDE), and an output sharing any byte with another tensor of the call (q, k, v,"]
+    #[doc = " the other outputs, attn_mask, alibi_slopes, cu_seqlens_q/k) is rejected with"]
+    #[doc = " INVALID_ARGUMENT. Views that interleave without sharing a byte (dq, dk, dv inside one packed"]
+    #[doc = " [batch, seqlen, 3, heads, head_dim] buffer) are accepted."]
     #[doc = ""]
     #[doc = " head_dim: 1..UMFA_MAX_HEAD_DIM. Sequence lengths may be 0 (nothing to do) or 1."]
     #[doc = " Returns OK, NULL_CONTEXT, NULL_POINTER, STRUCT_VERSION, INVALID_RANK, SHAPE_MISMATCH,"]
