@@ -8,6 +8,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import _checks
 from . import _native as N
 from ._context import Context, backend_available, default_context, staged_forward
 from ._native import Status, UmfaError
@@ -100,8 +101,12 @@ def _declare_classic_buffers() -> None:
 _declare_classic_buffers()
 
 
-def _destroy_classic_buffer(handle: int) -> None:
+def _destroy_classic_buffer(handle: int, native: Any) -> None:
     N.lib.mfa_destroy_buffer(handle)
+    native.release()  # the context may go now (if it was closed meanwhile)
+
+
+_SIZE_T = (0, (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1)
 
 
 class MFABuffer:
@@ -113,11 +118,14 @@ class MFABuffer:
         data: a C-contiguous numpy array to wrap; it is kept alive by the buffer.
         size: bytes to allocate when ``data`` is None.
 
-    Freed by :meth:`close`, at the end of a ``with`` block, or when garbage-collected.
+    Freed by :meth:`close`, at the end of a ``with`` block, or when garbage-collected. The
+    buffer keeps its context's native memory alive: closing the context first is safe (the
+    context is then destroyed with its last buffer).
 
     Raises:
-        UmfaError: ``INVALID_ARGUMENT`` for a non-contiguous array or neither/both arguments,
-            or the classic error of the C call.
+        UmfaError: ``INVALID_ARGUMENT`` for a non-contiguous array, a size that is not an
+            integer in ``size_t`` range, neither/both arguments or a closed context
+            (``INVALID_HANDLE``), or the classic error of the C call.
     """
 
     def __init__(self, context: Context, data: Optional[np.ndarray] = None,
@@ -125,23 +133,33 @@ class MFABuffer:
         if (data is None) == (size is None):
             raise UmfaError(Status.INVALID_ARGUMENT, None,
                             "MFABuffer needs either a numpy array (data=) or a size in bytes")
-        handle = ctypes.c_void_p()
-        ctx = context.handle
-        self._array = data
         if data is not None:
             if not isinstance(data, np.ndarray) or not data.flags.c_contiguous:
                 raise UmfaError(Status.INVALID_ARGUMENT, None,
                                 "MFABuffer wraps C-contiguous numpy arrays only (zero-copy)")
-            code = N.lib.mfa_buffer_from_ptr(ctx, data.ctypes.data or None, data.nbytes,
-                                             ctypes.byref(handle))
+            nbytes = data.nbytes
         else:
-            code = N.lib.mfa_create_buffer(ctx, int(size or 0), ctypes.byref(handle))
-        if code != 0:
-            raise UmfaError(Status.INVALID_ARGUMENT if code == 1 else Status.BACKEND_ERROR, None,
-                            f"{N.lib.mfa_error_string(code).decode()}: {N.last_error(ctx)}")
-        self._context = context  # keeps the context alive while the buffer is
+            nbytes = _checks.integer(size, "size", _SIZE_T)
+        handle = ctypes.c_void_p()
+        native = context._native
+        ctx = native.hold()
+        try:
+            if data is not None:
+                code = N.lib.mfa_buffer_from_ptr(ctx, data.ctypes.data or None, nbytes,
+                                                 ctypes.byref(handle))
+            else:
+                code = N.lib.mfa_create_buffer(ctx, nbytes, ctypes.byref(handle))
+            if code != 0:
+                raise UmfaError(Status.INVALID_ARGUMENT if code == 1 else Status.BACKEND_ERROR,
+                                None,
+                                f"{N.lib.mfa_error_string(code).decode()}: {N.last_error(ctx)}")
+        except BaseException:
+            native.release()
+            raise
+        self._array = data
+        self._context = context
         self._handle: Optional[int] = int(handle.value or 0)
-        self._finalizer = weakref.finalize(self, _destroy_classic_buffer, self._handle)
+        self._finalizer = weakref.finalize(self, _destroy_classic_buffer, self._handle, native)
 
     @property
     def handle(self) -> int:
@@ -156,9 +174,8 @@ class MFABuffer:
 
     def close(self) -> None:
         """Free the buffer now (idempotent); a wrapped array itself is never freed."""
-        if self._finalizer.detach() is not None and self._handle is not None:
-            _destroy_classic_buffer(self._handle)
         self._handle = None
+        self._finalizer()  # runs the destruction at most once
 
     def __enter__(self) -> "MFABuffer":
         return self
@@ -243,6 +260,7 @@ def flash_attention_forward(context: Context, q: ArrayLike, k: ArrayLike, v: Arr
     """
     _precision_name(intermediate_precision, "intermediate_precision")  # validated, unused
     _precision_name(input_precision, "input_precision")
+    causal = _checks.flag(causal, "causal")
     arrays = []
     for x, name in ((q, "q"), (k, "k"), (v, "v")):
         a = np.asarray(x)
@@ -288,10 +306,13 @@ def attention(q: ArrayLike, k: ArrayLike, v: ArrayLike, context: Optional[Contex
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_common(dropout_p: float, return_attn_probs: bool) -> None:
-    if dropout_p and dropout_p > 0.0:
+def _check_dropout(dropout_p: float) -> None:
+    p = _checks.real(dropout_p, "dropout_p")
+    if not 0.0 <= p <= 1.0:
+        raise UmfaError(Status.INVALID_ARGUMENT, None, f"dropout_p={p!r} is not in [0, 1]")
+    if p > 0.0:
         raise UmfaError(Status.UNSUPPORTED, None,
-                        f"dropout_p={dropout_p}: umfa does not implement attention dropout yet; "
+                        f"dropout_p={p}: umfa does not implement attention dropout yet; "
                         "pass dropout_p=0.0 (or apply dropout outside attention)")
 
 
@@ -310,23 +331,18 @@ def _np(x: ArrayLike, name: str) -> np.ndarray:
     return a
 
 
-def _np_i32(x: ArrayLike) -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype != np.int32 and np.issubdtype(a.dtype, np.integer):
-        a = a.astype(np.int32)  # a [batch + 1] offset list; converting it is negligible
-    return a
+def _np_i32(x: ArrayLike, name: str) -> np.ndarray:
+    # A [batch + 1] offset list: converting it is negligible.
+    return _checks.int32_array(np.asarray(x), name)
 
 
-def _np_f32(x: ArrayLike) -> np.ndarray:
-    a = np.asarray(x)
-    return a if a.dtype == np.float32 else a.astype(np.float32)
+def _np_f32(x: ArrayLike, name: str) -> np.ndarray:
+    return _checks.float32_array(np.asarray(x), name)
 
 
 def _window(window_size: Optional[Sequence[int]]) -> Tuple[int, int]:
-    if window_size is None:
-        return (-1, -1)
-    left, right = window_size
-    return int(left), int(right)
+    window = _checks.window(window_size)
+    return (-1, -1) if window is None else window
 
 
 def flash_attn_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, dropout_p: float = 0.0,
@@ -363,7 +379,7 @@ def flash_attn_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, dropout_p: float =
     Raises:
         UmfaError: for rejected inputs (status + message) and for ``dropout_p > 0``.
     """
-    _check_common(dropout_p, return_attn_probs)
+    _check_dropout(dropout_p)
     left, right = _window(window_size)
     out: Any
     lse: Any
@@ -385,9 +401,9 @@ def flash_attn_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, dropout_p: float =
         lse = np.empty((b, hq, sq), dtype=np.float32) if want_lse else None
         default_context("cpu").forward(
             q, k, v, out, lse, softmax_scale=softmax_scale,
-            mask_mode="causal_bottom_right" if causal else None,
+            mask_mode="causal_bottom_right" if _checks.flag(causal, "causal") else None,
             window_size=(left, right), softcap=softcap,
-            alibi_slopes=None if alibi_slopes is None else _np_f32(alibi_slopes),
+            alibi_slopes=None if alibi_slopes is None else _np_f32(alibi_slopes, "alibi_slopes"),
             deterministic=deterministic)
     if return_attn_probs:
         return out, lse, None
@@ -424,7 +440,7 @@ def flash_attn_varlen_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, cu_seqlens_
     Raises:
         UmfaError: for rejected inputs, ``dropout_p > 0`` or a ``block_table``.
     """
-    _check_common(dropout_p, return_attn_probs)
+    _check_dropout(dropout_p)
     if block_table is not None:
         raise UmfaError(Status.UNSUPPORTED, None, "block_table (paged KV) is not supported yet")
     left, right = _window(window_size)
@@ -448,10 +464,11 @@ def flash_attn_varlen_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, cu_seqlens_
         lse = np.empty((hq, t), dtype=np.float32) if want_lse else None
         default_context("cpu").forward(
             q, k, v, out, lse, softmax_scale=softmax_scale,
-            mask_mode="causal_bottom_right" if causal else None,
+            mask_mode="causal_bottom_right" if _checks.flag(causal, "causal") else None,
             window_size=(left, right), softcap=softcap,
-            alibi_slopes=None if alibi_slopes is None else _np_f32(alibi_slopes),
-            cu_seqlens_q=_np_i32(cu_seqlens_q), cu_seqlens_k=_np_i32(cu_seqlens_k),
+            alibi_slopes=None if alibi_slopes is None else _np_f32(alibi_slopes, "alibi_slopes"),
+            cu_seqlens_q=_np_i32(cu_seqlens_q, "cu_seqlens_q"),
+            cu_seqlens_k=_np_i32(cu_seqlens_k, "cu_seqlens_k"),
             max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k, deterministic=deterministic)
     if return_attn_probs:
         return out, lse, None

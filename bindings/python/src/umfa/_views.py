@@ -2,9 +2,12 @@
 
 Accepted, in this order:
 
-* :class:`numpy.ndarray` — data pointer and strides from the array itself (``bfloat16`` through
-  the ``ml_dtypes`` dtype when that package is installed);
-* :class:`torch.Tensor` — ``data_ptr()`` and ``stride()`` (CPU and CUDA tensors);
+* :class:`numpy.ndarray` (and subclasses, read as the plain array they hold) — data pointer and
+  strides from the array itself (``bfloat16`` through the ``ml_dtypes`` dtype when that package
+  is installed);
+* :class:`torch.Tensor` and :class:`torch.nn.Parameter` — ``data_ptr()`` and ``stride()`` (CPU
+  and CUDA tensors). Other tensor subclasses are refused: what their memory holds is theirs to
+  say, so umfa never reads them as raw memory;
 * objects with ``__cuda_array_interface__`` (CuPy, Numba, ...): device pointer and strides;
 * objects with ``__dlpack__``: the DLPack capsule is read in place (never consumed, so its
   producer keeps ownership and frees it when the capsule is collected);
@@ -12,8 +15,18 @@ Accepted, in this order:
 
 Strides are passed through as they are (negative or broadcast strides included): the core
 validates them once. Only what a ``umfa_tensor`` cannot express at all (rank > 4, strides that
-are not a whole number of elements, element types umfa does not know) is rejected here, with the
-status the core would use.
+are not a whole number of elements, element types umfa does not know) and what only the binding
+can see (read-only memory, tensors that require grad, views reaching past their storage) is
+rejected here, with the status the core would use.
+
+Making a view happens in two steps, so that no Python code of the caller runs between reading
+a pointer and the C call that uses it: :func:`resolve` runs everything that may call back into
+user code (``__cuda_array_interface__``, ``__dlpack__``, ``__array_interface__``,
+``np.asarray``) and returns a :class:`Source`; :meth:`Source.view` then reads pointers, shapes
+and strides from plain numpy arrays, plain tensors (with ``__torch_function__`` handling off)
+or values already copied out, and checks them. A call resolves every argument first and takes
+every view after, so a callback that resizes, frees or re-flags one argument while another is
+resolved is seen by the checks instead of leaving a stale pointer behind.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import _checks
 from . import _native as N
 from ._native import Status, UmfaError
 
@@ -137,6 +151,22 @@ def _contiguous_strides(shape: Sequence[int]) -> List[int]:
     return strides
 
 
+def byte_span(shape: Sequence[int], strides: Sequence[int], itemsize: int) -> Tuple[int, int]:
+    """(lowest, one past the highest) byte offset from the data pointer that a non-empty view
+    touches (strides in elements, possibly negative)."""
+    lo = hi = 0
+    for n, s in zip(shape, strides):
+        if s < 0:
+            lo += (n - 1) * s
+        else:
+            hi += (n - 1) * s
+    return lo * itemsize, (hi + 1) * itemsize
+
+
+def _read_only(what: str, how: str) -> UmfaError:
+    return UmfaError(Status.INVALID_ARGUMENT, None, f"{what}: {how} is read-only")
+
+
 # --- DLPack (read in place) -------------------------------------------------------------------
 
 
@@ -165,12 +195,27 @@ class _DLManagedTensor(ctypes.Structure):
                 ("deleter", ctypes.c_void_p)]
 
 
+class _DLPackVersion(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32)]
+
+
+class _DLManagedTensorVersioned(ctypes.Structure):
+    _fields_ = [("version", _DLPackVersion), ("manager_ctx", ctypes.c_void_p),
+                ("deleter", ctypes.c_void_p), ("flags", ctypes.c_uint64),
+                ("dl_tensor", _DLTensor)]
+
+
 _capsule_get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
 _capsule_get_pointer.restype = ctypes.c_void_p
 _capsule_get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+_capsule_is_valid = ctypes.pythonapi.PyCapsule_IsValid
+_capsule_is_valid.restype = ctypes.c_int
+_capsule_is_valid.argtypes = [ctypes.py_object, ctypes.c_char_p]
 
 _DL_CPU, _DL_CUDA, _DL_CUDA_HOST, _DL_CUDA_MANAGED = 1, 2, 3, 13
 _DL_INT, _DL_UINT, _DL_FLOAT, _DL_BFLOAT, _DL_BOOL = 0, 1, 2, 4, 6
+_DL_FLAG_READ_ONLY = 1
+_DL_MAX_VERSION = (1, 0)
 
 
 def _dlpack_dtype(code: int, bits: int, lanes: int, what: str) -> int:
@@ -185,25 +230,60 @@ def _dlpack_dtype(code: int, bits: int, lanes: int, what: str) -> int:
     return dt
 
 
-def _from_dlpack(obj: Any, t: N.Tensor, what: str, stream: Optional[int]) -> Any:
-    dev_type, dev_id = obj.__dlpack_device__()
+def _dlpack_capsule(obj: Any, what: str, stream: Optional[int]) -> Any:
+    """``obj.__dlpack__`` asked for a versioned capsule (which can say "read-only"), falling
+    back to the unversioned protocol for producers that predate it."""
+    dev_type, _ = obj.__dlpack_device__()
+    kwargs = {}
     if dev_type in (_DL_CUDA, _DL_CUDA_MANAGED):
         # Ask the producer to make the data ready on the stream the call will run on.
+        kwargs["stream"] = stream if stream is not None else 1
+    try:
         try:
-            capsule = obj.__dlpack__(stream=stream if stream is not None else 1)
+            return obj.__dlpack__(max_version=_DL_MAX_VERSION, **kwargs)
         except TypeError:
-            capsule = obj.__dlpack__()
+            pass
+        try:
+            return obj.__dlpack__(**kwargs)
+        except TypeError:
+            if not kwargs:
+                raise
+            return obj.__dlpack__()
+    except BufferError as exc:  # e.g. numpy refusing to export a read-only array unversioned
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: the DLPack export failed: {exc}") from None
+
+
+def _resolve_dlpack(obj: Any, what: str, writable: bool, stream: Optional[int]) -> "Source":
+    capsule = _dlpack_capsule(obj, what, stream)
+    if _capsule_is_valid(capsule, b"dltensor_versioned"):
+        managed_v = _DLManagedTensorVersioned.from_address(
+            _capsule_get_pointer(capsule, b"dltensor_versioned"))
+        if managed_v.version.major != _DL_MAX_VERSION[0]:
+            raise UmfaError(Status.UNSUPPORTED, None,
+                            f"{what}: DLPack version {managed_v.version.major}."
+                            f"{managed_v.version.minor} is not supported")
+        if writable and managed_v.flags & _DL_FLAG_READ_ONLY:
+            raise _read_only(what, "the DLPack tensor")
+        dl = managed_v.dl_tensor
+    elif _capsule_is_valid(capsule, b"dltensor"):
+        dl = _DLManagedTensor.from_address(_capsule_get_pointer(capsule, b"dltensor")).dl_tensor
     else:
-        capsule = obj.__dlpack__()
-    addr = _capsule_get_pointer(capsule, b"dltensor")
-    managed = _DLManagedTensor.from_address(addr)
-    dl = managed.dl_tensor
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: __dlpack__ returned {type(capsule).__name__}, not a DLPack "
+                        "capsule")
     ndim = int(dl.ndim)
+    if not 0 <= ndim <= N.MAX_RANK:
+        raise UmfaError(Status.INVALID_RANK, None,
+                        f"{what}: rank {ndim} is not one a umfa tensor holds (0..{N.MAX_RANK})")
     shape = [int(dl.shape[i]) for i in range(ndim)]
     strides = ([int(dl.strides[i]) for i in range(ndim)] if dl.strides
                else _contiguous_strides(shape))
     dtype = _dlpack_dtype(dl.dtype.code, dl.dtype.bits, dl.dtype.lanes, what)
     ptr = (dl.data or 0) + int(dl.byte_offset)
+    if ptr > _checks.UINT64[1]:
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: DLPack data + byte_offset is beyond the address space")
     if dl.device.device_type in (_DL_CPU, _DL_CUDA_HOST):
         device, index = N.DEVICE_CPU, 0
     elif dl.device.device_type in (_DL_CUDA, _DL_CUDA_MANAGED):
@@ -211,10 +291,9 @@ def _from_dlpack(obj: Any, t: N.Tensor, what: str, stream: Optional[int]) -> Any
     else:
         raise UmfaError(Status.DEVICE_MISMATCH, None,
                         f"{what}: DLPack device type {dl.device.device_type} is not supported")
-    _fill(t, ptr, dtype, device, index, shape, strides, what)
     # The capsule is not consumed: keeping it alive keeps the memory alive; when it is collected
     # its own destructor returns the tensor to the producer.
-    return capsule
+    return _Frozen(ptr, dtype, device, index, shape, strides, (obj, capsule), what)
 
 
 # --- CUDA array interface ----------------------------------------------------------------------
@@ -222,21 +301,54 @@ def _from_dlpack(obj: Any, t: N.Tensor, what: str, stream: Optional[int]) -> Any
 _CAI_TYPES = {"f4": N.DTYPE_F32, "f2": N.DTYPE_F16, "b1": N.DTYPE_BOOL, "i4": N.DTYPE_I32}
 
 
-def _from_cai(obj: Any, t: N.Tensor, what: str, device_index: int) -> None:
+def _resolve_cai(obj: Any, what: str, writable: bool, device_index: int) -> "Source":
     cai = obj.__cuda_array_interface__
-    typestr = cai["typestr"]
+    if not isinstance(cai, dict):
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: __cuda_array_interface__ is not a dict")
+    # Every entry is copied out (and range-checked) here, once.
+    cai = dict(cai)
+    typestr = cai.get("typestr")
+    if not isinstance(typestr, str) or len(typestr) < 2:
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: __cuda_array_interface__ typestr {typestr!r} is not valid")
     if typestr[0] == ">":
         raise UmfaError(Status.UNSUPPORTED_DTYPE, None, f"{what}: big-endian {typestr}")
     code = _CAI_TYPES.get(typestr[1:])
     if code is None:
         raise UmfaError(Status.UNSUPPORTED_DTYPE, None,
                         f"{what}: __cuda_array_interface__ typestr {typestr} is not supported")
-    shape = [int(s) for s in cai["shape"]]
+    if cai.get("mask") is not None:
+        raise UmfaError(Status.UNSUPPORTED, None,
+                        f"{what}: masked __cuda_array_interface__ arrays are not supported")
+    try:
+        shape = [_checks.integer(s, f"{what}: shape", _checks.INT64) for s in cai["shape"]]
+        raw_strides = cai.get("strides")
+        byte_strides = (None if raw_strides is None else
+                        [_checks.integer(s, f"{what}: strides", _checks.INT64)
+                         for s in raw_strides])
+        data = tuple(cai["data"])
+    except (KeyError, TypeError) as exc:
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: __cuda_array_interface__ is malformed ({exc})") from None
+    if len(shape) > N.MAX_RANK:
+        raise UmfaError(Status.INVALID_RANK, None,
+                        f"{what}: rank {len(shape)} is more than a umfa tensor holds "
+                        f"({N.MAX_RANK})")
+    if byte_strides is not None and len(byte_strides) != len(shape):
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: __cuda_array_interface__ has {len(byte_strides)} strides for "
+                        f"rank {len(shape)}")
+    if len(data) != 2:
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: __cuda_array_interface__ data must be (pointer, read_only)")
+    ptr = _checks.pointer(data[0], f"{what}: data pointer")
+    if writable and data[1]:
+        raise _read_only(what, "the __cuda_array_interface__ array")
     itemsize = N.DTYPE_SIZES[code]
-    strides = (_byte_strides_to_elements(cai["strides"], itemsize, what)
-               if cai.get("strides") is not None else _contiguous_strides(shape))
-    ptr = int(cai["data"][0] or 0)
-    _fill(t, ptr, code, N.DEVICE_CUDA, device_index, shape, strides, what)
+    strides = (_byte_strides_to_elements(byte_strides, itemsize, what)
+               if byte_strides is not None else _contiguous_strides(shape))
+    return _Frozen(ptr, code, N.DEVICE_CUDA, device_index, shape, strides, obj, what)
 
 
 # --- reinterpreting memory -------------------------------------------------------------------
@@ -306,7 +418,7 @@ def dtype_code_of(arr: np.ndarray, what: str) -> int:
     return _np_dtype_code(arr.dtype, what)
 
 
-# --- the entry point ---------------------------------------------------------------------------
+# --- views and their sources -------------------------------------------------------------------
 
 
 class View:
@@ -330,42 +442,131 @@ class View:
         return int(self.tensor.device)
 
 
-def make_view(obj: Any, what: str, *, writable: bool = False, device_index: int = 0,
-              stream: Optional[int] = None) -> View:
-    """A :class:`View` of ``obj`` (see the module docstring for what is accepted).
+class Source:
+    """An argument after :func:`resolve`: :meth:`view` reads its memory's address and layout
+    without running caller code."""
 
-    ``writable`` rejects read-only numpy arrays (outputs). ``device_index`` is used for
-    ``__cuda_array_interface__`` objects, which do not say which GPU they live on.
-    """
-    t = N.Tensor()
-    if isinstance(obj, np.ndarray):
-        if writable and not obj.flags.writeable:
-            raise UmfaError(Status.INVALID_ARGUMENT, None, f"{what}: the array is read-only")
-        code = _np_dtype_code(obj.dtype, what)
-        strides = _byte_strides_to_elements(obj.strides, obj.itemsize, what)
-        _fill(t, int(obj.__array_interface__["data"][0] or 0), code, N.DEVICE_CPU, 0,
-              obj.shape, strides, what)
-        return View(t, obj, obj)
-    if isinstance(obj, RawView):
-        _fill(t, obj.ptr, obj.dtype_code, obj.device, obj.device_index, obj.shape, obj.strides,
-              what)
-        return View(t, obj.owner, obj)
-    if isinstance(obj, Reinterpreted):
-        a = obj.array
-        if writable and not a.flags.writeable:
-            raise UmfaError(Status.INVALID_ARGUMENT, None, f"{what}: the array is read-only")
+    __slots__ = ()
+
+    def view(self) -> View:
+        raise NotImplementedError
+
+
+class _Frozen(Source):
+    """Fields already copied out of a protocol object (and range-checked)."""
+
+    __slots__ = ("ptr", "dtype", "device", "index", "shape", "strides", "keep", "what")
+
+    def __init__(self, ptr: int, dtype: int, device: int, index: int, shape: Sequence[int],
+                 strides: Sequence[int], keep: Any, what: str = "") -> None:
+        self.ptr, self.dtype, self.device, self.index = ptr, dtype, device, index
+        self.shape, self.strides, self.keep, self.what = shape, strides, keep, what
+
+    def view(self) -> View:
+        t = N.Tensor()
+        _fill(t, self.ptr, self.dtype, self.device, self.index, self.shape, self.strides,
+              self.what)
+        return View(t, self.keep, self.keep)
+
+
+_np_base = np.ndarray.base.__get__
+_np_flags = np.ndarray.flags.__get__
+_np_interface = np.ndarray.__array_interface__.__get__
+_np_nbytes = np.ndarray.nbytes.__get__
+_DummyArray = getattr(getattr(np.lib, "_stride_tricks_impl", None), "DummyArray",
+                      getattr(getattr(np.lib, "stride_tricks", None), "DummyArray", None))
+_MAX_BASE_DEPTH = 32
+
+
+def _np_address(arr: np.ndarray) -> int:
+    """The data pointer of ``arr``, read through ndarray's own descriptor (a subclass cannot
+    answer for it)."""
+    return int(_np_interface(arr)["data"][0] or 0)
+
+
+def _memory_owner(arr: np.ndarray) -> Optional[np.ndarray]:
+    """The array whose memory holds ``arr``'s data, found through its chain of bases: an array
+    that owns its data, or a byte view of a buffer (bytes, bytearray, mmap, a ctypes array)
+    that stays exported, so fixed, while the result lives. None when the chain ends in an
+    object whose extent cannot be known (an ``__array_interface__`` exporter)."""
+    obj: Any = arr
+    for _ in range(_MAX_BASE_DEPTH):
+        if isinstance(obj, np.ndarray):
+            if _np_flags(obj).owndata:
+                return obj
+            nxt = _np_base(obj)
+            if nxt is None:
+                return None
+            obj = nxt
+        elif _DummyArray is not None and type(obj) is _DummyArray:
+            obj = obj.base  # np.lib.stride_tricks.as_strided's holder of the original array
+        else:
+            try:
+                return np.frombuffer(memoryview(obj).cast("B"), np.uint8)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class _Array(Source):
+    """A numpy array; a subclass is read as the plain array it holds."""
+
+    __slots__ = ("obj", "keep", "code", "writable", "what", "owner")
+
+    def __init__(self, obj: np.ndarray, keep: Any, code: Optional[int], writable: bool,
+                 what: str) -> None:
+        self.obj = obj
+        self.keep = keep
+        self.code = code
+        self.writable = writable
+        self.what = what
+        # An array that owns its data lies within it (numpy sees to that); a view may not
+        # (np.lib.stride_tricks.as_strided), so it is checked against its owner's memory.
+        self.owner = None if _np_flags(obj).owndata else _memory_owner(obj)
+
+    def view(self) -> View:
+        obj, what = self.obj, self.what
+        a = obj if type(obj) is np.ndarray else np.ndarray.view(obj, np.ndarray)
+        if self.writable and not a.flags.writeable:
+            raise _read_only(what, "the array")
+        code = self.code if self.code is not None else _np_dtype_code(a.dtype, what)
         strides = _byte_strides_to_elements(a.strides, a.itemsize, what)
-        _fill(t, int(a.__array_interface__["data"][0] or 0), obj.dtype_code, N.DEVICE_CPU, 0,
-              a.shape, strides, what)
-        return View(t, a, a)
-    if is_torch_tensor(obj):
+        ptr = _np_address(a)
+        owner = self.owner
+        if a.size and owner is not None:
+            lo, hi = byte_span(a.shape, strides, a.itemsize)
+            start = _np_address(owner)
+            if ptr + lo < start or ptr + hi > start + _np_nbytes(owner):
+                raise UmfaError(Status.INVALID_ARGUMENT, None,
+                                f"{what}: the array's shape and strides reach outside the "
+                                "memory that holds it (np.lib.stride_tricks.as_strided, or "
+                                "its base was resized)")
+        t = N.Tensor()
+        _fill(t, ptr, code, N.DEVICE_CPU, 0, a.shape, strides, what)
+        return View(t, self.keep, self.keep)
+
+
+class _Torch(Source):
+    """A ``torch.Tensor`` or ``torch.nn.Parameter``."""
+
+    __slots__ = ("t", "writable", "what")
+
+    def __init__(self, t: Any, writable: bool, what: str) -> None:
+        self.t, self.writable, self.what = t, writable, what
+
+    def view(self) -> View:
         torch = _torch_module()
-        if obj.is_nested or obj.layout != torch.strided:
+        with torch._C.DisableTorchFunction():  # a mode must not run code between reads
+            return self._view(torch)
+
+    def _view(self, torch: Any) -> View:
+        x, what = self.t, self.what
+        if x.is_nested or x.layout != torch.strided:
             raise UmfaError(Status.UNSUPPORTED, None,
                             f"{what}: only strided (dense) tensors are supported, not "
-                            f"{'nested' if obj.is_nested else obj.layout} ones")
-        code = _torch_dtype_code(obj.dtype, what)
-        dev = obj.device
+                            f"{'nested' if x.is_nested else x.layout} ones")
+        code = _torch_dtype_code(x.dtype, what)
+        dev = x.device
         if dev.type == "cpu":
             device, index = N.DEVICE_CPU, 0
         elif dev.type == "cuda":
@@ -373,24 +574,110 @@ def make_view(obj: Any, what: str, *, writable: bool = False, device_index: int 
         else:
             raise UmfaError(Status.DEVICE_MISMATCH, None,
                             f"{what}: tensors on '{dev.type}' are not supported (cpu, cuda)")
-        _fill(t, int(obj.data_ptr()), code, device, index, obj.shape, obj.stride(), what)
-        return View(t, obj, obj)
+        if x.is_neg() or x.is_conj():
+            raise UmfaError(Status.UNSUPPORTED, None,
+                            f"{what}: a tensor with the {'negative' if x.is_neg() else 'conjugate'}"
+                            " bit set stores other values than it shows; pass "
+                            "t.resolve_neg() / t.resolve_conj()")
+        storage = x.untyped_storage()
+        if self.writable:
+            check_torch_output(x, storage, what)
+        shape, strides, ptr = tuple(x.shape), x.stride(), x.data_ptr()
+        if x.numel():
+            check_torch_extent(ptr, shape, strides, x.element_size(), storage, what)
+        t = N.Tensor()
+        _fill(t, ptr, code, device, index, shape, strides, what)
+        return View(t, x, x)
+
+
+def check_torch_output(x: Any, storage: Any, what: str) -> None:
+    """Refuse outputs that writing in place would corrupt: tensors that require grad (while
+    grad mode is on, as PyTorch's own ``out=`` arguments do), and CPU tensors whose memory is
+    not torch's own resizable (or shared-memory) storage. PyTorch has no read-only tensors: a
+    tensor made by ``torch.frombuffer`` over ``bytes`` or a read-only mapping looks writable,
+    and writing to it corrupts an immutable object or crashes. Such storage is what
+    ``torch.frombuffer``, ``torch.from_numpy``, ``torch.from_dlpack`` and memory-mapped files
+    give, and what a tensor lent to numpy (``t.numpy()``) becomes; the owning object (a numpy
+    array, a bytearray) says whether it may be written, so that is what to pass instead."""
+    torch = _torch_module()
+    if x.requires_grad and torch.is_grad_enabled():
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: the tensor requires grad; umfa writes outputs in place, which "
+                        "autograd cannot track (use torch.no_grad() or a tensor without "
+                        "requires_grad)")
+    if x.device.type == "cpu" and not (storage.resizable() or storage.is_shared()):
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: the tensor's memory is not torch's own storage (torch."
+                        "frombuffer, from_numpy, from_dlpack, a memory-mapped file, or a tensor "
+                        "lent to numpy by .numpy()), and torch does not record whether it may "
+                        "be written: pass the writable numpy array or buffer itself, or a "
+                        "tensor torch allocated")
+
+
+def check_torch_extent(ptr: int, shape: Sequence[int], strides: Sequence[int], itemsize: int,
+                       storage: Any, what: str) -> None:
+    """Refuse a (non-empty) tensor whose elements reach outside its storage, e.g. after
+    ``t.untyped_storage().resize_(0)``."""
+    lo, hi = byte_span(shape, strides, itemsize)
+    start = storage.data_ptr()
+    if not start or ptr + lo < start or ptr + hi > start + storage.nbytes():
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: the tensor reaches outside its storage ({storage.nbytes()} "
+                        "bytes; resized or freed?)")
+
+
+_TORCH_PLAIN: Optional[Tuple[type, ...]] = None
+
+
+def _plain_tensor_types() -> Tuple[type, ...]:
+    global _TORCH_PLAIN
+    if _TORCH_PLAIN is None:
+        torch = _torch_module()
+        _TORCH_PLAIN = (torch.Tensor, torch.nn.Parameter)
+    return _TORCH_PLAIN
+
+
+def resolve(obj: Any, what: str, *, writable: bool = False, device_index: int = 0,
+            stream: Optional[int] = None) -> Source:
+    """Step one of making a view: everything that may run the caller's code (see the module
+    docstring). ``writable`` marks outputs; ``device_index`` is used for
+    ``__cuda_array_interface__`` objects, which do not say which GPU they live on."""
+    if isinstance(obj, np.ndarray):
+        return _Array(obj, obj, None, writable, what)
+    if isinstance(obj, Reinterpreted):
+        return _Array(obj.array, obj.array, obj.dtype_code, writable, what)
+    if isinstance(obj, RawView):
+        return _Frozen(obj.ptr, obj.dtype_code, obj.device, obj.device_index, obj.shape,
+                       obj.strides, obj.owner, what)
+    if is_torch_tensor(obj):
+        if type(obj) not in _plain_tensor_types():
+            raise UmfaError(Status.UNSUPPORTED, None,
+                            f"{what}: tensor subclass {type(obj).__name__} is not supported "
+                            "(pass a plain torch.Tensor, e.g. t.as_subclass(torch.Tensor), if "
+                            "its memory holds what it shows)")
+        return _Torch(obj, writable, what)
     if hasattr(obj, "__cuda_array_interface__"):
-        _from_cai(obj, t, what, device_index)
-        return View(t, obj, obj)
+        return _resolve_cai(obj, what, writable, device_index)
     if hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__"):
-        capsule = _from_dlpack(obj, t, what, stream)
-        return View(t, (obj, capsule), obj)
+        return _resolve_dlpack(obj, what, writable, stream)
     if writable:
         raise UmfaError(Status.INVALID_ARGUMENT, None,
                         f"{what}: outputs must be numpy arrays, torch tensors or objects with "
                         f"__cuda_array_interface__/__dlpack__, not {type(obj).__name__}")
     try:
         arr = np.asarray(obj)
-    except Exception as exc:  # pragma: no cover - exotic objects
+    except Exception as exc:
         raise UmfaError(Status.INVALID_ARGUMENT, None,
                         f"{what}: cannot view a {type(obj).__name__} as a tensor") from exc
     if arr.dtype == object:
         raise UmfaError(Status.INVALID_ARGUMENT, None,
                         f"{what}: cannot view a {type(obj).__name__} as a tensor")
-    return make_view(arr, what, writable=writable)
+    return _Array(arr, (obj, arr), None, False, what)
+
+
+def make_view(obj: Any, what: str, *, writable: bool = False, device_index: int = 0,
+              stream: Optional[int] = None) -> View:
+    """A :class:`View` of ``obj``: :func:`resolve` and :meth:`Source.view` in one (for a single
+    argument; calls with several resolve them all before taking any view)."""
+    return resolve(obj, what, writable=writable, device_index=device_index,
+                   stream=stream).view()

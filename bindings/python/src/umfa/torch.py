@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
 import threading
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import _checks
 from . import _native as N
 from ._context import Context, backend_available, default_context
 from ._native import Status, UmfaError
@@ -80,7 +80,7 @@ _contexts: Dict[Any, Context] = {}
 def _context_for(t: Tensor) -> Context:
     dev = t.device
     ctx = _contexts.get(dev)
-    if ctx is None:
+    if ctx is None or ctx.closed:  # closed by someone: default_context() makes a new one
         if dev.type == "cuda":
             index = dev.index if dev.index is not None else torch.cuda.current_device()
             ctx = default_context("cuda", index)
@@ -110,6 +110,10 @@ def _to_core(t: Tensor, layout: int) -> Tensor:
 
 
 def _out_shapes(q: Tensor, v: Tensor, layout: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    if layout not in (LAYOUT_BSHD, LAYOUT_BHSD, LAYOUT_THD):
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"layout must be {LAYOUT_BSHD} (BSHD), {LAYOUT_BHSD} (BHSD) or "
+                        f"{LAYOUT_THD} (THD), not {layout}")
     expected = 3 if layout == LAYOUT_THD else 4
     if q.dim() != expected or v.dim() != expected:
         raise UmfaError(Status.INVALID_RANK, None,
@@ -346,25 +350,29 @@ def _attention_backward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tens
 # ----------------------------------------------------------------------------------------------
 
 
-def _aux(x: Any, dtype: torch.dtype, device: torch.device) -> Optional[Tensor]:
-    """Small side inputs (slopes, offsets) as tensors of ``dtype`` on ``device``."""
+def _aux(x: Any, dtype: torch.dtype, device: torch.device, name: str) -> Optional[Tensor]:
+    """Small side inputs (slopes, offsets) as tensors of ``dtype`` on ``device``; a conversion
+    that would wrap integers or overflow floats is refused."""
     if x is None:
         return None
     if not isinstance(x, Tensor):
         x = torch.as_tensor(np.asarray(x))
+    if x.dtype != dtype:
+        if dtype == torch.int32 and not x.is_floating_point() and x.dtype != torch.bool:
+            info = torch.iinfo(torch.int32)
+            if x.numel() and (x.min().item() < info.min or x.max().item() > info.max):
+                raise _checks.invalid(f"{name} holds values outside the int32 range")
+        elif dtype == torch.float32 and x.is_floating_point():
+            big = x.isfinite() & (x.abs() > torch.finfo(torch.float32).max)
+            if bool(big.any()):
+                raise _checks.invalid(f"{name} holds values outside the float32 range")
     if x.dtype != dtype or x.device != device:
         x = x.to(device=device, dtype=dtype)
     return x.detach()
 
 
 def _scale_arg(softmax_scale: Optional[float]) -> float:
-    if softmax_scale is None:
-        return 0.0
-    s = float(softmax_scale)
-    if s == 0.0 or not math.isfinite(s):
-        raise UmfaError(Status.UNSUPPORTED, None,
-                        f"softmax_scale={s!r} is not supported (must be finite and nonzero)")
-    return s
+    return 0.0 if softmax_scale is None else _checks.softmax_scale(softmax_scale)
 
 
 def _flash_forward(q: Tensor, k: Tensor, v: Tensor, alibi_slopes: Any, cu_seqlens_q: Any,
@@ -372,12 +380,19 @@ def _flash_forward(q: Tensor, k: Tensor, v: Tensor, alibi_slopes: Any, cu_seqlen
                    softmax_scale: Optional[float], causal: bool, window: Tuple[int, int],
                    softcap: float, deterministic: bool) -> Tuple[Tensor, Tensor]:
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
+    # Every scalar is checked here, before the op converts it (int64 / double / bool).
+    mask = N.MASK_CAUSAL_BOTTOM_RIGHT if _checks.flag(causal, "causal") else N.MASK_NONE
+    scale = _scale_arg(softmax_scale)
+    cap = _checks.float32(0.0 if softcap is None else softcap, "softcap")
+    max_q = _checks.optional_integer(max_seqlen_q, "max_seqlen_q", _checks.INT64)
+    max_k = _checks.optional_integer(max_seqlen_k, "max_seqlen_k", _checks.INT64)
+    det = _checks.flag(deterministic, "deterministic")
     return _attention(
-        q, k, v, None, _aux(alibi_slopes, torch.float32, q.device),
-        _aux(cu_seqlens_q, torch.int32, q.device), _aux(cu_seqlens_k, torch.int32, q.device),
-        int(max_seqlen_q or 0), int(max_seqlen_k or 0), LAYOUT_THD if varlen else LAYOUT_BSHD,
-        N.MASK_CAUSAL_BOTTOM_RIGHT if causal else N.MASK_NONE, _scale_arg(softmax_scale),
-        float(softcap or 0.0), int(window[0]), int(window[1]), bool(deterministic))
+        q, k, v, None, _aux(alibi_slopes, torch.float32, q.device, "alibi_slopes"),
+        _aux(cu_seqlens_q, torch.int32, q.device, "cu_seqlens_q"),
+        _aux(cu_seqlens_k, torch.int32, q.device, "cu_seqlens_k"),
+        max_q, max_k, LAYOUT_THD if varlen else LAYOUT_BSHD, mask, scale, cap, window[0],
+        window[1], det)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -426,7 +441,7 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
     key/value head count. Broadcasting is done with stride-0 views (``expand``), never copies,
     except where more than one leading dimension must be folded into the batch (rank > 4).
     Returns ``(q, k, v, mask, out_lead)``: 4-D ``[B, H, L, E]`` views and the leading shape the
-    ``[B, H, L, E]`` output is reshaped to.
+    ``[B, H, L, E]`` output is reshaped to. The scalars come checked by :func:`_sdpa_scalars`.
     """
     # The common call (4-D plain tensors of one supported dtype and device, equal batch and head
     # counts, head_dim within range, no mask or dropout) needs none of the broadcasting below.
@@ -440,8 +455,7 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
                 and dt in _SUPPORTED_DTYPES and key.dtype == dt and value.dtype == dt
                 and query.layout == torch.strided and not query.is_nested
                 and key.layout == torch.strided and not key.is_nested
-                and value.layout == torch.strided and not value.is_nested
-                and (scale is None or (float(scale) != 0.0 and math.isfinite(float(scale))))):
+                and value.layout == torch.strided and not value.is_nested):
             dev = query.device
             if key.device == dev and value.device == dev and _device_ok(query):
                 return query, key, value, None, (qs[0], qs[1])
@@ -453,7 +467,7 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
         if t.is_nested or t.layout != torch.strided:
             raise U("nested", Status.UNSUPPORTED, f"{name}: nested/sparse tensors are not "
                     "supported")
-    if dropout_p and dropout_p > 0.0:
+    if dropout_p != 0.0:
         raise U("dropout", Status.UNSUPPORTED, f"dropout_p={dropout_p}: attention dropout is "
                 "not implemented by umfa")
     dtype = query.dtype
@@ -482,11 +496,6 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
     if not 1 <= E <= N.MAX_HEAD_DIM:
         raise U("head_dim", Status.HEAD_DIM_OUT_OF_RANGE, f"head_dim {E} is outside 1.."
                 f"{N.MAX_HEAD_DIM}")
-    if scale is not None:
-        s = float(scale)
-        if s == 0.0 or not math.isfinite(s):
-            raise U("scale", Status.UNSUPPORTED, f"scale={scale!r} is not supported (finite, "
-                    "nonzero)")
 
     # Leading dimensions: align the ranks (views with leading 1s), then heads (dim -3) and the
     # batch dimensions before it.
@@ -571,16 +580,40 @@ def _autocast(q: Tensor, k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     return tuple(t.to(dt) if t.is_floating_point() else t for t in (q, k, v))  # type: ignore
 
 
+def _sdpa_scalars(dropout_p: Any, is_causal: Any, scale: Any,
+                  enable_gqa: Any) -> Tuple[float, bool, Optional[float], bool]:
+    """The scalar arguments of SDPA, each read once (so that an object whose ``__float__``
+    answers differently on each call cannot make the checks and the call disagree) and
+    checked: what is not a number or a bool is reason ``"type"``, a scale that is zero, not
+    finite or beyond float32 reason ``"scale"``."""
+    try:
+        p = _checks.number(dropout_p, "dropout_p")
+        causal = _checks.flag(is_causal, "is_causal")
+        gqa = _checks.flag(enable_gqa, "enable_gqa")
+        s = None if scale is None else _checks.number(scale, "scale")
+    except UmfaError as exc:
+        raise _Unsupported("type", exc.status, exc.message) from None
+    if s is not None:
+        try:
+            s = _checks.softmax_scale(s, "scale")
+        except UmfaError:
+            raise _Unsupported("scale", Status.UNSUPPORTED, f"scale={s!r} is not supported "
+                               "(finite, nonzero, within float32)") from None
+    return p, causal, s, gqa
+
+
 def _run_sdpa(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor],
               dropout_p: float, is_causal: bool, scale: Optional[float],
               enable_gqa: bool) -> Tensor:
+    dropout_p, is_causal, scale, enable_gqa = _sdpa_scalars(dropout_p, is_causal, scale,
+                                                            enable_gqa)
     query, key, value = _autocast(query, key, value)
     q, k, v, mask, lead = _prepare_sdpa(query, key, value, attn_mask, dropout_p, is_causal,
                                         scale, enable_gqa)
     out, _lse = _attention(
         q, k, v, mask, None, None, None, 0, 0, LAYOUT_BHSD,
         N.MASK_CAUSAL_TOP_LEFT if is_causal else N.MASK_NONE,
-        0.0 if scale is None else float(scale), 0.0, -1, -1, False)
+        0.0 if scale is None else scale, 0.0, -1, -1, False)
     # The result has the broadcast rank of the inputs (PyTorch keeps 2-D calls 2-D).
     rank = max(query.dim(), key.dim(), value.dim())
     shape = (lead + tuple(out.shape[-2:]))[-rank:]
