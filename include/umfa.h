@@ -351,6 +351,24 @@ enum {
  * + alibi_slope[b,h] * -(|i + offset - j|)  (FlashAttention's ALiBi, offset as above); then
  * + attn_mask when it is an additive (float) tensor. Masked scores are -inf. A query row with no
  * visible key gives out = 0 and lse = -inf (never NaN); its gradients are 0.
+ *
+ * Non-finite inputs are not checked; NaN and infinity go through the F32 arithmetic:
+ *   - A visible key whose final score is -inf is hidden like a masked one (a row whose scores
+ *     are all -inf is a row with no visible key). A NaN or +inf final score makes its row NaN:
+ *     every element of out, and lse. So a NaN or infinity in q row i makes row i NaN, or a row
+ *     with no visible key when all its scores come out -inf; a NaN in k at key j makes NaN every
+ *     row that sees key j, and an infinity there the rows whose q·k is +inf or NaN (softcap maps
+ *     +inf to the cap); a NaN or +inf in an additive attn_mask at a visible key makes its row
+ *     NaN (an additive -inf does not hide a NaN score); a NaN ALiBi slope makes NaN every row of
+ *     its batch entry and head that has a visible key.
+ *   - Keys hidden by mask_mode, the window or a BOOL attn_mask do not affect a row through k. A
+ *     NaN or +inf in an additive attn_mask at a hidden key may still make the row NaN (scores
+ *     are computed for blocks of keys).
+ *   - A NaN or infinity in v at key j leaves lse finite; it makes that head_dim column of out
+ *     NaN or infinite in every row that sees key j, and may in rows that do not; the other
+ *     columns stay finite.
+ *   - Backward: the dq row of a NaN row is NaN; a non-finite input may make any element of dq,
+ *     dk and dv NaN.
  */
 typedef struct umfa_attention_options {
   /** sizeof(umfa_attention_options) as the caller knows it. */
@@ -630,7 +648,11 @@ UMFA_API void mfa_destroy_context(mfa_context_t context);
 /** Allocates a zero-filled host-visible buffer of `size_bytes` (0 gives MFA_ERROR_INVALID_ARGS). */
 UMFA_API mfa_error_t mfa_create_buffer(mfa_context_t context, size_t size_bytes,
                                        mfa_buffer_t* buffer);
-/** Wraps caller memory without copying; the caller keeps ownership of `data_ptr`. */
+/**
+ * Wraps caller memory without copying; the caller keeps ownership of `data_ptr`.
+ * MFA_ERROR_INVALID_ARGS when context, data_ptr or buffer is NULL (or not a live handle),
+ * size_bytes is 0, or data_ptr + size_bytes wraps around the address space.
+ */
 UMFA_API mfa_error_t mfa_buffer_from_ptr(mfa_context_t context, void* data_ptr, size_t size_bytes,
                                          mfa_buffer_t* buffer);
 /** Host pointer to the buffer's bytes, or NULL for a NULL buffer. */

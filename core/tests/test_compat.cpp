@@ -135,6 +135,19 @@ void errors(mfa_context_t ctx) {
   CHECK_EQ(mfa_buffer_from_ptr(ctx, nullptr, 16, &b), MFA_ERROR_INVALID_ARGS);
   CHECK_CONTAINS(umfa_last_error(uctx), "data_ptr");
   CHECK(b == nullptr);
+  // A pointer + size that wraps around the address space (umfa_buffer_wrap refuses it too): a
+  // forward call over such a buffer would trust a size no memory can have.
+  unsigned char byte = 0;
+  CHECK_EQ(mfa_buffer_from_ptr(ctx, &byte, SIZE_MAX, &b), MFA_ERROR_INVALID_ARGS);
+  CHECK_CONTAINS(umfa_last_error(uctx), "wraps around the address space");
+  CHECK(b == nullptr);
+  CHECK_EQ(mfa_buffer_from_ptr(ctx, reinterpret_cast<void*>(UINTPTR_MAX - 15), 16, &b),
+           MFA_ERROR_INVALID_ARGS);
+  CHECK(b == nullptr);
+  CHECK_EQ(mfa_buffer_from_ptr(ctx, reinterpret_cast<void*>(UINTPTR_MAX - 15), 15, &b), MFA_SUCCESS);
+  CHECK(b != nullptr);
+  mfa_destroy_buffer(b);
+  b = nullptr;
   CHECK(mfa_buffer_contents(nullptr) == nullptr);
   mfa_destroy_buffer(nullptr);
   mfa_destroy_context(nullptr);

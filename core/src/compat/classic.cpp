@@ -48,6 +48,9 @@ mfa_error_t new_buffer(mfa_context_t context, void* data, size_t size_bytes, boo
   if (!out) return to_classic(fail(ctx, UMFA_STATUS_NULL_POINTER, "%s: buffer is NULL", fn));
   if (wrap && !data) return to_classic(fail(ctx, UMFA_STATUS_NULL_POINTER, "%s: data_ptr is NULL", fn));
   if (size_bytes == 0) return to_classic(fail(ctx, UMFA_STATUS_INVALID_ARGUMENT, "%s: size_bytes is 0", fn));
+  if (wrap && size_bytes > UINTPTR_MAX - reinterpret_cast<uintptr_t>(data))
+    return to_classic(fail(ctx, UMFA_STATUS_INVALID_ARGUMENT,
+                           "%s: data_ptr + size_bytes wraps around the address space", fn));
   umfa_buffer* b = new (std::nothrow) umfa_buffer();
   if (!b) return to_classic(fail(ctx, UMFA_STATUS_OUT_OF_MEMORY, "%s: out of memory", fn));
   b->context = ctx;

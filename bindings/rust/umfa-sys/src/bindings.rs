@@ -488,6 +488,24 @@ pub type _bindgen_ty_7 = ::std::os::raw::c_uint;
 #[doc = " + alibi_slope[b,h] * -(|i + offset - j|)  (FlashAttention's ALiBi, offset as above); then"]
 #[doc = " + attn_mask when it is an additive (float) tensor. Masked scores are -inf. A query row with no"]
 #[doc = " visible key gives out = 0 and lse = -inf (never NaN); its gradients are 0."]
+#[doc = ""]
+#[doc = " Non-finite inputs are not checked; NaN and infinity go through the F32 arithmetic:"]
+#[doc = "   - A visible key whose final score is -inf is hidden like a masked one (a row whose scores"]
+#[doc = "     are all -inf is a row with no visible key). A NaN or +inf final score makes its row NaN:"]
+#[doc = "     every element of out, and lse. So a NaN or infinity in q row i makes row i NaN, or a row"]
+#[doc = "     with no visible key when all its scores come out -inf; a NaN in k at key j makes NaN every"]
+#[doc = "     row that sees key j, and an infinity there the rows whose q·k is +inf or NaN (softcap maps"]
+#[doc = "     +inf to the cap); a NaN or +inf in an additive attn_mask at a visible key makes its row"]
+#[doc = "     NaN (an additive -inf does not hide a NaN score); a NaN ALiBi slope makes NaN every row of"]
+#[doc = "     its batch entry and head that has a visible key."]
+#[doc = "   - Keys hidden by mask_mode, the window or a BOOL attn_mask do not affect a row through k. A"]
+#[doc = "     NaN or +inf in an additive attn_mask at a hidden key may still make the row NaN (scores"]
+#[doc = "     are computed for blocks of keys)."]
+#[doc = "   - A NaN or infinity in v at key j leaves lse finite; it makes that head_dim column of out"]
+#[doc = "     NaN or infinite in every row that sees key j, and may in rows that do not; the other"]
+#[doc = "     columns stay finite."]
+#[doc = "   - Backward: the dq row of a NaN row is NaN; a non-finite input may make any element of dq,"]
+#[doc = "     dk and dv NaN."]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct umfa_attention_options {
@@ -1176,6 +1194,8 @@ extern "C" {
 }
 extern "C" {
     #[doc = " Wraps caller memory without copying; the caller keeps ownership of `data_ptr`."]
+    #[doc = " MFA_ERROR_INVALID_ARGS when context, data_ptr or buffer is NULL (or not a live handle),"]
+    #[doc = " size_bytes is 0, or data_ptr + size_bytes wraps around the address space."]
     pub fn mfa_buffer_from_ptr(
         context: mfa_context_t,
         data_ptr: *mut ::std::os::raw::c_void,
