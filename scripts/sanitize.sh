@@ -12,8 +12,9 @@
 #             the conformance runner (every vector), the bad cases, the workspace-limit test,
 #             the fuzz corpus and regressions plus 300 random inputs, and a short stress run.
 #   tsan      gcc -fsanitize=thread build of libumfa and the concurrency tests in build/tsan
-#             (gcc's shared TSan runtime; clang 14's does not start here), then the stress test
-#             and test_threads under ThreadSanitizer: any data race report fails.
+#             (gcc's shared TSan runtime; clang 14's does not start here), then the stress test,
+#             test_threads and test_context_races (contexts created and destroyed while calls
+#             run on others) under ThreadSanitizer: any data race report fails.
 #   build     only configure and build build/asan (scripts/fuzz.sh uses it).
 #
 # Usage: scripts/sanitize.sh [asan|valgrind|tsan|build|all]   (default: all = asan + valgrind + tsan)
@@ -165,15 +166,17 @@ tsan_tests() {
   else
     cmake "$tbuild" >/dev/null
   fi
-  say "build $tbuild (libumfa, umfa_stress_threads, test_threads)"
-  cmake --build "$tbuild" --parallel "$jobs" --target umfa_stress_threads test_threads >"$tbuild/build.log" 2>&1 ||
+  say "build $tbuild (libumfa, umfa_stress_threads, test_threads, test_context_races)"
+  cmake --build "$tbuild" --parallel "$jobs" --target umfa_stress_threads test_threads test_context_races \
+    >"$tbuild/build.log" 2>&1 ||
     { tail -30 "$tbuild/build.log" >&2; exit 1; }
   export UMFA_CUDA_LIB=/nonexistent/libumfa_cuda.so
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
-  say "ThreadSanitizer: umfa_stress_threads and test_threads"
+  say "ThreadSanitizer: umfa_stress_threads, test_threads and test_context_races"
   local start=$SECONDS
   "$tbuild/bin/umfa_stress_threads" --threads 8 --calls "${UMFA_TSAN_CALLS:-1000}" | tail -1
   "$tbuild/bin/test_threads" | tail -1
+  "$tbuild/bin/test_context_races" | tail -1
   echo "sanitize: ThreadSanitizer passed in $((SECONDS - start)) s: 0 data races reported"
 }
 
