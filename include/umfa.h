@@ -528,10 +528,10 @@ typedef struct umfa_merge_options {
  * Reads out, lse, part_out, part_lse and options (may be NULL = defaults); writes every element
  * of out and lse, nothing else (and nothing unless the call returns OK, except the per-call
  * message of a failed call). Owns nothing after the call. out and lse are outputs: strides
- * that make their own elements overlap are rejected (INVALID_STRIDE), as is out or lse whose
- * memory range (first to last byte it reaches) overlaps that of the other or of part_out or
- * part_lse (INVALID_ARGUMENT). part_out and part_lse are inputs (stride 0 broadcasts). The call
- * needs no workspace. On CUDA it runs on options->stream.
+ * that make their own elements overlap are rejected (INVALID_STRIDE), as is out or lse sharing
+ * a byte with the other or with part_out or part_lse (INVALID_ARGUMENT); views that interleave
+ * without sharing a byte are accepted. part_out and part_lse are inputs (stride 0 broadcasts).
+ * The call needs no workspace. On CUDA it runs on options->stream.
  * Returns OK, NULL_CONTEXT, NULL_POINTER, STRUCT_VERSION, INVALID_RANK, SHAPE_MISMATCH,
  * HEAD_DIM_OUT_OF_RANGE, INVALID_STRIDE, UNSUPPORTED_DTYPE, DEVICE_MISMATCH, INVALID_ARGUMENT,
  * INVALID_HANDLE, SIZE_OVERFLOW, UNSUPPORTED (a libumfa_cuda older than this function),

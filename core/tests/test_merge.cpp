@@ -7,7 +7,8 @@
 //
 // With --mock-cuda (UMFA_CUDA_LIB = the mock libumfa_cuda) it checks the CUDA side of the API
 // layer instead; with --old-cuda (the mock posing as a libumfa_cuda of the first release, whose
-// table ends before the merge entry) that the call returns UNSUPPORTED.
+// table ends before the merge entry) that the call returns UNSUPPORTED; with --cuda the real
+// CUDA backend on device memory (exit 77, skipped, without a usable device).
 #include <cstdlib>
 #include <functional>
 
@@ -255,6 +256,21 @@ void strides(umfa_context* ctx) {
         }
       }
   check_case(ctx, mc, "strides");
+}
+
+// out and part_out interleaved in one [B, N, 2, H, D] buffer, lse and part_lse in one
+// [B, H, N, 2]: the views share no byte, so the call is valid.
+void interleaved(umfa_context* ctx) {
+  const int64_t b = 2, n = 3, h = 2, d = 4;
+  MergeCase mc(b, n, h, d, Tensor(UMFA_DTYPE_F32, {b, n, h, d}, {n * 2 * h * d, 2 * h * d, d, 1}, b * n * 2 * h * d),
+               Tensor(UMFA_DTYPE_F32, {b, h, n}, {h * n * 2, n * 2, 2}, b * h * n * 2),
+               Tensor(UMFA_DTYPE_F32, {1}), Tensor(UMFA_DTYPE_F32, {1}));
+  mc.part_out.v = mc.out.v;
+  mc.part_out.v.data = static_cast<float*>(mc.out.v.data) + h * d;
+  mc.part_lse.v = mc.lse.v;
+  mc.part_lse.v.data = static_cast<float*>(mc.lse.v.data) + 1;
+  mc.fill(61);
+  check_case(ctx, mc, "interleaved in one buffer");
 }
 
 // Varlen results: out [total, H, D], lse [H, total].
@@ -611,6 +627,62 @@ void old_cuda() {
   umfa_context_destroy(ctx);
 }
 
+// The real CUDA backend: the cases of values(), strides() and varlen() on device memory.
+struct DeviceCopy {
+  umfa_buffer* buffer = nullptr;
+  Tensor* host;
+  DeviceCopy(umfa_context* ctx, Tensor* t) : host(t) {
+    if (umfa_buffer_create(ctx, t->size() + 64, &buffer) != UMFA_STATUS_OK ||
+        umfa_buffer_upload(buffer, 0, t->raw(), t->size()) != UMFA_STATUS_OK ||
+        umfa_buffer_data(buffer, &t->v.data) != UMFA_STATUS_OK) {
+      std::fprintf(stderr, "test_merge: device buffer: %s\n", umfa_last_error(ctx));
+      std::exit(1);
+    }
+    t->v.device = UMFA_DEVICE_CUDA;
+  }
+  ~DeviceCopy() {
+    umfa_buffer_download(buffer, 0, host->bytes.data(), host->size());
+    host->v.data = host->bytes.data();
+    host->v.device = UMFA_DEVICE_CPU;
+    umfa_buffer_destroy(buffer);
+  }
+};
+
+void check_on_device(umfa_context* ctx, MergeCase& mc, const char* what) {
+  std::vector<double> lse_ref, out_ref;
+  mc.expected(lse_ref, out_ref);
+  {
+    DeviceCopy o(ctx, &mc.out), l(ctx, &mc.lse), po(ctx, &mc.part_out), pl(ctx, &mc.part_lse);
+    CHECK_STATUS(mc.run(ctx), UMFA_STATUS_OK);
+  }  // downloads the results
+  mc.compare(lse_ref, out_ref, what);
+}
+
+int real_cuda() {
+  int32_t available = 0, count = 0;
+  umfa_backend_available(UMFA_BACKEND_CUDA, &available, &count);
+  if (!available) {
+    std::printf("test_merge --cuda: skipped (%s)\n", umfa_build_info());
+    return 77;
+  }
+  umfa_context* ctx = cuda_context();
+  for (int32_t odt : kFloatDtypes)
+    for (int32_t pdt : kFloatDtypes) {
+      MergeCase mc = dense_case(odt, pdt, 2, 37, 3, 72);
+      mc.fill(500 + odt * 3 + pdt);
+      check_on_device(ctx, mc, t::fmt("cuda out %s part %s", dtype_name(odt), dtype_name(pdt)).c_str());
+    }
+  MergeCase big = dense_case(UMFA_DTYPE_F32, UMFA_DTYPE_BF16, 3, 1000, 8, 128);
+  big.fill(77);
+  check_on_device(ctx, big, "cuda, 24000 rows");
+  MergeCase packed(1, 9, 2, 8, Tensor(UMFA_DTYPE_F16, {9, 2, 8}), Tensor(UMFA_DTYPE_F32, {2, 9}),
+                   Tensor(UMFA_DTYPE_F32, {9, 2, 8}), Tensor(UMFA_DTYPE_F32, {2, 9}));
+  packed.fill(78);
+  check_on_device(ctx, packed, "cuda varlen");
+  umfa_context_destroy(ctx);
+  return t::summary("test_merge --cuda");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -623,11 +695,13 @@ int main(int argc, char** argv) {
     old_cuda();
     return t::summary("test_merge --old-cuda");
   }
+  if (mode == "--cuda") return real_cuda();
   umfa_context* ctx = make_context(2);
   values(ctx);
   nan_lse(ctx);
   strides(ctx);
   varlen(ctx);
+  interleaved(ctx);
   rejected(ctx);
   parts(ctx);
   umfa_context_destroy(ctx);

@@ -3,12 +3,12 @@
 //
 // Order of checks, as for forward/backward: options struct version, presence of every tensor,
 // each tensor on its own (check_tensor), the shapes relative to out, head_dim, option values,
-// an output overlapping the memory range of another tensor, and last whether the backend has
-// the entry. Nothing is written before every check has passed.
+// an output sharing memory with another tensor, and last whether the backend has the entry. Nothing is written before every check has passed.
 #include <cstring>
 #include <new>
 
 #include "api/call_message.h"
+#include "api/overlap.h"
 #include "api/validate.h"
 
 namespace umfa {
@@ -65,27 +65,23 @@ struct Named {
   const umfa_tensor* t;
 };
 
-// The bytes [first, last] a validated view reaches; false for a view without elements.
-bool byte_range(const umfa_tensor& t, uintptr_t* first, uintptr_t* last) {
-  int64_t reach = 0;  // fits: check_tensor verified the largest offset
-  for (int d = 0; d < t.rank; ++d) {
-    if (t.shape[d] == 0) return false;
-    reach += (t.shape[d] - 1) * t.strides[d];
+// An output may share no byte with another tensor of the call (the forward's rule).
+umfa_status check_no_shared_memory(umfa_context* ctx, const Named& out, const Named& other) {
+  switch (views_overlap(*out.t, *other.t)) {
+    case Overlap::kDisjoint:
+      return UMFA_STATUS_OK;
+    case Overlap::kShared:
+      return fail(ctx, UMFA_STATUS_INVALID_ARGUMENT,
+                  "%s: %s.data (%p) overlaps the memory of %s.data (%p); an output must not "
+                  "share memory with another tensor of the call",
+                  kFn, out.name, out.t->data, other.name, other.t->data);
+    case Overlap::kUndecided:
+      break;
   }
-  const uintptr_t esize = umfa_dtype_size(t.dtype);
-  *first = reinterpret_cast<uintptr_t>(t.data);
-  *last = *first + static_cast<uintptr_t>(reach) * esize + esize - 1;
-  return true;
-}
-
-// An output may not reach into the memory range of another tensor of the call.
-umfa_status check_disjoint(umfa_context* ctx, const Named& out, const Named& other) {
-  uintptr_t a0, a1, b0, b1;
-  if (!byte_range(*out.t, &a0, &a1) || !byte_range(*other.t, &b0, &b1) || a1 < b0 || b1 < a0)
-    return UMFA_STATUS_OK;
   return fail(ctx, UMFA_STATUS_INVALID_ARGUMENT,
-              "%s: %s.data (%p) overlaps the memory range of %s.data (%p); out and lse must not "
-              "overlap each other or part_out and part_lse",
+              "%s: %s.data (%p) may overlap the memory of %s.data (%p): their strides "
+              "interleave in a way that could not be proven disjoint; an output must not share "
+              "memory with another tensor of the call",
               kFn, out.name, out.t->data, other.name, other.t->data);
 }
 
@@ -155,10 +151,10 @@ umfa_status resolve_merge(umfa_context* ctx, const umfa_merge_options* options,
                 "%s: options->flags (0x%x) has bits no merge flag defines (none is defined yet)",
                 kFn, o.flags);
 
-  // The outputs (out, lse) may not overlap each other or the inputs.
+  // The outputs (out, lse) may share no byte with each other or with the inputs.
   for (int i = 0; i < 2; ++i)
     for (int j = i + 1; j < 4; ++j)
-      if (umfa_status st = check_disjoint(ctx, tensors[i], tensors[j])) return st;
+      if (umfa_status st = check_no_shared_memory(ctx, tensors[i], tensors[j])) return st;
 
   p->batch = varlen ? 1 : out->shape[0];
   p->seqlen = out->shape[out_rank - 3];
