@@ -108,6 +108,8 @@ def test_struct_layouts_match_the_header(tmp_path):
         "umfa_tensor": (_native.Tensor, [f[0] for f in _native.Tensor._fields_]),
         "umfa_attention_options": (_native.AttentionOptions,
                                    [f[0] for f in _native.AttentionOptions._fields_]),
+        "umfa_merge_options": (_native.MergeOptions,
+                               [f[0] for f in _native.MergeOptions._fields_]),
     }
     lines = ["#include <stdio.h>", "#include <stddef.h>", '#include "umfa.h"',
              "int main(void) {"]

@@ -3,8 +3,9 @@
 The vectors come from an independent float64 reference (conformance/reference.py). Each case
 builds zero-copy strided views of the .npy files (permuted layouts included), NaN-fills the
 outputs, runs forward (and backward for backward cases) through ``umfa.Context`` and compares
-element by element with the case's own tolerances. Skips come from conformance_skips.txt and
-are reported with their reasons.
+element by element with the case's own tolerances. The merge cases (``merge_cases``) load the
+running result into writable arrays, merge every part into it with ``umfa.attention_merge`` and
+compare likewise. Skips come from conformance_skips.txt and are reported with their reasons.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def _load_skips() -> List[Tuple[str, str]]:
 
 MAN = _load_manifest()
 CASES = MAN["cases"]
+MERGE_CASES = MAN.get("merge_cases", [])
 SKIPS = _load_skips()
 
 
@@ -176,3 +178,28 @@ def test_vector(case: Dict[str, Any], ctx: umfa.Context) -> None:
 
     for n, (s, _) in ins.items():  # inputs untouched
         np.testing.assert_array_equal(s.view(np.uint8), before[n].view(np.uint8), err_msg=n)
+
+
+def test_merge_manifest_present():
+    assert MERGE_CASES, f"no merge cases found at {MANIFEST}"
+
+
+@pytest.mark.parametrize("case", MERGE_CASES, ids=[c["id"] for c in MERGE_CASES])
+def test_merge_vector(case: Dict[str, Any], ctx: umfa.Context) -> None:
+    reason = skip_reason(case["id"])
+    if reason:
+        pytest.skip(f"{case['id']}: {reason}")
+    # The running result: the input files themselves (np.load gives writable arrays).
+    out_store, out = load_input(case["inputs"]["out"])
+    lse_store, lse = load_input(case["inputs"]["lse"])
+    parts = [(load_input(p["out"]), load_input(p["lse"])) for p in case["parts"]]
+    before = [(o[0].copy(), l[0].copy()) for o, l in parts]
+    for (_, part_out), (_, part_lse) in parts:
+        umfa.attention_merge(out, lse, part_out, part_lse, context=ctx)
+    exp, tol = case["expected"], case["tolerances"]
+    compare("out", to_f32(out_store, exp["out"]["dtype"]), np.load(CONF / exp["out"]["file"]),
+            tol["out"])
+    compare("lse", lse_store, np.load(CONF / exp["lse"]["file"]), tol["lse"])
+    for (o, l), (o0, l0) in zip(parts, before):  # parts untouched
+        np.testing.assert_array_equal(o[0].view(np.uint8), o0.view(np.uint8))
+        np.testing.assert_array_equal(l[0].view(np.uint8), l0.view(np.uint8))

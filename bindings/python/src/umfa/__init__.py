@@ -12,6 +12,7 @@ Classic API (Universal Metal Flash Attention's Python package)::
 FlashAttention-style API (numpy arrays or torch tensors, BSHD layout)::
 
     out, lse = umfa.flash_attn_func(q4, k4, v4, causal=True, return_lse=True)
+    umfa.attention_merge(out, lse, part_out, part_lse)   # fold in a result over other keys
 
 PyTorch (``import umfa.torch``): ``umfa.torch.scaled_dot_product_attention`` with
 ``torch.nn.functional.scaled_dot_product_attention``'s contract, and ``umfa.torch.patch()`` to
@@ -21,6 +22,7 @@ route that function through umfa.
 from ._native import ABI_VERSION, Status, UmfaError, library_path
 from ._views import Reinterpreted, reinterpret
 from ._context import Context, default_context, attention_options
+from ._merge import attention_merge
 from ._api import (
     MFABuffer,
     MFAContext,
@@ -54,6 +56,7 @@ __all__ = [
     "__version__",
     "abi_version",
     "attention",
+    "attention_merge",
     "attention_options",
     "backends",
     "build_info",

@@ -150,6 +150,18 @@ class AttentionOptions(ctypes.Structure):
     ]
 
 
+class MergeOptions(ctypes.Structure):
+    """``umfa_merge_options``."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("stream", ctypes.c_void_p),
+        ("error_message", ctypes.c_char_p),
+        ("error_message_capacity", ctypes.c_uint64),
+    ]
+
+
 # ----------------------------------------------------------------------------------------------
 # Finding and loading the library
 # ----------------------------------------------------------------------------------------------
@@ -218,6 +230,10 @@ def _load() -> Tuple[ctypes.CDLL, str]:
     )
 
 
+#: Functions a libumfa of ABI version 1 may lack (added after its first release).
+OPTIONAL = frozenset(("umfa_attention_merge",))
+
+
 def _declare(lib: ctypes.CDLL) -> None:
     c = ctypes
     P = c.POINTER
@@ -242,6 +258,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "umfa_attention_backward": (c.c_int32, [ctx_p, P(AttentionOptions), P(Tensor), P(Tensor),
                                                 P(Tensor), P(Tensor), P(Tensor), P(Tensor),
                                                 P(Tensor), P(Tensor), P(Tensor)]),
+        "umfa_attention_merge": (c.c_int32, [ctx_p, P(MergeOptions), P(Tensor), P(Tensor),
+                                             P(Tensor), P(Tensor)]),
         "umfa_buffer_create": (c.c_int32, [ctx_p, c.c_uint64, P(c.c_void_p)]),
         "umfa_buffer_wrap": (c.c_int32, [ctx_p, c.c_void_p, c.c_uint64, P(c.c_void_p)]),
         "umfa_buffer_destroy": (None, [c.c_void_p]),
@@ -266,9 +284,12 @@ def _declare(lib: ctypes.CDLL) -> None:
             continue
         fn.restype = restype
         fn.argtypes = argtypes
-    core = [n for n in missing if n.startswith("umfa_version") or n == "umfa_abi_version"
+    # Functions added after the first release (OPTIONAL) may be missing from an older
+    # libumfa: the package loads, and the function that needs one raises UNSUPPORTED.
+    core = [n for n in missing if n not in OPTIONAL and (
+            n.startswith("umfa_version") or n == "umfa_abi_version"
             or n.startswith("umfa_attention") or n.startswith("umfa_context")
-            or n == "umfa_last_error"]
+            or n == "umfa_last_error")]
     if core:
         raise ImportError(f"umfa: libumfa at {_path} lacks required symbols: {', '.join(core)}")
 
