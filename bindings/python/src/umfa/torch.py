@@ -12,6 +12,9 @@
   (registered with :func:`torch.library.custom_op`, fake implementations for tracing, and
   :func:`torch.library.register_autograd`). The FlashAttention-style functions
   :func:`umfa.flash_attn_func` / :func:`umfa.flash_attn_varlen_func` use them for torch inputs.
+* :func:`ring_attention` / :class:`RingAttention` — exact attention over a sequence sharded
+  across a ``torch.distributed`` process group (context parallelism, module
+  :mod:`umfa.torch_ring`), with :func:`shard_sequence` / :func:`unshard_sequence`.
 
 CPU tensors run on the CPU backend. CUDA tensors run on the CUDA backend when libumfa has one
 (``"cuda" in umfa.backends()``): device pointers go to the core as they are, on
@@ -800,3 +803,10 @@ def patched() -> Iterator[PatchStats]:
         yield stats
     finally:
         unpatch()
+
+
+# Context parallelism (ring attention over torch.distributed); imported last, as it builds on
+# the helpers above.
+from .torch_ring import RingAttention, ring_attention, shard_sequence, unshard_sequence  # noqa: E402
+
+__all__ += ["ring_attention", "RingAttention", "shard_sequence", "unshard_sequence"]
