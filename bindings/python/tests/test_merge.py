@@ -138,8 +138,13 @@ def test_torch_cuda():
 
     if not ut.cuda_available():
         pytest.skip("no CUDA device, or libumfa without its CUDA backend")
-    for dtype in (torch.float32, torch.bfloat16):
-        got_out, got_lse, full_out, full_lse = _torch_case(torch, "cuda", dtype)
+    for dtype, side_stream in ((torch.float32, False), (torch.bfloat16, False),
+                               (torch.float32, True)):
+        # On a side stream, the merges run on it (torch's current stream), ordered with the
+        # tensor operations around them.
+        with torch.cuda.stream(torch.cuda.Stream() if side_stream else
+                               torch.cuda.current_stream()):
+            got_out, got_lse, full_out, full_lse = _torch_case(torch, "cuda", dtype)
         tol = 1e-5 if dtype == torch.float32 else 3e-2
         np.testing.assert_allclose(got_out, full_out, rtol=tol, atol=tol)
         np.testing.assert_allclose(got_lse, full_lse, rtol=1e-5, atol=1e-5)

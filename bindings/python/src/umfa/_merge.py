@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from . import _checks
 from . import _native as N
@@ -16,15 +16,18 @@ from ._views import is_torch_tensor, resolve
 _merge_fn = getattr(N.lib, "umfa_attention_merge", None)
 
 
-def _torch_device_context(t: Any) -> tuple:
-    """(context, stream) for a torch tensor: its device's default context and, on CUDA, the
-    current stream of that device."""
-    if t.device.type != "cuda":
-        return default_context("cpu"), None
+def _torch_cuda_defaults(t: Any, context: Optional[Context],
+                         stream: Optional[int]) -> Tuple[Context, int]:
+    """For a CUDA torch tensor: the given context, else its device's default one; the given
+    stream, else torch's current stream on that device."""
     import torch
 
-    index = t.device.index if t.device.index is not None else torch.cuda.current_device()
-    return default_context("cuda", index), int(torch.cuda.current_stream(t.device).cuda_stream)
+    if context is None:
+        index = t.device.index if t.device.index is not None else torch.cuda.current_device()
+        context = default_context("cuda", index)
+    if stream is None:
+        stream = int(torch.cuda.current_stream(t.device).cuda_stream)
+    return context, stream
 
 
 def attention_merge(out: Any, lse: Any, part_out: Any, part_lse: Any, *,
@@ -53,7 +56,7 @@ def attention_merge(out: Any, lse: Any, part_out: Any, part_lse: Any, *,
             tensors' device (the CPU for numpy arrays, the tensor's GPU for torch CUDA tensors).
             Memory described only by ``__cuda_array_interface__`` / DLPack needs a CUDA context.
         stream: CUDA stream (``cudaStream_t`` as an int); torch CUDA tensors default to torch's
-            current stream. Ignored on the CPU.
+            current stream of their device (with or without ``context``). Ignored on the CPU.
 
     ``out`` and ``part_out`` may be float32, float16 or bfloat16 (each its own). Arithmetic is
     float32, but ``out`` is rounded to its dtype by every call: keep a running ``out`` in float32
@@ -70,13 +73,10 @@ def attention_merge(out: Any, lse: Any, part_out: Any, part_lse: Any, *,
         raise UmfaError(Status.UNSUPPORTED, None,
                         f"the loaded libumfa ({N.library_path()}) has no umfa_attention_merge; "
                         "install a libumfa as new as this package")
-    if context is None:
-        if is_torch_tensor(out):
-            context, device_stream = _torch_device_context(out)
-            if stream is None:
-                stream = device_stream
-        else:
-            context = default_context("cpu")
+    if is_torch_tensor(out) and out.device.type == "cuda":
+        context, stream = _torch_cuda_defaults(out, context, stream)
+    elif context is None:
+        context = default_context("cpu")
     opts = N.MergeOptions()
     opts.struct_size = ctypes.sizeof(N.MergeOptions)
     opts.stream = _checks.pointer(stream, "stream") or None
