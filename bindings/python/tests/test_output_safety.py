@@ -385,3 +385,25 @@ def test_buffer_protocol_inputs_keep_working(ctx):
     ref = np.empty_like(q)
     ctx.forward(q, q, q, ref)
     np.testing.assert_array_equal(out, ref)
+
+
+def test_results_too_large_to_allocate():
+    # Broadcast (stride-0) inputs can describe results no machine holds: the allocation's
+    # failure is a typed error, as the core's own are.
+    q1 = np.ones((1, 1, 1, 8), np.float32)
+    huge = np.broadcast_to(q1, (2 ** 40, 4, 1, 8))
+    refused(lambda: umfa.flash_attn_func(huge, huge, huge), Status.OUT_OF_MEMORY)
+    import umfa.torch as ut
+
+    t = torch.ones(1, 1, 4, 8)
+    refused(lambda: ut.scaled_dot_product_attention(t, t.expand(2 ** 40, 1, 4, 8), t),
+            Status.OUT_OF_MEMORY)
+
+
+def test_sdpa_on_a_tensor_past_its_storage():
+    import umfa.torch as ut
+
+    q = torch.randn(1 + 2 * 4 * 8)[1:].view(1, 2, 4, 8)
+    q.untyped_storage().resize_(16)
+    k = torch.randn(1, 1, 4, 8)  # broadcast over heads: the view ops see q first
+    refused(lambda: ut.scaled_dot_product_attention(q, k, k), Status.INVALID_ARGUMENT)

@@ -228,6 +228,17 @@ def _precision_dtype(p: Precision, what: str) -> np.dtype:
     return np.dtype(name)
 
 
+def _result(shape: Tuple[int, ...], dtype: Any, what: str) -> np.ndarray:
+    """An uninitialized result array; numpy's allocation failures become UmfaError."""
+    try:
+        return np.empty(shape, dtype=dtype)
+    except MemoryError:
+        raise UmfaError(Status.OUT_OF_MEMORY, None,
+                        f"{what}: could not allocate {shape} {np.dtype(dtype)}") from None
+    except ValueError as exc:  # "array is too big"
+        raise UmfaError(Status.SIZE_OVERFLOW, None, f"{what}: {exc}") from None
+
+
 def _readable(x: np.ndarray) -> bool:
     return x.dtype in (np.float32, np.float16) or x.dtype.name == "bfloat16"
 
@@ -279,7 +290,7 @@ def flash_attention_forward(context: Context, q: ArrayLike, k: ArrayLike, v: Arr
     out_dtype = (q.dtype if output_precision is None
                  else _precision_dtype(output_precision, "output_precision"))
     out_shape = q4.shape[:-1] + (v4.shape[-1],)
-    out = np.empty(out_shape, dtype=out_dtype)
+    out = _result(out_shape, out_dtype, "out")
     opts = dict(softmax_scale=softmax_scale, mask_mode="causal_top_left" if causal else None)
     if context.backend == "cuda":  # MFAContext is "auto": numpy arrays go through the device
         staged_forward(context, q4, k4, v4, out, **opts)
@@ -396,9 +407,9 @@ def flash_attn_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, dropout_p: float =
                             f"q, k, v must be [batch, seqlen, heads, head_dim], got shapes "
                             f"{q.shape}, {k.shape}, {v.shape}")
         b, sq, hq, _ = q.shape
-        out = np.empty((b, sq, hq, v.shape[3]), dtype=q.dtype)
+        out = _result((b, sq, hq, v.shape[3]), q.dtype, "out")
         want_lse = return_lse or return_attn_probs
-        lse = np.empty((b, hq, sq), dtype=np.float32) if want_lse else None
+        lse = _result((b, hq, sq), np.float32, "lse") if want_lse else None
         default_context("cpu").forward(
             q, k, v, out, lse, softmax_scale=softmax_scale,
             mask_mode="causal_bottom_right" if _checks.flag(causal, "causal") else None,
@@ -459,9 +470,9 @@ def flash_attn_varlen_func(q: ArrayLike, k: ArrayLike, v: ArrayLike, cu_seqlens_
                             f"varlen q, k, v must be [total, heads, head_dim], got shapes "
                             f"{q.shape}, {k.shape}, {v.shape}")
         t, hq, _ = q.shape
-        out = np.empty((t, hq, v.shape[2]), dtype=q.dtype)
+        out = _result((t, hq, v.shape[2]), q.dtype, "out")
         want_lse = return_lse or return_attn_probs
-        lse = np.empty((hq, t), dtype=np.float32) if want_lse else None
+        lse = _result((hq, t), np.float32, "lse") if want_lse else None
         default_context("cpu").forward(
             q, k, v, out, lse, softmax_scale=softmax_scale,
             mask_mode="causal_bottom_right" if _checks.flag(causal, "causal") else None,

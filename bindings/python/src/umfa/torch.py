@@ -164,14 +164,24 @@ def _core_options(q: Tensor, attn_mask: Optional[Tensor], alibi_slopes: Optional
 # ----------------------------------------------------------------------------------------------
 
 
+def _allocate(make: Callable[[], Tensor], what: str) -> Tensor:
+    """A result tensor from ``make()``; torch's allocation failure (a RuntimeError on the CPU)
+    becomes ``UmfaError(UMFA_STATUS_OUT_OF_MEMORY)``, as the core reports its own."""
+    try:
+        return make()
+    except RuntimeError as exc:
+        raise UmfaError(Status.OUT_OF_MEMORY, None,
+                        f"{what}: could not allocate the result: {exc}") from None
+
+
 def _fwd_impl(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor],
               alibi_slopes: Optional[Tensor], cu_seqlens_q: Optional[Tensor],
               cu_seqlens_k: Optional[Tensor], max_seqlen_q: int, max_seqlen_k: int,
               layout: int, mask_mode: int, scale: float, softcap: float, window_left: int,
               window_right: int, deterministic: bool) -> Tuple[Tensor, Tensor]:
     out_shape, lse_shape = _out_shapes(q, v, layout)
-    out = torch.empty(out_shape, dtype=q.dtype, device=q.device)
-    lse = torch.empty(lse_shape, dtype=torch.float32, device=q.device)
+    out = _allocate(lambda: torch.empty(out_shape, dtype=q.dtype, device=q.device), "out")
+    lse = _allocate(lambda: torch.empty(lse_shape, dtype=torch.float32, device=q.device), "lse")
     opts = _core_options(q, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                          max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
                          deterministic)
@@ -212,9 +222,9 @@ def _bwd_impl(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: T
               max_seqlen_q: int, max_seqlen_k: int, layout: int, mask_mode: int,
               scale: float, softcap: float, window_left: int, window_right: int,
               deterministic: bool) -> Tuple[Tensor, Tensor, Tensor]:
-    dq = torch.empty_like(q)
-    dk = torch.empty_like(k)
-    dv = torch.empty_like(v)
+    dq = _allocate(lambda: torch.empty_like(q), "dq")
+    dk = _allocate(lambda: torch.empty_like(k), "dk")
+    dv = _allocate(lambda: torch.empty_like(v), "dv")
     opts = _core_options(q, attn_mask, alibi_slopes, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                          max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
                          deterministic)
@@ -561,12 +571,14 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
     q, k, v = fit(q, H, L), fit(k, Hkv, S), fit(v, Hkv, S)
     if len(batch) == 0:  # rank 2 or 3: one batch entry
         q, k, v = q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0)
-    elif len(batch) > 1:  # rank > 4: fold the batch dimensions into one
-        q, k, v = (t.reshape((-1,) + tuple(t.shape[-3:])) for t in (q, k, v))
+    elif len(batch) > 1:  # rank > 4: fold the batch dimensions into one (may copy)
+        q, k, v = (_allocate(lambda t=t: t.reshape((-1,) + tuple(t.shape[-3:])), name)
+                   for t, name in ((q, "query"), (k, "key"), (v, "value")))
         if mask is not None and mask.dim() > 3:
             # Masks of rank <= 3 broadcast against [B', H, L, S] as they are; a mask with batch
             # dimensions is expanded and flattened like query (a copy only where unavoidable).
-            mask = mask.expand(batch + (H, L, S)).reshape((-1, H, L, S))
+            full = mask.expand(batch + (H, L, S))
+            mask = _allocate(lambda: full.reshape((-1, H, L, S)), "attn_mask")
     return q, k, v, mask, batch + (H,)
 
 
@@ -611,8 +623,14 @@ def _run_sdpa(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
     dropout_p, is_causal, scale, enable_gqa = _sdpa_scalars(dropout_p, is_causal, scale,
                                                             enable_gqa)
     query, key, value = _autocast(query, key, value)
-    q, k, v, mask, lead = _prepare_sdpa(query, key, value, attn_mask, dropout_p, is_causal,
-                                        scale, enable_gqa)
+    try:
+        q, k, v, mask, lead = _prepare_sdpa(query, key, value, attn_mask, dropout_p, is_causal,
+                                            scale, enable_gqa)
+    except UmfaError:
+        raise
+    except RuntimeError as exc:  # a view op refused a tensor, e.g. one past its storage
+        raise _Unsupported("shape", Status.INVALID_ARGUMENT,
+                           f"PyTorch refused to view the inputs: {exc}") from None
     out, _lse = _attention(
         q, k, v, mask, None, None, None, 0, 0, LAYOUT_BHSD,
         N.MASK_CAUSAL_TOP_LEFT if is_causal else N.MASK_NONE,
