@@ -446,7 +446,8 @@ def section_merge():
     nan = np.full_like(one, np.nan)
     zero_lse, ninf = np.array([[[0.5]]]), np.array([[[-np.inf]]])
     o, l = ref.merge(nan, ninf, one, zero_lse)
-    check("-inf running side ignored (its out is NaN)", np.array_equal(o, one) and l[0, 0, 0] == 0.5)
+    check("-inf running side ignored (its out is NaN)",
+          np.array_equal(o, one) and l[0, 0, 0] == 0.5)
     o, l = ref.merge(one, zero_lse, nan, ninf)
     check("-inf part ignored (its out is NaN)", np.array_equal(o, one) and l[0, 0, 0] == 0.5)
     o, l = ref.merge(nan, ninf, nan, ninf)

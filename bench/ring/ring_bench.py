@@ -69,8 +69,10 @@ def umfa_step(args, world: int, rank: int) -> Callable[[], None]:
 
     s, dt = args.seq_per_gpu, getattr(torch, args.dtype)
     g = torch.Generator(device="cuda").manual_seed(rank)
-    mk = lambda h: torch.randn(args.batch, h, s, args.head_dim, device="cuda", dtype=dt,  # noqa: E731
-                               generator=g).requires_grad_()
+    def mk(h: int) -> torch.Tensor:
+        return torch.randn(args.batch, h, s, args.head_dim, device="cuda", dtype=dt,
+                           generator=g).requires_grad_()
+
     q, k, v = mk(args.heads), mk(args.kv_heads), mk(args.kv_heads)
     dout = torch.randn_like(q)
 
@@ -90,8 +92,10 @@ def torch_cp_step(args, world: int, rank: int) -> Callable[[], None]:
     n, dt = args.seq_per_gpu * world, getattr(torch, args.dtype)
     mesh = init_device_mesh("cuda", (world,), mesh_dim_names=("cp",))
     g = torch.Generator(device="cuda").manual_seed(0)  # the same full tensors on every rank
-    mk = lambda h: torch.randn(args.batch, h, n, args.head_dim, device="cuda", dtype=dt,  # noqa: E731
-                               generator=g)
+    def mk(h: int) -> torch.Tensor:
+        return torch.randn(args.batch, h, n, args.head_dim, device="cuda", dtype=dt,
+                           generator=g)
+
     q, k, v = mk(args.heads), mk(args.kv_heads), mk(args.kv_heads)
     cp = context_parallel(mesh, buffers=[q, k, v], buffer_seq_dims=[2, 2, 2])
     cp.__enter__()  # stays entered for the timing loop; the process ends afterwards

@@ -101,7 +101,10 @@ def test_errors_leave_outputs_untouched(monkeypatch):
 
 def _torch_case(torch, device: str, dtype):
     (full_out, full_lse), parts = _parts(4)
-    t = lambda x, dt=torch.float32: torch.from_numpy(np.ascontiguousarray(x)).to(device, dt)  # noqa: E731
+
+    def t(x, dt=torch.float32):
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device, dt)
+
     # The running out in BHSD, passed as its BSHD view (a transpose, no copy).
     out_bhsd = torch.full((2, 3, 5, 8), float("nan"), dtype=dtype, device=device)
     lse = torch.full((2, 3, 5), float("-inf"), dtype=torch.float32, device=device)

@@ -33,8 +33,8 @@ DEADLINE_S = 240.0
 
 @pytest.mark.parametrize("world", [2, 3, 4])
 def test_ring_gloo(world: int) -> None:
-    ctx = mp.start_processes(_ring_worker.main, args=(world, _ring_worker.free_port()), nprocs=world,
-                             join=False, start_method="spawn")
+    ctx = mp.start_processes(_ring_worker.main, args=(world, _ring_worker.free_port()),
+                             nprocs=world, join=False, start_method="spawn")
     deadline = time.monotonic() + DEADLINE_S
     try:
         while not ctx.join(timeout=1.0):  # raises when a worker failed

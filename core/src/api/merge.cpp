@@ -3,7 +3,8 @@
 //
 // Order of checks, as for forward/backward: options struct version, presence of every tensor,
 // each tensor on its own (check_tensor), the shapes relative to out, head_dim, option values,
-// an output sharing memory with another tensor, and last whether the backend has the entry. Nothing is written before every check has passed.
+// an output sharing memory with another tensor, and last whether the backend has the entry.
+// Nothing is written before every check has passed.
 #include <cstring>
 #include <new>
 
@@ -29,8 +30,8 @@ const char* lse_layout(bool varlen) {
 
 umfa_status shape_error(umfa_context* ctx, const char* name, int d, const char* dim,
                         int64_t got, const char* ref_name, int ref_d, int64_t want) {
-  return fail(ctx, UMFA_STATUS_SHAPE_MISMATCH, "%s: %s.shape[%d] (%s) is %lld; it must equal %s.shape[%d] (%lld)",
-              kFn, name, d, dim, static_cast<long long>(got), ref_name, ref_d,
+  return fail(ctx, UMFA_STATUS_SHAPE_MISMATCH,
+              "%s: %s.shape[%d] (%s) is %lld; it must equal %s.shape[%d] (%lld)", kFn, name, d, dim, static_cast<long long>(got), ref_name, ref_d,
               static_cast<long long>(want));
 }
 
