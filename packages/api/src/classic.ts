@@ -142,6 +142,15 @@ export class MFAContextBase implements Disposable {
     if (outOption !== undefined && viewInfo(outOption) === undefined) {
       throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, 'out must be a typed array');
     }
+    // q, k and v must hold what the shapes need before an output of that size is allocated: the
+    // core checks them too, but only after a caller's small q with a huge shape would have cost a
+    // huge allocation (or the engine's RangeError).
+    const inBytes = dtypeSize(precisionDType[input]);
+    for (const [s, seqLen] of [[qs, seqLenQ], [ks, seqLenKV], [vs, seqLenKV]] as const) {
+      const need = batch * seqLen * heads * headDim * inBytes;
+      const have = viewInfo(s.host)?.byteLength ?? 0;
+      if (have < need) throw new MFAError(MFAStatus.ERROR_INVALID_ARGS, `${s.role} holds ${have} bytes but the shapes need ${need}`);
+    }
     const outData = (outOption as ArrayBufferView | undefined) ?? allocData(outDType, numel(outShape));
     if (this.#state.destroyed || this.#disposed) throw new UmfaError(Status.INVALID_HANDLE, 'this MFAContext has been disposed');
     // Lengths through the engine's getters (a `byteLength` own property cannot lie here).

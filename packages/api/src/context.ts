@@ -159,7 +159,26 @@ function outShape(q: TensorSnapshot, v: TensorSnapshot): number[] {
 /** Host outputs: a typed array of the dtype (a Float16Array for f16 next to one). */
 const allocHost: Allocate = (dtype, shape, like, role) => {
   const f16 = dtype === 'f16' && like.dtype === 'f16' && isFloat16Array(like.host);
-  const tensor: Tensor = { data: allocData(dtype, numel(shape), f16), dtype, shape: [...shape] };
+  // An output shaped like a view with a negative extent or stride (which the shared code counts as
+  // spanning 0 bytes, whatever its other extents) belongs to a call the core refuses: nothing is
+  // allocated, and the output is encoded as an empty view (negative strides) that the core never
+  // reaches, as it checks `like` first and reports it.
+  if ([...shape, ...like.shape, ...(like.strides ?? [])].some((x) => x < 0)) {
+    const tensor: Tensor = { data: allocData(dtype, 0, f16), dtype, shape: [...shape] };
+    const strides = shape.map(() => -1);
+    return { tensor, snapshot: { role, original: tensor, host: tensor.data, device: undefined, dtype, shape: tensor.shape, strides } };
+  }
+  // A shape whose elements no typed array can hold (a broadcast input, stride 0, with a huge
+  // extent) is OUT_OF_MEMORY, not the engine's RangeError.
+  const n = numel(shape);
+  let data: ArrayBufferView;
+  try {
+    data = allocData(dtype, n, f16);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new UmfaError(Status.OUT_OF_MEMORY, `${role}: cannot allocate ${n} ${dtype} elements for shape [${shape.join(', ')}]`);
+  }
+  const tensor: Tensor = { data, dtype, shape: [...shape] };
   return { tensor, snapshot: { role, original: tensor, host: tensor.data, device: undefined, dtype, shape: tensor.shape, strides: undefined } };
 };
 
@@ -619,8 +638,11 @@ export class ContextBase implements ContextLike, Disposable {
    */
   zeros<T extends DType>(dtype: T, shape: readonly number[]): DeviceTensor<DTypeData[T]> {
     this.#live();
-    const bytes = viewBytes(dtype, shape, undefined, 'zeros');
-    return newDeviceTensor<DTypeData[T]>(this.#state, this, dtype, shape, undefined, bytes, false);
+    // The caller's shape is read once: the size of the buffer and the tensor's shape come from
+    // the same values (a proxy could answer differently the second time).
+    const dims: unknown = Array.isArray(shape) ? Array.from(shape) : shape;
+    const bytes = viewBytes(dtype, dims as number[], undefined, 'zeros');
+    return newDeviceTensor<DTypeData[T]>(this.#state, this, dtype, dims as number[], undefined, bytes, false);
   }
 
   /**

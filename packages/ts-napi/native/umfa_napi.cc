@@ -198,10 +198,13 @@ size_t SlotSpan(const uint8_t* slot) {
     default:
       return 0;  // the core refuses the dtype
   }
+  // Empty (an extent of 0) or refused by the core (a negative extent or stride) whatever the other
+  // extents are, as the shared TypeScript code counts it: decided before any span can overflow.
+  for (int d = 0; d < t.rank; d++) {
+    if (t.shape[d] <= 0 || t.strides[d] < 0) return 0;
+  }
   int64_t last = 0;
   for (int d = 0; d < t.rank; d++) {
-    if (t.shape[d] == 0) return 0;
-    if (t.shape[d] < 0 || t.strides[d] < 0) return 0;
     int64_t span;
     if (__builtin_mul_overflow(t.shape[d] - 1, t.strides[d], &span) ||
         __builtin_add_overflow(last, span, &last))

@@ -267,8 +267,10 @@ describe(`hostile callers (${which})`, () => {
       const data = new Float32Array(64).fill(SENTINEL);
       const last = u.attentionAsync(q, k, v, { out: u.tensor(data, [1, 4, 2, 8]) });
       const moved = detach(data.buffer);
+      // Handled at once: without the driver's queue (napi) it may settle before the calls ahead of it.
+      const refused = expectUmfaAsync(last, Status.SHAPE_MISMATCH, /detached or shrunk while the call ran/);
       await Promise.all(pending);
-      await expectUmfaAsync(last, Status.SHAPE_MISMATCH, /detached or shrunk while the call ran/);
+      await refused;
       expect(allSentinel(new Float32Array(moved))).toBe(true);
     });
 
@@ -322,6 +324,54 @@ describe(`hostile callers (${which})`, () => {
       const ctx = new u.MFAContext();
       const big = u.tensor(new Uint16Array(16), [1, 1, 1, 2 ** 16 + 16], { dtype: 'f16' });
       expect(() => ctx.forward(big, big, big)).toThrow(/head_dim|headDim/);
+      ctx.dispose();
+    });
+
+    it('refuses a q with a negative extent with the core status, not a RangeError from the output allocation', () => {
+      const bad = u.tensor(new Float32Array(64), [1, -1, 2, 8]);
+      expectUmfa(() => u.attention(bad, k, v), Status.INVALID_ARGUMENT, /q\.shape\[1\] \(-1\) is negative/);
+      const lse = u.tensor(new Float32Array(8), [1, 2, 4]);
+      expectUmfa(() => u.attentionBackward(bad, k, v, bad, bad, lse), Status.INVALID_ARGUMENT, /q\.shape\[1\] \(-1\) is negative/);
+    });
+
+    it('allocates nothing for a q the core refuses (a negative stride next to a huge extent), and reports q', async () => {
+      // Such a view spans 0 bytes as the bindings count it, so its 2^37 elements were allocated for the output.
+      const bad = u.tensor(new Float32Array(8), [2, 2 ** 32, 2, 8], { strides: [2 ** 36, 16, 8, -1] });
+      const kk = u.tensor(new Float32Array(16), [2, 1, 1, 8]);
+      expectUmfa(() => u.attention(bad, kk, kk, { returnLse: true }), Status.INVALID_STRIDE, /q\.strides\[3\] \(-1\) is negative/);
+      await expectUmfaAsync(u.attentionAsync(bad, kk, kk), Status.INVALID_STRIDE, /q\.strides\[3\]/);
+      const lse = u.tensor(new Float32Array(4), [2, 2, 1]);
+      expectUmfa(() => u.attentionBackward(bad, kk, kk, bad, bad, lse), Status.INVALID_STRIDE, /q\.strides\[3\] \(-1\) is negative/);
+    });
+
+    it('passes a view with an extent of 0 as empty, however far its other extents and strides reach', () => {
+      // (2^31 - 2) * 2^40 overflows 64 bits; the N-API addon used to throw a RangeError for it.
+      const empty = u.tensor(new Uint16Array(0), [2 ** 31 - 1, 0, 2, 3], { dtype: 'f16', strides: [2 ** 40, 6, 3, 1] });
+      const one = u.tensor(new Uint16Array(3), [1, 1, 1, 3], { dtype: 'f16' });
+      expectUmfa(() => u.attention(empty, one, one), Status.SHAPE_MISMATCH, /k\.shape\[0\] \(batch\) is 1; it must equal q\.shape\[0\]/);
+    });
+
+    it('refuses an output no typed array can hold (a broadcast q of 2^40 rows) with OUT_OF_MEMORY', () => {
+      const broadcast = u.tensor(new Float32Array(8), [1, 2 ** 40, 1, 8], { strides: [0, 0, 0, 1] });
+      const one = u.tensor(new Float32Array(8), [1, 1, 1, 8]);
+      expectUmfa(() => u.attention(broadcast, one, one), Status.OUT_OF_MEMORY, /out: cannot allocate/);
+    });
+
+    it('refuses a classic operand too small for its shape before allocating the output', () => {
+      const ctx = new u.MFAContext();
+      const small = u.tensor(new Float32Array(8), [1, 2 ** 20, 2 ** 10, 64]);
+      expect(() => ctx.forward(small, small, small)).toThrow(/q holds 32 bytes but the shapes need/);
+      expect(() => ctx.forward(small, small, small)).toThrow(u.MFAError);
+      ctx.dispose();
+    });
+
+    it('sizes a zeros() tensor and gives it its shape from one read of the caller shape', () => {
+      const ctx = new u.Context({ numThreads: 1 });
+      let reads = 0;
+      const shape = new Proxy([1, 2, 3], { get: (t, p, r) => (p === '0' && ++reads > 1 ? 4096 : Reflect.get(t, p, r)) });
+      const t = ctx.zeros('f32', shape);
+      expect([...t.shape]).toEqual([1, 2, 3]);
+      expect(t.byteLength).toBe(24);
       ctx.dispose();
     });
 
