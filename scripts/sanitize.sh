@@ -6,7 +6,9 @@
 #             build/asan (the libFuzzer target too: the library carries fuzzer coverage
 #             instrumentation, which costs the tests nothing), then ctest there with
 #             LeakSanitizer on. Any AddressSanitizer, UndefinedBehaviorSanitizer or LeakSanitizer
-#             report fails its test.
+#             report fails its test. The ASan and TSan builds set UMFA_TEST_REDUCED: long sweeps
+#             (cpu_backend_test) run smaller shapes over the same code paths, so the suites pass
+#             with a wide margin on a loaded 2-core machine.
 #   valgrind  valgrind memcheck (--error-exitcode, definite and indirect leaks are errors) over
 #             the normal build (core/build, built through core/scripts/build.sh): the C tests,
 #             the conformance runner (every vector), the bad cases, the workspace-limit test,
@@ -20,7 +22,8 @@
 # Usage: scripts/sanitize.sh [asan|valgrind|tsan|build|all]   (default: all = asan + valgrind + tsan)
 # Environment: UMFA_CLANG (default clang-14; clang++ is derived), UMFA_JOBS (2),
 #   UMFA_ASAN_DIR (build/asan), UMFA_TSAN_DIR (build/tsan), UMFA_SANITIZE_ALL=1 (also run test_memory_32k under ASan, about
-#   two minutes). Needs clang-14, libclang-rt-14-dev and valgrind (Debian packages).
+#   two minutes), UMFA_VALGRIND_TIMEOUT (seconds per valgrind program, default 600). Needs clang-14,
+#   libclang-rt-14-dev and valgrind (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -48,10 +51,11 @@ asan_build() {
     say "configure $build ($cxx, ASan + UBSan)"
     cmake -S core -B "$build" -G "$generator" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" -DUMFA_ENABLE_CUDA=OFF -DUMFA_FUZZ=ON \
+      -DUMFA_TEST_REDUCED=ON \
       -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
       -DCMAKE_EXE_LINKER_FLAGS="$link" -DCMAKE_SHARED_LINKER_FLAGS="$link" -DCMAKE_MODULE_LINKER_FLAGS="$link" >/dev/null
   else
-    cmake "$build" >/dev/null  # pick up new test folders
+    cmake "$build" -DUMFA_TEST_REDUCED=ON >/dev/null  # pick up new test folders
   fi
   say "build $build"
   # Keep going past targets this compiler cannot build (tools, or tests needing a newer clang):
@@ -119,7 +123,8 @@ valgrind_tests() {
   flock /tmp/umfa-build.lock bash core/scripts/build.sh | tail -1
   local bin="$root/core/build/bin"
   export UMFA_CUDA_LIB=/nonexistent/libumfa_cuda.so
-  local vg=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
+  # A program that hangs fails its run (exit 124) instead of stalling CI.
+  local vg=(timeout "${UMFA_VALGRIND_TIMEOUT:-600}" valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
             --show-leak-kinds=definite,indirect --track-origins=yes)
   local runs=(
     "$bin/test_api"
@@ -160,11 +165,11 @@ tsan_tests() {
   if [ ! -f "$tbuild/CMakeCache.txt" ]; then
     say "configure $tbuild (gcc, ThreadSanitizer)"
     cmake -S core -B "$tbuild" -G "$generator" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DUMFA_ENABLE_CUDA=OFF \
+      -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ -DUMFA_ENABLE_CUDA=OFF -DUMFA_TEST_REDUCED=ON \
       -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
       -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread >/dev/null
   else
-    cmake "$tbuild" >/dev/null
+    cmake "$tbuild" -DUMFA_TEST_REDUCED=ON >/dev/null
   fi
   say "build $tbuild (libumfa, umfa_stress_threads, test_threads, test_context_races)"
   cmake --build "$tbuild" --parallel "$jobs" --target umfa_stress_threads test_threads test_context_races \

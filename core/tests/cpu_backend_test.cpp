@@ -4,6 +4,12 @@
 // backward pass; concurrent calls on one context; deterministic backward.
 //
 // Usage: cpu_backend_test [random-cases (default 120)] [seed]
+//
+// Sanitizer builds (configured with UMFA_TEST_REDUCED=ON, or UMFA_TEST_REDUCED=1 in the
+// environment) run a reduced sweep: the same fixed cases, the heaviest with smaller shapes that
+// still reach the same code paths (grouped tiles, several key blocks with a partial last one,
+// every head-dim class), and 24 random cases of at most half the sequence length. A kernel
+// variant this CPU cannot run falls back to another; it is run once, under the first name.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -30,6 +36,15 @@ int g_checks = 0;
   } while (0)
 
 const umfa::BackendTable* T() { return umfa::cpu::backend_table(); }
+
+bool reduced_sweep() {
+#if defined(UMFA_TEST_REDUCED)
+  return true;
+#else
+  const char* e = std::getenv("UMFA_TEST_REDUCED");
+  return e && *e && std::strcmp(e, "0") != 0;
+#endif
+}
 
 struct Ctx {
   void* impl = nullptr;
@@ -346,7 +361,8 @@ void run_case(const Case& c, void* impl, const char* isa, uint64_t seed) {
 }
 
 // ---- case lists -------------------------------------------------------------------------------
-std::vector<Case> fixed_cases() {
+// `reduced`: smaller shapes for the heaviest cases, covering the same paths.
+std::vector<Case> fixed_cases(bool reduced) {
   std::vector<Case> v;
   auto add = [&](const char* name, auto fn) {
     Case c;
@@ -360,10 +376,10 @@ std::vector<Case> fixed_cases() {
   add("Nk=0", [](Case& c) { c.Nq = 5; c.Nk = 0; });
   add("N=0", [](Case& c) { c.Nq = c.Nk = 0; });
   add("D=1", [](Case& c) { c.D = 1; c.Nq = 9; c.Nk = 70; });
-  add("D=256 N=127", [](Case& c) { c.D = 256; c.Nq = c.Nk = 127; });
+  add("D=256 N=127", [=](Case& c) { c.D = 256; c.Nq = c.Nk = reduced ? 70 : 127; });
   add("D=40 N=3", [](Case& c) { c.D = 40; c.Nq = c.Nk = 3; });
-  add("D=72 GQA 4:1 N=127", [](Case& c) { c.D = 72; c.Hq = 4; c.Hkv = 1; c.Nq = c.Nk = 127; });
-  add("D=96 GQA 8:2", [](Case& c) { c.D = 96; c.Hq = 8; c.Hkv = 2; c.Nq = 65; c.Nk = 130; });
+  add("D=72 GQA 4:1 N=127", [=](Case& c) { c.D = 72; c.Hq = 4; c.Hkv = 1; c.Nq = c.Nk = reduced ? 70 : 127; });
+  add("D=96 GQA 8:2", [=](Case& c) { c.D = 96; c.Hq = 8; c.Hkv = 2; c.Nq = reduced ? 33 : 65; c.Nk = reduced ? 70 : 130; });
   add("causal TL Nq<Nk", [](Case& c) { c.mask_mode = 1; c.Nq = 70; c.Nk = 140; });
   add("causal BR Nq<Nk", [](Case& c) { c.mask_mode = 2; c.Nq = 70; c.Nk = 140; });
   add("causal BR Nq>Nk (dead rows)", [](Case& c) { c.mask_mode = 2; c.Nq = 140; c.Nk = 70; });
@@ -407,15 +423,21 @@ std::vector<Case> fixed_cases() {
   add("split-KV varlen", [](Case& c) { c.threaded = true; c.seqq = {1, 2}; c.seqk = {1200, 5}; c.extra_q = 1; c.D = 24; c.dt_in = UMFA_DTYPE_BF16; });
   // Enough tiles for the 3-thread context to group query tiles (forward) and key blocks
   // (backward) into one item: causal diagonals, partial blocks, odd D.
-  add("grouped tiles causal", [](Case& c) { c.threaded = true; c.Nq = 777; c.Nk = 777; c.Hq = 4; c.Hkv = 4; c.D = 20; c.mask_mode = 2; });
-  add("grouped tiles window GQA bf16", [](Case& c) { c.threaded = true; c.Nq = 700; c.Nk = 901; c.Hq = 8; c.Hkv = 4; c.D = 8; c.window = true; c.wl = 150; c.wr = 70; c.dt_in = c.dt_out = c.dt_grad = UMFA_DTYPE_BF16; });
+  // Reduced: the fewest rows that still give 3 threads at least 48 tiles and 48 key blocks
+  // (groups of 2), with a partial last block.
+  add("grouped tiles causal", [=](Case& c) {
+    c.threaded = true; c.Nq = c.Nk = reduced ? 129 : 777; c.B = reduced ? 4 : 1; c.Hq = 4; c.Hkv = 4; c.D = 20; c.mask_mode = 2; });
+  add("grouped tiles window GQA bf16", [=](Case& c) {
+    c.threaded = true; c.B = reduced ? 2 : 1; c.Nq = reduced ? 180 : 700; c.Nk = reduced ? 330 : 901; c.Hq = 8; c.Hkv = 4; c.D = 8; c.window = true;
+    c.wl = reduced ? 70 : 150; c.wr = reduced ? 30 : 70; c.dt_in = c.dt_out = c.dt_grad = UMFA_DTYPE_BF16; });
   add("short q stacked heads", [](Case& c) { c.Nq = 5; c.Nk = 80; c.Hq = 12; c.Hkv = 1; c.D = 32; c.alibi = 1; c.mask = 2; });
   add("deterministic", [](Case& c) { c.deterministic = true; c.Nq = 130; c.Nk = 100; c.Hq = 4; c.Hkv = 2; c.mask_mode = 2; });
   add("deterministic varlen", [](Case& c) { c.deterministic = true; c.seqq = {5, 70}; c.seqk = {9, 70}; c.extra_q = 2; c.softcap = 3.f; });
   return v;
 }
 
-Case random_case(std::mt19937_64& rng, int idx) {
+// `reduced`: sequences of at most half the length.
+Case random_case(std::mt19937_64& rng, int idx, bool reduced) {
   auto pick = [&](std::initializer_list<int64_t> xs) {
     const auto n = static_cast<int64_t>(xs.size());
     return *(xs.begin() + static_cast<int64_t>(rnd(rng, 0, static_cast<double>(n))) % n);
@@ -424,7 +446,7 @@ Case random_case(std::mt19937_64& rng, int idx) {
   Case c;
   c.name = "random #" + std::to_string(idx);
   c.D = pick({1, 3, 8, 16, 40, 64, 72, 96, 128, 256});
-  const int64_t nmax = c.D >= 128 ? 80 : 140;
+  const int64_t nmax = (c.D >= 128 ? 80 : 140) / (reduced ? 2 : 1);
   auto len = [&] { return coin(0.15) ? pick({0, 1, 3}) : static_cast<int64_t>(rnd(rng, 1, static_cast<double>(nmax))); };
   c.Hkv = pick({1, 2});
   c.Hq = c.Hkv * pick({1, 2, 3, 4});
@@ -647,21 +669,29 @@ void table_test() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int n_random = argc > 1 ? std::atoi(argv[1]) : 120;
+  const bool reduced = reduced_sweep();
+  const int n_random = argc > 1 ? std::atoi(argv[1]) : reduced ? 24 : 120;
   const uint64_t seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 20240611;
-  std::printf("cpu backend: %s, default kernels %s\n", T()->name, umfa::cpu::kernel_isa());
+  std::printf("cpu backend: %s, default kernels %s%s\n", T()->name, umfa::cpu::kernel_isa(),
+              reduced ? "; reduced sweep (sanitizer build)" : "");
 
   table_test();
   const char* isas[] = {"avx512bf16", "avx512", "avx2", "generic"};
-  std::vector<Case> cases = fixed_cases();
+  std::vector<Case> cases = fixed_cases(reduced);
   std::mt19937_64 rng(seed);
-  for (int i = 0; i < n_random; ++i) cases.push_back(random_case(rng, i));
+  for (int i = 0; i < n_random; ++i) cases.push_back(random_case(rng, i, reduced));
 
+  std::vector<std::string> ran;
   for (const char* isa : isas) {
     Ctx one(1, isa), three(3, isa);
-    // A variant this CPU cannot run falls back to the best supported one (printed below).
-    std::printf("variant %s (runs %s): %zu cases\n", isa, umfa::cpu::context_isa(one.impl),
-                cases.size());
+    // A variant this CPU cannot run falls back to the best supported one: run each once.
+    const std::string runs = umfa::cpu::context_isa(one.impl);
+    if (std::find(ran.begin(), ran.end(), runs) != ran.end()) {
+      std::printf("variant %s runs %s: already tested\n", isa, runs.c_str());
+      continue;
+    }
+    ran.push_back(runs);
+    std::printf("variant %s (runs %s): %zu cases\n", isa, runs.c_str(), cases.size());
     for (size_t i = 0; i < cases.size(); ++i) {
       void* impl = (i % 2 == 0 || cases[i].threaded) ? three.impl : one.impl;
       run_case(cases[i], impl, isa, seed * 1000003u + i);
