@@ -534,8 +534,8 @@ typedef struct umfa_merge_options {
  * The call needs no workspace. On CUDA it runs on options->stream.
  * Returns OK, NULL_CONTEXT, NULL_POINTER, STRUCT_VERSION, INVALID_RANK, SHAPE_MISMATCH,
  * HEAD_DIM_OUT_OF_RANGE, INVALID_STRIDE, UNSUPPORTED_DTYPE, DEVICE_MISMATCH, INVALID_ARGUMENT,
- * INVALID_HANDLE, SIZE_OVERFLOW, UNSUPPORTED (a libumfa_cuda older than this function),
- * BACKEND_ERROR.
+ * INVALID_HANDLE, SIZE_OVERFLOW, OUT_OF_MEMORY, UNSUPPORTED (a libumfa_cuda older than this
+ * function), BACKEND_ERROR.
  *
  * Backward over a part needs no entry point of its own: umfa_attention_backward over q, K_i,
  * V_i and dout, with the part's options, given the *merged* out and lse instead of the part's
