@@ -183,16 +183,48 @@ def test_self_overlapping_outputs_are_refused(ctx):
     assert (big[:, :, 1::2] == SENTINEL).all() and not (big[:, :, ::2] == SENTINEL).any()
 
 
-def test_tensors_reaching_outside_their_storage(ctx):
-    q, k, v = qkv()
-    # The storage freed under the tensor (what FSDP does to parameters between uses).
-    gone = torch.randn(1 + 96)[1:].view(1, 6, 2, 8)
-    gone.untyped_storage().resize_(0)
-    refused(lambda: ctx.forward(gone, k, v, torch.empty_like(q)), Status.INVALID_ARGUMENT,
-            "storage")
-    out = torch.randn(1 + 96)[1:].view(1, 6, 2, 8)
-    out.untyped_storage().resize_(16)
-    refused(lambda: ctx.forward(q, k, v, out), Status.INVALID_ARGUMENT, "out", "storage")
+# Before the fixes these cases read or wrote freed memory: they run in a child interpreter
+# (a regression is a failed test, not a dead suite).
+PAST_STORAGE = """
+import torch, umfa.torch
+torch.set_num_threads(1)
+ctx = umfa.Context("cpu", num_threads=2)
+q, k, v = (torch.randn(1, 6, 2, 8) for _ in range(3))
+
+def status(call):
+    try:
+        call()
+        return "OK"
+    except umfa.UmfaError as exc:
+        return exc.name + ("/storage" if "storage" in exc.message else "")
+
+# The storage freed under the tensor (what FSDP does to parameters between uses).
+gone = torch.randn(1 + 96)[1:].view(1, 6, 2, 8)
+gone.untyped_storage().resize_(0)
+freed_input = status(lambda: ctx.forward(gone, k, v, torch.empty_like(q)))
+out = torch.randn(1 + 96)[1:].view(1, 6, 2, 8)
+out.untyped_storage().resize_(16)
+shrunk_output = status(lambda: ctx.forward(q, k, v, out))
+# flash_attn_func converts ALiBi slopes (bool -> float32) with a torch op after reading
+# `causal`: a `causal` whose __index__ frees the slopes' storage must not make it read there.
+slopes = torch.ones(2, dtype=torch.bool)
+class FreeSlopes:
+    def __index__(self):
+        slopes.untyped_storage().resize_(0)
+        return 1
+freed_by_callback = status(lambda: umfa.flash_attn_func(q, k, v, causal=FreeSlopes(),
+                                                        alibi_slopes=slopes))
+report(freed_input=freed_input, shrunk_output=shrunk_output,
+       freed_by_callback=freed_by_callback)
+"""
+
+
+def test_tensors_reaching_outside_their_storage():
+    from _isolated import run_scenario
+
+    r = run_scenario(PAST_STORAGE, timeout=120)
+    bad = "UMFA_STATUS_INVALID_ARGUMENT/storage"
+    assert r == {"freed_input": bad, "shrunk_output": bad, "freed_by_callback": bad}, r
 
 
 def test_numpy_views_reaching_outside_their_memory(ctx):
@@ -407,3 +439,4 @@ def test_sdpa_on_a_tensor_past_its_storage():
     q.untyped_storage().resize_(16)
     k = torch.randn(1, 1, 4, 8)  # broadcast over heads: the view ops see q first
     refused(lambda: ut.scaled_dot_product_attention(q, k, k), Status.INVALID_ARGUMENT)
+

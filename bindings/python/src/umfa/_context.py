@@ -70,24 +70,26 @@ class _NativeContext:
 
     def pin(self) -> int:
         """Count a call in flight and return the handle (raises once closed)."""
+        me = _get_ident()
         with self._lock:
             if self._closed:
                 raise _closed_error()
             self._calls += 1
-            me = _get_ident()
-            self._callers[me] = self._callers.get(me, 0) + 1
+            callers = self._callers
+            callers[me] = callers.get(me, 0) + 1
             return self.handle
 
     def unpin(self) -> None:
         """End a call started by :meth:`pin`."""
+        me = _get_ident()
         with self._lock:
             self._calls -= 1
-            me = _get_ident()
-            left = self._callers[me] - 1
+            callers = self._callers
+            left = callers[me] - 1
             if left:
-                self._callers[me] = left
+                callers[me] = left
             else:
-                del self._callers[me]
+                del callers[me]
             if self._closed:
                 self._idle.notify_all()
                 self._destroy_if_unused()
@@ -290,7 +292,7 @@ class Context:
             UmfaError: with the core's status and message, or the binding's for arguments it
                 refuses itself; nothing is written then.
         """
-        if self._native.closed:  # said first, whatever else is wrong with the call
+        if self._native._closed:  # said first, whatever else is wrong with the call
             raise _closed_error()
         if self._forward_fast(False, q, k, v, out, lse, options):
             _torch._C._increment_version((out,) if lse is None else (out, lse))
@@ -311,7 +313,7 @@ class Context:
         Raises:
             UmfaError: with the core's status and message; nothing is written then.
         """
-        if self._native.closed:
+        if self._native._closed:
             raise _closed_error()
         if self._backward_fast(False, q, k, v, out, dout, lse, dq, dk, dv, options):
             _torch._C._increment_version((dq, dk, dv))
@@ -325,36 +327,37 @@ class Context:
     # -- the per-call fast path (see _fast_call) ------------------------------------------------
 
     def _forward_fast(self, swap: bool, q: Any, k: Any, v: Any, out: Any, lse: Any,
-                      options: Dict[str, Any]) -> bool:
+                      options: Dict[str, Any], fresh: bool = False) -> bool:
         """forward() on the fast path; False (nothing done) when the call needs the general
-        path. ``swap``: q, k, v and out are BHSD tensors passed as their BSHD views."""
+        path. ``swap``: q, k, v and out are BHSD tensors passed as their BSHD views.
+        ``fresh``: the outputs were just allocated by umfa (nothing to check about them)."""
         fast = _fast_call(options)
         if fast is None:
             return False
         slots, opts_ref, message = fast
-        refs = (_fast_ref(slots[0], q, "q", False, swap), _fast_ref(slots[1], k, "k", False, swap),
-                _fast_ref(slots[2], v, "v", False, swap),
-                _fast_ref(slots[3], out, "out", True, swap),
-                _fast_ref(slots[4], lse, "lse", True, False))
+        o = _FRESH if fresh else _OUTPUT
+        refs = (_fast_ref(slots[0], q, "q", _INPUT, swap), _fast_ref(slots[1], k, "k", _INPUT, swap),
+                _fast_ref(slots[2], v, "v", _INPUT, swap), _fast_ref(slots[3], out, "out", o, swap),
+                _fast_ref(slots[4], lse, "lse", o, False))
         if _SLOW in refs:
             return False
         _pinned_call(self._native, _forward_fn, opts_ref, refs, message)
         return True
 
     def _backward_fast(self, swap: bool, q: Any, k: Any, v: Any, out: Any, dout: Any, lse: Any,
-                       dq: Any, dk: Any, dv: Any, options: Dict[str, Any]) -> bool:
+                       dq: Any, dk: Any, dv: Any, options: Dict[str, Any],
+                       fresh: bool = False) -> bool:
         """backward() on the fast path (see _forward_fast)."""
         fast = _fast_call(options)
         if fast is None:
             return False
         slots, opts_ref, message = fast
-        refs = (_fast_ref(slots[0], q, "q", False, swap), _fast_ref(slots[1], k, "k", False, swap),
-                _fast_ref(slots[2], v, "v", False, swap),
-                _fast_ref(slots[5], out, "out", False, swap),
-                _fast_ref(slots[6], dout, "dout", False, swap),
-                _fast_ref(slots[4], lse, "lse", False, False),
-                _fast_ref(slots[7], dq, "dq", True, swap), _fast_ref(slots[8], dk, "dk", True, swap),
-                _fast_ref(slots[9], dv, "dv", True, swap))
+        o, i = (_FRESH if fresh else _OUTPUT), _INPUT
+        refs = (_fast_ref(slots[0], q, "q", i, swap), _fast_ref(slots[1], k, "k", i, swap),
+                _fast_ref(slots[2], v, "v", i, swap), _fast_ref(slots[5], out, "out", i, swap),
+                _fast_ref(slots[6], dout, "dout", i, swap), _fast_ref(slots[4], lse, "lse", i, False),
+                _fast_ref(slots[7], dq, "dq", o, swap), _fast_ref(slots[8], dk, "dk", o, swap),
+                _fast_ref(slots[9], dv, "dv", o, swap))
         if _SLOW in refs:
             return False
         _pinned_call(self._native, _backward_fn, opts_ref, refs, message)
@@ -365,7 +368,7 @@ def _pinned_call(native: _NativeContext, fn: Any, opts_ref: Any, refs: Sequence[
                  message: Any) -> None:
     """The C call itself, with the context pinned (see :class:`_NativeContext`); raises
     :class:`UmfaError` for a failure, with the call's own message."""
-    h = native.pin()
+    h = native.pin()  # the pin is taken last: nothing after it runs the caller's code
     try:
         status = fn(h, opts_ref, *refs)
         if status:
@@ -480,15 +483,14 @@ def _fast_state() -> Any:
 
 def _fast_key(options: Dict[str, Any]) -> Optional[Tuple[Any, ...]]:
     """The options-cache key of ``options``, or None when a value is not of a plain type."""
-    values = tuple(options.values())
-    types = tuple(map(type, values))
+    types = tuple(map(type, options.values()))
     if not _PLAIN_TYPES.issuperset(types):
         return None
     if tuple in types:
-        for value in values:
+        for value in options.values():
             if type(value) is tuple and not all(type(x) is int for x in value):
                 return None
-    return tuple(options), values, types
+    return tuple(options.items()), types
 
 
 def _fast_call(options: Dict[str, Any]) -> Optional[Tuple[Any, Any, Any]]:
@@ -524,7 +526,10 @@ def _fast_call(options: Dict[str, Any]) -> Optional[Tuple[Any, Any, Any]]:
     return slots, entry[1], entry[2]
 
 
-def _fast_ref(slot: _Slot, x: Any, name: str, writable: bool, swap: bool) -> Any:
+_INPUT, _OUTPUT, _FRESH = 0, 1, 2  # roles of a _fast_ref argument (_FRESH: an output umfa made)
+
+
+def _fast_ref(slot: _Slot, x: Any, name: str, role: int, swap: bool) -> Any:
     """byref of the slot's tensor struct filled from torch tensor ``x`` (with dimensions 1 and
     2 exchanged when ``swap``: a BHSD tensor as its BSHD view); None for None; _SLOW for
     anything else (or a tensor the general path must look at)."""
@@ -534,22 +539,22 @@ def _fast_ref(slot: _Slot, x: Any, name: str, writable: bool, swap: bool) -> Any
     if type(x) is not torch.Tensor:
         return _SLOW
     try:
-        device = x.device
-        key = (x.dtype, device, x.shape, x.stride(), swap)
+        key = (x.dtype, x.device, x.shape, x.stride(), swap)
         ptr = x.data_ptr()
     except RuntimeError:  # nested or sparse tensors have no strides, meta ones no data
         return _SLOW
-    if not ptr or x.is_neg():
+    if not ptr:
         return _SLOW  # empty tensors: the general path points them at a dummy address
-    storage = x.untyped_storage()
-    if writable and ((x.requires_grad and torch.is_grad_enabled())
-                     or (device.type == "cpu"
-                         and not (storage.resizable() or storage.is_shared()))):
-        return _SLOW
+    if role != _FRESH:
+        if x.is_neg():
+            return _SLOW
+        storage = x.untyped_storage()
+        if role == _OUTPUT and (x.requires_grad or not storage.resizable()):
+            return _SLOW  # perhaps not writable: the general path decides
     if slot.key != key:
         if swap and x.dim() != 4:
             return _SLOW
-        view = make_view(x, name, writable=writable)
+        view = make_view(x, name, writable=role != _INPUT)
         t = slot.tensor
         ctypes.memmove(ctypes.addressof(t), ctypes.addressof(view.tensor), ctypes.sizeof(t))
         slot.lo, slot.hi = _views.byte_span(x.shape, x.stride(), x.element_size())
@@ -557,9 +562,10 @@ def _fast_ref(slot: _Slot, x: Any, name: str, writable: bool, swap: bool) -> Any
             t.shape[1], t.shape[2] = t.shape[2], t.shape[1]
             t.strides[1], t.strides[2] = t.strides[2], t.strides[1]
         slot.key = key
-    start = storage.data_ptr()
-    if ptr + slot.lo < start or ptr + slot.hi > start + storage.nbytes():
-        return _SLOW  # outside its storage (resized or freed): the general path says so
+    if role != _FRESH:
+        start = storage.data_ptr()
+        if ptr + slot.lo < start or ptr + slot.hi > start + storage.nbytes():
+            return _SLOW  # outside its storage (resized or freed): the general path says so
     slot.tensor.data = ptr
     return slot.ref
 

@@ -532,6 +532,8 @@ class _Array(Source):
         code = self.code if self.code is not None else _np_dtype_code(a.dtype, what)
         strides = _byte_strides_to_elements(a.strides, a.itemsize, what)
         ptr = _np_address(a)
+        t = N.Tensor()
+        _fill(t, ptr, code, N.DEVICE_CPU, 0, a.shape, strides, what)  # (rank checked first)
         owner = self.owner
         if a.size and owner is not None:
             lo, hi = byte_span(a.shape, strides, a.itemsize)
@@ -541,8 +543,6 @@ class _Array(Source):
                                 f"{what}: the array's shape and strides reach outside the "
                                 "memory that holds it (np.lib.stride_tricks.as_strided, or "
                                 "its base was resized)")
-        t = N.Tensor()
-        _fill(t, ptr, code, N.DEVICE_CPU, 0, a.shape, strides, what)
         return View(t, self.keep, self.keep)
 
 

@@ -41,6 +41,7 @@ from . import _checks
 from . import _native as N
 from ._context import Context, backend_available, default_context
 from ._native import Status, UmfaError
+from ._views import check_torch_extent
 
 __all__ = [
     "scaled_dot_product_attention",
@@ -186,7 +187,7 @@ def _fwd_impl(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor],
                          max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
                          deterministic)
     ctx = _context_for(q)
-    if not ctx._forward_fast(layout == LAYOUT_BHSD, q, k, v, out, lse, opts):
+    if not ctx._forward_fast(layout == LAYOUT_BHSD, q, k, v, out, lse, opts, fresh=True):
         ctx.forward(_to_core(q, layout), _to_core(k, layout), _to_core(v, layout),
                     _to_core(out, layout), lse, **opts)
     return out, lse
@@ -229,7 +230,8 @@ def _bwd_impl(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: T
                          max_seqlen_k, mask_mode, scale, softcap, window_left, window_right,
                          deterministic)
     ctx = _context_for(q)
-    if not ctx._backward_fast(layout == LAYOUT_BHSD, q, k, v, out, dout, lse, dq, dk, dv, opts):
+    if not ctx._backward_fast(layout == LAYOUT_BHSD, q, k, v, out, dout, lse, dq, dk, dv, opts,
+                              fresh=True):
         c = lambda t: _to_core(t, layout)  # noqa: E731
         ctx.backward(c(q), c(k), c(v), c(out), c(dout), lse, c(dq), c(dk), c(dv), **opts)
     return dq, dk, dv
@@ -363,6 +365,16 @@ def _attention_backward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tens
 # ----------------------------------------------------------------------------------------------
 
 
+def _check_storage(t: Tensor, name: str) -> None:
+    """Refuse a tensor whose view reaches outside its storage (``untyped_storage().resize_()``)
+    before a torch op here reads it: torch's own kernels do not check, and would read freed
+    memory."""
+    if (t.layout == torch.strided and not t.is_nested and t.device.type != "meta"
+            and t.numel()):
+        check_torch_extent(t.data_ptr(), t.shape, t.stride(), t.element_size(),
+                           t.untyped_storage(), name)
+
+
 def _aux(x: Any, dtype: torch.dtype, device: torch.device, name: str) -> Optional[Tensor]:
     """Small side inputs (slopes, offsets) as tensors of ``dtype`` on ``device``; a conversion
     that would wrap integers or overflow floats is refused."""
@@ -370,6 +382,8 @@ def _aux(x: Any, dtype: torch.dtype, device: torch.device, name: str) -> Optiona
         return None
     if not isinstance(x, Tensor):
         x = torch.as_tensor(np.asarray(x))
+    if x.dtype != dtype or x.device != device:
+        _check_storage(x, name)  # the conversion below reads it
     if x.dtype != dtype:
         if dtype == torch.int32 and not x.is_floating_point() and x.dtype != torch.bool:
             info = torch.iinfo(torch.int32)
@@ -572,11 +586,14 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
     if len(batch) == 0:  # rank 2 or 3: one batch entry
         q, k, v = q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0)
     elif len(batch) > 1:  # rank > 4: fold the batch dimensions into one (may copy)
+        for t, name in ((q, "query"), (k, "key"), (v, "value")):
+            _check_storage(t, name)
         q, k, v = (_allocate(lambda t=t: t.reshape((-1,) + tuple(t.shape[-3:])), name)
                    for t, name in ((q, "query"), (k, "key"), (v, "value")))
         if mask is not None and mask.dim() > 3:
             # Masks of rank <= 3 broadcast against [B', H, L, S] as they are; a mask with batch
             # dimensions is expanded and flattened like query (a copy only where unavoidable).
+            _check_storage(mask, "attn_mask")
             full = mask.expand(batch + (H, L, S))
             mask = _allocate(lambda: full.reshape((-1, H, L, S)), "attn_mask")
     return q, k, v, mask, batch + (H,)
@@ -592,6 +609,8 @@ def _autocast(q: Tensor, k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     if not enabled:
         return q, k, v
     dt = torch.get_autocast_dtype(dev)
+    for t, name in ((q, "query"), (k, "key"), (v, "value")):
+        _check_storage(t, name)  # the casts read them
     return tuple(t.to(dt) if t.is_floating_point() else t for t in (q, k, v))  # type: ignore
 
 
