@@ -154,6 +154,15 @@ def test_read_only_views_through_protocols(ctx):
     assert (out == SENTINEL).all()
     refused(lambda: ctx.forward(q, q, q, _CAI(np.zeros_like(q), readonly=True)),
             Status.INVALID_ARGUMENT, "read-only")
+
+    class Interface:  # numpy would view it read-only or not; as an output it is refused
+        def __init__(self, a):
+            self.__array_interface__ = a.__array_interface__
+
+    refused(lambda: ctx.forward(q, q, q, Interface(np.zeros_like(q))), Status.INVALID_ARGUMENT,
+            "outputs must be")
+    dst = np.empty_like(q)
+    ctx.forward(Interface(out), q, q, dst)  # read-only memory is fine to read
     # Read-only inputs are fine, through DLPack as well.
     dst = np.empty_like(q)
     ctx.forward(_DLPackOf(out), q, q, dst)

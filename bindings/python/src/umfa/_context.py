@@ -217,9 +217,6 @@ class Context:
             raise _closed_error()
         return self._native.handle
 
-    def _live(self) -> int:
-        return self.handle
-
     # -- queries -----------------------------------------------------------------------------
 
     @property
