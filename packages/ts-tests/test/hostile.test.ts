@@ -3,6 +3,7 @@
 // shrunk before, during and after a call, re-entrant calls, lying `byteLength` properties,
 // out-of-range option values and handles disposed at the worst moment. Every case must end in a
 // correct result or a typed error; none may write outside the memory the caller handed over.
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type * as Koffi from '@umfa/koffi';
 
@@ -228,6 +229,26 @@ describe(`hostile callers (${which})`, () => {
       expect(ra.out.data).toEqual(u.attention(bq, bk, bv).out.data);
       expect(rb.out.data).toEqual(expected);
       expectUmfa(() => a.attention(q, k, v), Status.INVALID_HANDLE);
+    });
+  });
+
+  describe('process exit', () => {
+    it('exits cleanly while contexts that were never disposed still own worker threads', () => {
+      // koffi unloads the library at Node's environment teardown, under live contexts.
+      const script = [
+        `const u = await import('@umfa/${which}');`,
+        'new u.Context({ numThreads: 2 });',
+        'new u.MFAContext();',
+        'const t = u.bshd(new Float32Array(2 * 64 * 2 * 16), [2, 64, 2, 16]);',
+        'u.attention(t, t, t);',
+        'await u.attentionAsync(t, t, t);',
+      ].join(' ');
+      const crashes: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+        if (r.status !== 0) crashes.push(`run ${i}: status ${String(r.status)} signal ${String(r.signal)} ${r.stderr.slice(0, 200)}`);
+      }
+      expect(crashes).toEqual([]);
     });
   });
 
