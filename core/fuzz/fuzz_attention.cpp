@@ -2,15 +2,23 @@
 // compiler).
 //
 // Each input is decoded into one call: umfa_attention_forward, umfa_attention_backward,
-// umfa_context_create, or one of the small helpers (tensor init, dtype sizes, status strings,
-// buffers). The decoder starts from a valid problem (dimensions, dtypes, layouts, masks, ALiBi,
-// varlen offsets, options) and then applies a few byte-driven mutations: option structs with
-// odd struct_size, unknown enums, non-finite scalars, tensors with another rank, dtype, device,
-// extent or stride (negative, huge, overlapping, broadcast), NULL pointers, aliasing outputs,
-// broken cu_seqlens.
+// umfa_context_create, the classic mfa_attention_forward over buffers, or one of the small
+// helpers (tensor init, dtype sizes, status strings, buffers). The decoder starts from a valid
+// problem (dimensions, dtypes, layouts, masks, ALiBi, varlen offsets, options) and then applies a
+// few byte-driven mutations: option structs with odd struct_size, unknown enums, non-finite
+// scalars, tensors (option tensors included) with another rank, dtype, device, extent or stride
+// (negative, huge, overflowing, overlapping, broadcast), NULL pointers, aliasing outputs, broken
+// cu_seqlens. Bytes after the ones the decoder reads select the extended mutations (older
+// inputs, which end earlier, decode exactly as before): how each tensor's memory is sized,
+// broadcast (stride 0) attn_mask, alibi_slopes and cu_seqlens, and any tensor moved into the
+// memory of another at a byte offset (outputs overlapping option tensors, inputs and each other,
+// or interleaving with them without sharing a byte).
 //
 // Memory: every tensor gets its own allocation covering exactly the elements its view can
-// reach (computed here, in 128-bit arithmetic), plus guard bytes. A view whose reach cannot be
+// reach (computed here, in 128-bit arithmetic), by default with guard bytes on both sides; the
+// extended mutations size it exactly (no guard: AddressSanitizer catches an access one byte
+// outside), exactly at its end only, or larger than the view. Guard and slack bytes are checked
+// after the call: nothing outside an output view's bytes may change. A view whose reach cannot be
 // represented (it overflows) gets a small allocation: the library must refuse it before reading
 // (SIZE_OVERFLOW or another status). A view whose reach is representable but too large to
 // allocate is never handed over: the library cannot know how much memory a pointer has, so
@@ -179,16 +187,19 @@ const char* const kRoleNames[NROLES] = {"q",  "k",  "v",  "out",  "lse",   "dout
                                         "dk", "dv", "attn_mask", "alibi_slopes", "cu_seqlens_q",
                                         "cu_seqlens_k"};
 
-constexpr size_t kGuard = 64;                // guard bytes on each side of every allocation
+constexpr size_t kGuard = 64;                // default guard bytes on each side of an allocation
 constexpr int64_t kMaxBytes = 4 << 20;       // largest reach the harness allocates per tensor
 constexpr uint8_t kSentinel = 0xA7;          // fill byte of output memory
 
 struct Slot {
   bool present = false;     // a non-NULL umfa_tensor* is passed
   umfa_tensor t{};
-  // Memory: [kGuard | reach | kGuard]; t.data = base + kGuard + (-min_offset bytes) unless NULL.
+  // Memory: [guard_before | misalign | reach | slack | guard_after];
+  // t.data = base + guard_before + misalign + (-min_offset bytes) unless NULL.
   std::unique_ptr<unsigned char[]> mem;
   size_t mem_size = 0;
+  size_t guard_before = kGuard, guard_after = kGuard;
+  size_t slack = 0;         // bytes after the reach that belong to no view (a larger allocation)
   bool null_data = false;   // t.data = NULL
   int64_t misalign = 0;     // bytes added to t.data (0 = element-aligned)
   int alias_of = -1;        // t.data = data of this other role (mutation)
@@ -242,14 +253,15 @@ void allocate(Slot& s, bool output, Rng& rng, int special) {
     lo_bytes = static_cast<int64_t>(r.lo * esize);
     span_bytes = static_cast<int64_t>((r.hi - r.lo + 1) * esize);
   }
-  s.mem_size = kGuard + static_cast<size_t>(span_bytes) + static_cast<size_t>(s.misalign) + kGuard;
+  s.mem_size = s.guard_before + static_cast<size_t>(s.misalign) + static_cast<size_t>(span_bytes) +
+               s.slack + s.guard_after;
   s.mem.reset(new unsigned char[s.mem_size]);
   std::memset(s.mem.get(), kSentinel, s.mem_size);
-  unsigned char* data = s.mem.get() + kGuard + s.misalign - lo_bytes;
+  unsigned char* data = s.mem.get() + s.guard_before + s.misalign - lo_bytes;
   s.t.data = s.null_data ? nullptr : data;
   if (output) return;
   // Inputs: every byte of the reachable range gets a value of the tensor's dtype.
-  unsigned char* begin = s.mem.get() + kGuard + s.misalign;
+  unsigned char* begin = s.mem.get() + s.guard_before + s.misalign;
   const int32_t dt = s.t.dtype;
   const int64_t n = span_bytes / esize;
   for (int64_t i = 0; i < n; ++i) {
@@ -289,6 +301,14 @@ struct Call {
   // Base problem as generated (before mutations).
   int64_t B = 1, Nq = 1, Nk = 1, Hq = 1, Hkv = 1, D = 1;
   bool varlen = false;
+  // Extended mutation: tensor `from` moved into the memory of tensor `into`, its lowest byte at
+  // byte `at` (modulo the allocation, rounded down to the element size) of that allocation.
+  struct Move {
+    int from, into;
+    uint32_t at;
+  };
+  std::vector<Move> moves;
+  bool moved_out_or_lse = false;  // a move involved out or lse (backward reads them as written)
 };
 
 // Strides for `rank` dims of `shape`, stored in the axis order `perm` (outermost first), with
@@ -621,6 +641,122 @@ void mutate_options(Reader& in, Call& c, Offsets& off) {
   }
 }
 
+// Extended mutations, read from the bytes after the ones the base decoder uses (an input that
+// ends earlier reads zeros: none of them).
+void decode_extensions(Reader& in, Call& c, Offsets& off) {
+  const uint8_t ext = in.u8();
+  if (ext & 1) {  // memory sizing per tensor: 2 bits per role
+    const uint32_t modes = in.u32();
+    for (int r = 0; r < NROLES; ++r) {
+      Slot& s = c.s[r];
+      switch ((modes >> (2 * r)) & 3) {
+        case 0: break;  // guard bytes on both sides
+        case 1: s.guard_before = s.guard_after = 0; trace("%s: exact allocation", kRoleNames[r]); break;
+        case 2:
+          s.slack = static_cast<size_t>(alloc_esize(s.t.dtype)) * (1 + in.u8() % 64);
+          trace("%s: allocation %zu bytes larger", kRoleNames[r], s.slack);
+          break;
+        case 3: s.guard_after = 0; trace("%s: allocation ends with the view", kRoleNames[r]); break;
+      }
+    }
+  }
+  if (ext & 2) {  // broadcast (stride 0) option tensors
+    const uint8_t b = in.u8();
+    if ((b & 1) && c.s[MASK].present) {
+      for (int64_t& st : c.s[MASK].t.strides) st = 0;
+      trace("attn_mask broadcast");
+    }
+    if ((b & 2) && c.s[ALIBI].present) {
+      for (int64_t& st : c.s[ALIBI].t.strides) st = 0;
+      trace("alibi_slopes broadcast");
+    }
+    // Every entry of a broadcast offset list is the first one: zeros keep the list valid.
+    if ((b & 4) && c.s[CUQ].present) {
+      c.s[CUQ].t.strides[0] = 0;
+      std::fill(off.q.begin(), off.q.end(), 0);
+      trace("cu_seqlens_q broadcast");
+    }
+    if ((b & 8) && c.s[CUK].present) {
+      c.s[CUK].t.strides[0] = 0;
+      std::fill(off.k.begin(), off.k.end(), 0);
+      trace("cu_seqlens_k broadcast");
+    }
+  }
+  if (ext & 4) {  // tensors moved into the memory of others
+    const int n = 1 + in.u8() % 3;
+    for (int i = 0; i < n; ++i) {
+      Call::Move m{in.u8() % NROLES, in.u8() % NROLES, in.u16()};
+      if (m.from == m.into) continue;
+      c.moves.push_back(m);
+      trace("%s moved into %s at byte %u", kRoleNames[m.from], kRoleNames[m.into], m.at);
+    }
+  }
+}
+
+// Byte range [lo, hi] a view reaches relative to its data pointer (valid, non-empty views).
+bool byte_range(const umfa_tensor& t, int64_t* lo, int64_t* hi) {
+  const Reach r = reach_of(t);
+  if (r.overflow || r.empty || r.negative_extent) return false;
+  const int64_t e = alloc_esize(t.dtype);
+  *lo = static_cast<int64_t>(r.lo * e);
+  *hi = static_cast<int64_t>((r.hi + 1) * e - 1);
+  return true;
+}
+
+// Applies the recorded moves: the bytes the view reaches are copied to the new place (so inputs
+// keep their values), and the view points there. A move that does not fit is dropped.
+void apply_moves(Call& c) {
+  for (const Call::Move& m : c.moves) {
+    Slot& from = c.s[m.from];
+    const Slot& into = c.s[m.into];
+    int64_t lo, hi;
+    if (!from.present || !into.present || !from.t.data || !into.mem || !byte_range(from.t, &lo, &hi))
+      continue;
+    const int64_t span = hi - lo + 1, room = static_cast<int64_t>(into.mem_size);
+    if (span > room) continue;
+    const int64_t esize = alloc_esize(from.t.dtype);
+    int64_t at = static_cast<int64_t>(m.at) % (room - span + 1);
+    at -= at % esize;
+    unsigned char* dst = into.mem.get() + at;
+    std::memmove(dst, static_cast<unsigned char*>(from.t.data) + lo, static_cast<size_t>(span));
+    from.t.data = dst - lo;
+    if (m.from == OUT || m.from == LSE || m.into == OUT || m.into == LSE) c.moved_out_or_lse = true;
+  }
+}
+
+// Whether two views share at least one byte. *exact is false when the views are too large to
+// enumerate (then the answer is "their byte ranges intersect").
+bool views_share(const umfa_tensor& a, const umfa_tensor& b, bool* exact) {
+  *exact = true;
+  if (a.rank < 0 || a.rank > 4 || b.rank < 0 || b.rank > 4) return false;
+  int64_t alo, ahi, blo, bhi;
+  if (!a.data || !b.data || !byte_range(a, &alo, &ahi) || !byte_range(b, &blo, &bhi)) return false;
+  const intptr_t pa = reinterpret_cast<intptr_t>(a.data), pb = reinterpret_cast<intptr_t>(b.data);
+  if (pa + ahi < pb + blo || pb + bhi < pa + alo) return false;
+  auto small = [](const umfa_tensor& t) {  // few enough elements to enumerate
+    int64_t n = 1;
+    for (int d = 0; d < t.rank; ++d)
+      if (__builtin_mul_overflow(n, t.shape[d], &n) || n > (1 << 16)) return false;
+    return true;
+  };
+  if (!small(a) || !small(b)) {
+    *exact = false;
+    return true;
+  }
+  std::vector<intptr_t> bytes;
+  const int64_t ea = alloc_esize(a.dtype), eb = alloc_esize(b.dtype);
+  ref::for_each_element(a, [&](int64_t, int64_t off) {
+    for (int64_t k = 0; k < ea; ++k) bytes.push_back(pa + off * ea + k);
+  });
+  std::sort(bytes.begin(), bytes.end());
+  bool shared = false;
+  ref::for_each_element(b, [&](int64_t, int64_t off) {
+    for (int64_t k = 0; k < eb && !shared; ++k)
+      shared = std::binary_search(bytes.begin(), bytes.end(), pb + off * eb + k);
+  });
+  return shared;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The oracle
 // ---------------------------------------------------------------------------------------------
@@ -892,33 +1028,31 @@ Expect oracle(Call& c, Resolved& res) {
         if (l.shape[d] != want[d]) e.issue(S(UMFA_STATUS_SHAPE_MISMATCH));
     }
   }
-  // Outputs must not start at the address of another tensor.
-  {
+  // Outputs must not share a byte with another tensor of the call (the option tensors the
+  // library reads included); views interleaving without sharing one are fine.
+  if (options_known) {
     const Role outs_f[] = {OUT, LSE};
     const Role outs_b[] = {DQ, DK, DV};
     const Role* outs = bwd ? outs_b : outs_f;
     const int n_out = bwd ? 3 : 2;
-    const Role ins_f[] = {Q, K, V};
-    const Role ins_b[] = {Q, K, V, OUT, DOUT, LSE};
-    const Role* ins = bwd ? ins_b : ins_f;
-    const int n_in = bwd ? 6 : 3;
-    auto nonempty = [&](Role r) {
-      const umfa_tensor& t = c.s[r].t;
-      if (t.rank < 0 || t.rank > 4) return false;
-      for (int d = 0; d < t.rank; ++d)
-        if (t.shape[d] <= 0) return false;
-      return true;
+    std::vector<Role> others = {Q, K, V};
+    if (bwd) others.insert(others.end(), {OUT, DOUT, LSE});
+    if (o.attn_mask) others.push_back(MASK);
+    if (o.alibi_slopes) others.push_back(ALIBI);
+    if (o.cu_seqlens_q) others.push_back(CUQ);
+    if (o.cu_seqlens_k) others.push_back(CUK);
+    auto clash = [&](Role a, Role b) {
+      if (!c.s[a].present || !c.s[b].present) return;
+      bool exact;
+      if (!views_share(c.s[a].t, c.s[b].t, &exact)) return;
+      if (exact)
+        e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+      else
+        e.maybe(S(UMFA_STATUS_INVALID_ARGUMENT));
     };
     for (int i = 0; i < n_out; ++i) {
-      const Role a = outs[i];
-      if (!c.s[a].present || !c.s[a].t.data || !nonempty(a)) continue;
-      auto clash = [&](Role b) {
-        return c.s[b].present && c.s[b].t.data == c.s[a].t.data && nonempty(b);
-      };
-      for (int j = 0; j < n_in; ++j)
-        if (clash(ins[j])) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
-      for (int j = i + 1; j < n_out; ++j)
-        if (clash(outs[j])) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+      for (Role b : others) clash(outs[i], b);
+      for (int j = i + 1; j < n_out; ++j) clash(outs[j], outs[i]);
     }
   }
   if (!options_known) return e;
@@ -930,6 +1064,10 @@ Expect oracle(Call& c, Resolved& res) {
   if (o.flags & ~static_cast<uint32_t>(UMFA_FLAG_DETERMINISTIC)) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
 
   std::vector<int64_t> cuq, cuk;
+  // The library checks the ALiBi shape before it reads the offsets: against heads_q and, for
+  // varlen, the batch the offsets' length gives.
+  bool alibi_dims_known = rel_ok;
+  int64_t alibi_batch = batch;
   if (varlen) {
     const Slot& cq = c.s[CUQ];
     const Slot& ck = c.s[CUK];
@@ -945,6 +1083,17 @@ Expect oracle(Call& c, Resolved& res) {
       counts_ok = false;
     }
     if (o.max_seqlen_q < 0 || o.max_seqlen_k < 0) e.issue(S(UMFA_STATUS_INVALID_ARGUMENT));
+    alibi_dims_known = alibi_dims_known && counts_ok;
+    if (counts_ok) alibi_batch = cq.t.shape[0] - 1;
+    // The host copies of the offsets count against the workspace limit and are refused before
+    // their contents are read.
+    if (counts_ok && c.workspace_limit) {
+      const uint64_t entries = static_cast<uint64_t>(cq.t.shape[0]) + static_cast<uint64_t>(ck.t.shape[0]);
+      if (entries > c.workspace_limit / 4) {
+        e.issue(S(UMFA_STATUS_WORKSPACE_LIMIT));
+        counts_ok = false;
+      }
+    }
     auto read = [&](const Slot& s, int64_t rows, bool usable, std::vector<int64_t>& cu,
                     int64_t max_given) {
       if (!usable) return false;
@@ -1012,9 +1161,9 @@ Expect oracle(Call& c, Resolved& res) {
       e.issue(S(UMFA_STATUS_INVALID_RANK));
     } else {
       const bool aok = check_tensor(e, a, a.t.rank, kF32Set, false);
-      if (aok && rel_ok) {
+      if (aok && alibi_dims_known) {
         if (a.t.rank == 1 && a.t.shape[0] != hq) e.issue(S(UMFA_STATUS_SHAPE_MISMATCH));
-        if (a.t.rank == 2 && (a.t.shape[0] != batch || a.t.shape[1] != hq))
+        if (a.t.rank == 2 && (a.t.shape[0] != alibi_batch || a.t.shape[1] != hq))
           e.issue(S(UMFA_STATUS_SHAPE_MISMATCH));
       }
     }
@@ -1072,15 +1221,17 @@ bool is_output(const Call& c, int r) {
 }
 
 // Marks the bytes an output view covers.
-void covered_bytes(const Slot& s, std::vector<char>& mark) {
-  mark.assign(s.mem_size, 0);
-  if (!s.t.data) return;
-  const int64_t esize = ref::dtype_size(s.t.dtype);
-  const unsigned char* data = static_cast<const unsigned char*>(s.t.data);
-  ref::for_each_element(s.t, [&](int64_t, int64_t off) {
-    const int64_t pos = (data - s.mem.get()) + off * esize;
+// Marks the bytes of `view` that lie in the allocation of `alloc` (a view moved into another
+// tensor's memory lies in that one's).
+void mark_view(const umfa_tensor& view, const Slot& alloc, std::vector<char>& mark) {
+  if (!view.data) return;
+  const int64_t esize = ref::dtype_size(view.dtype);
+  const intptr_t base = reinterpret_cast<intptr_t>(alloc.mem.get());
+  const intptr_t data = reinterpret_cast<intptr_t>(view.data);
+  ref::for_each_element(view, [&](int64_t, int64_t off) {
+    const int64_t pos = static_cast<int64_t>(data - base) + off * esize;
     for (int64_t b = 0; b < esize; ++b)
-      if (pos + b >= 0 && pos + b < static_cast<int64_t>(s.mem_size)) mark[static_cast<size_t>(pos + b)] = 1;
+      if (pos + b >= 0 && pos + b < static_cast<int64_t>(alloc.mem_size)) mark[static_cast<size_t>(pos + b)] = 1;
   });
 }
 
@@ -1155,16 +1306,6 @@ void write_offsets(Slot& s, const std::vector<int32_t>& values) {
   for (int64_t i = 0; i < n; ++i) ref::put(s.t, values[static_cast<size_t>(i)], i);
 }
 
-// Byte range [lo, hi] a view reaches relative to its data pointer (valid, non-empty views).
-bool byte_range(const umfa_tensor& t, int64_t* lo, int64_t* hi) {
-  const Reach r = reach_of(t);
-  if (r.overflow || r.empty || r.negative_extent) return false;
-  const int64_t e = alloc_esize(t.dtype);
-  *lo = static_cast<int64_t>(r.lo * e);
-  *hi = static_cast<int64_t>((r.hi + 1) * e - 1);
-  return true;
-}
-
 void run_attention(Reader& in, bool backward) {
   Call c;
   c.backward = backward;
@@ -1200,6 +1341,16 @@ void run_attention(Reader& in, bool backward) {
   c.specials = in.chance(24);
   const uint64_t seed = in.u32();
   if (c.specials) trace("non-finite inputs");
+  decode_extensions(in, c, off);
+
+  // Offset lists of over 2^20 entries (broadcast ones can be that long) take the library and the
+  // oracle too long on an unlimited context; under a limit they are refused before being read.
+  if (!c.workspace_limit)
+    for (int r : {CUQ, CUK})
+      if (c.s[r].present && eff_rank(c.s[r].t) >= 1 && c.s[r].t.shape[0] > (int64_t(1) << 20)) {
+        ++g_stats.skipped;
+        return;
+      }
 
   // Skip what cannot be handed over safely: a representable reach too large to allocate.
   for (int r = 0; r < NROLES; ++r) {
@@ -1240,6 +1391,20 @@ void run_attention(Reader& in, bool backward) {
       if (lo >= -before && hi < after) s.t.data = o.t.data;
     }
   }
+  apply_moves(c);
+  if (!c.moves.empty()) {
+    // Inputs moved onto each other hold bytes written for another dtype (NaN, say): their
+    // results are not compared.
+    for (int a = 0; a < NROLES && !c.specials; ++a)
+      for (int b = a + 1; b < NROLES && !c.specials; ++b) {
+        bool exact;
+        if (c.s[a].present && c.s[b].present && !is_output(c, a) && !is_output(c, b) &&
+            views_share(c.s[a].t, c.s[b].t, &exact)) {
+          c.specials = true;
+          trace("inputs %s and %s share memory: results not compared", kRoleNames[a], kRoleNames[b]);
+        }
+      }
+  }
   c.o.attn_mask = c.s[MASK].present ? &c.s[MASK].t : nullptr;
   c.o.alibi_slopes = c.s[ALIBI].present ? &c.s[ALIBI].t : nullptr;
   c.o.cu_seqlens_q = c.s[CUQ].present ? &c.s[CUQ].t : nullptr;
@@ -1274,6 +1439,7 @@ void run_attention(Reader& in, bool backward) {
       if (c.s[r].present && c.s[r].alias_of >= 0 &&
           (r == OUT || r == LSE || c.s[r].alias_of == OUT || c.s[r].alias_of == LSE))
         c.specials = true;
+    if (c.moved_out_or_lse) c.specials = true;
   }
   if (backward && res.valid_shapes && !c.specials) {
     const ref::ForwardResult f = ref::forward(res.p);
@@ -1325,6 +1491,7 @@ void run_attention(Reader& in, bool backward) {
     }
     const char* thread_msg = umfa_last_error(nullptr);
     if (!thread_msg || !*thread_msg) die("failed with %s but left no message", umfa_status_string(st));
+    if (std::getenv("UMFA_FUZZ_VERBOSE")) std::fprintf(stderr, "rejected: %s\n", thread_msg);
     // The per-call message: the call's message, NUL-terminated, within the capacity, when the
     // options (as the library reads them) hold a buffer.
     {
@@ -1357,20 +1524,19 @@ void run_attention(Reader& in, bool backward) {
 
   ++g_stats.ok;
   if (c.message != message_before) die("a successful call wrote the per-call message buffer");
+  // Only the bytes of output views may have changed, wherever they lie.
   std::vector<char> mark;
   for (int r = 0; r < NROLES; ++r) {
     const Slot& s = c.s[r];
     if (!s.present) continue;
-    if (!is_output(c, r)) {
-      if (std::memcmp(s.snapshot.data(), s.mem.get(), s.mem_size) != 0)
-        die("input %s was modified", kRoleNames[r]);
-      continue;
-    }
-    covered_bytes(s, mark);
+    mark.assign(s.mem_size, 0);
+    for (int o = 0; o < NROLES; ++o)
+      if (c.s[o].present && is_output(c, o)) mark_view(c.s[o].t, s, mark);
     for (size_t b = 0; b < s.mem_size; ++b)
       if (!mark[b] && s.mem[b] != s.snapshot[b])
-        die("%s: byte %zd outside the view was written", kRoleNames[r],
-            static_cast<ssize_t>(b) - static_cast<ssize_t>(kGuard));
+        die(is_output(c, r) ? "%s: byte %zd of its allocation, outside every output view, was written"
+                            : "input %s was modified (byte %zd of its allocation)",
+            kRoleNames[r], static_cast<ssize_t>(b) - static_cast<ssize_t>(s.guard_before));
   }
   if (c.specials || !res.valid_shapes) return;
   const ref::Problem& p = res.p;
@@ -1386,6 +1552,10 @@ void run_attention(Reader& in, bool backward) {
       }
     if (p.alibi) for (int64_t i = 0; i < ref::numel(*p.alibi); ++i) std::fprintf(stderr, "slope %g\n", ref::load(p.alibi->data, 0, i));
   }
+  // With a scale this large q·k can overflow to infinity before an additive mask's -inf is
+  // added: such rows are NaN by the header's rules for non-finite scores, which the reference
+  // does not model.
+  if (std::fabs(p.scale) * static_cast<double>(p.d) > 1e30) return;
   if (!backward) {
     const ref::ForwardResult f = ref::forward(p);
     if (f.max_abs_score > 1e4) return;
@@ -1409,6 +1579,196 @@ void run_attention(Reader& in, bool backward) {
     compare("dv", c.s[DV].t, g.dv, false, p, ref::tolerance(in_dt, c.s[DV].t.dtype, true, fwd_max_score), g.dv_err);
   }
   ++g_stats.compared;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The classic mfa_attention_forward over buffers sized exactly, one element short or larger
+// ---------------------------------------------------------------------------------------------
+
+// One operand: caller memory wrapped with mfa_buffer_from_ptr (guard bytes around it), or a
+// buffer of the library's.
+struct ClassicOperand {
+  std::unique_ptr<unsigned char[]> mem;  // wrapped: [kGuard | size | kGuard]
+  size_t mem_size = 0;
+  unsigned char* data = nullptr;         // the buffer's bytes
+  size_t size = 0;                       // the buffer's size
+  mfa_buffer_t buf = nullptr;
+  std::vector<unsigned char> snapshot;   // the whole memory (wrapped) or the buffer's bytes
+  const unsigned char* bytes() const { return mem ? mem.get() : data; }
+  size_t byte_count() const { return mem ? mem_size : size; }
+  void take_snapshot() { snapshot.assign(bytes(), bytes() + byte_count()); }
+};
+
+mfa_context_t classic_context() {
+  static mfa_context_t ctx = [] {
+    mfa_context_t c = nullptr;
+    if (mfa_create_context(&c) != MFA_SUCCESS) die("mfa_create_context failed");
+    return c;
+  }();
+  return ctx;
+}
+
+void run_classic(Reader& in) {
+  mfa_context_t ctx = classic_context();
+  const uint32_t batch = in.u8() % 3, seq_q = in.u8() % 40, seq_kv = in.u8() % 40, heads = 1 + in.u8() % 3;
+  static const uint16_t kHeadDims[] = {1, 3, 8, 16, 17, 32, 64, 65, 128, 0, 257};
+  const uint16_t head_dim = in.pick(kHeadDims);
+  static const int kPrecisions[] = {MFA_PRECISION_FP32, MFA_PRECISION_FP16, MFA_PRECISION_BF16,
+                                    MFA_PRECISION_FP32, MFA_PRECISION_FP16, MFA_PRECISION_BF16, 3, -1};
+  const int p_in = in.pick(kPrecisions), p_mid = in.pick(kPrecisions), p_out = in.pick(kPrecisions);
+  const uint8_t flags = in.u8();
+  const bool causal = flags & 1;
+  const bool tq = flags & 2, tk = flags & 4, tv = flags & 8, to = flags & 16;
+  static const float kScales[] = {0.f, 0.f, 0.25f, 1.f, std::numeric_limits<float>::quiet_NaN()};
+  const float scale = in.pick(kScales);
+  auto dtype_of = [](int p) {
+    return p == MFA_PRECISION_FP32 ? UMFA_DTYPE_F32 : p == MFA_PRECISION_FP16 ? UMFA_DTYPE_F16
+                                   : p == MFA_PRECISION_BF16 ? UMFA_DTYPE_BF16 : -1;
+  };
+  const int32_t in_dt = dtype_of(p_in), out_dt = dtype_of(p_out);
+  const bool precisions_ok = in_dt >= 0 && out_dt >= 0 && dtype_of(p_mid) >= 0;
+  trace("classic B=%u Nq=%u Nk=%u H=%u D=%u precisions=(%d,%d,%d) causal=%d transposed=%d%d%d%d scale=%g", batch,
+        seq_q, seq_kv, heads, head_dim, p_in, p_mid, p_out, causal, tq, tk, tv, to, static_cast<double>(scale));
+
+  // Buffer sizes: exactly what the shapes need, one element short, larger, or a library buffer.
+  const char* const names[4] = {"q", "k", "v", "out"};
+  const uint32_t seqs[4] = {seq_q, seq_kv, seq_kv, seq_q};
+  ClassicOperand ops[4];
+  size_t needed[4];
+  bool short_buffer = false;
+  for (int i = 0; i < 4; ++i) {
+    const int32_t dt = i == 3 ? out_dt : in_dt;
+    const size_t esize = dt >= 0 ? static_cast<size_t>(ref::dtype_size(dt)) : 4;
+    needed[i] = size_t(batch) * seqs[i] * heads * head_dim * esize;
+    ClassicOperand& op = ops[i];
+    const uint8_t mode = in.u8() % 5;
+    size_t size = needed[i];
+    if (mode == 1 && needed[i] > 0) size = needed[i] - esize;
+    if (mode == 2) size = needed[i] + esize * (1 + in.u8() % 32);
+    size = std::max<size_t>(size, 1);  // a 0-byte buffer cannot be made
+    short_buffer = short_buffer || size < needed[i];
+    op.size = size;
+    if (mode == 3) {
+      if (mfa_create_buffer(ctx, size, &op.buf) != MFA_SUCCESS) die("mfa_create_buffer(%zu) failed", size);
+      op.data = static_cast<unsigned char*>(mfa_buffer_contents(op.buf));
+    } else {
+      op.mem_size = kGuard + size + kGuard;
+      op.mem.reset(new unsigned char[op.mem_size]);
+      std::memset(op.mem.get(), kSentinel, op.mem_size);
+      op.data = op.mem.get() + kGuard;
+    }
+    trace("%s: %zu-byte %s buffer for %zu bytes", names[i], size, mode == 3 ? "library" : "wrapped", needed[i]);
+  }
+  // Input values.
+  Rng rng(in.u32());
+  for (int i = 0; i < 3; ++i)
+    if (in_dt >= 0)
+      for (size_t e = 0; e < ops[i].size / static_cast<size_t>(ref::dtype_size(in_dt)); ++e)
+        ref::store(ops[i].data, in_dt, static_cast<int64_t>(e), rng.uniform(-1.0, 1.0));
+  // out is the very buffer of an input, or wraps memory overlapping one.
+  const uint8_t alias = in.u8() % 8;
+  int same_buffer = -1, overlapping = -1;
+  if (alias == 1) same_buffer = in.u8() % 3;
+  if (alias == 2) {
+    const int i = in.u8() % 3;
+    const size_t at = in.u16() % (ops[i].size + 1);
+    if (ops[i].mem && !ops[3].buf && at + ops[3].size <= ops[i].size + kGuard) {
+      ops[3].mem.reset();
+      ops[3].data = ops[i].data + at - at % 4;
+      overlapping = i;
+      trace("out wraps %s's memory at byte %zu", names[i], at - at % 4);
+    }
+  }
+  for (ClassicOperand& op : ops)
+    if (!op.buf && mfa_buffer_from_ptr(ctx, op.data, op.size, &op.buf) != MFA_SUCCESS)
+      die("mfa_buffer_from_ptr failed");
+  if (same_buffer >= 0) {
+    ClassicOperand& o = ops[3];
+    mfa_destroy_buffer(o.buf);
+    o.buf = ops[same_buffer].buf;
+    o.mem.reset();
+    o.data = ops[same_buffer].data;
+    o.size = ops[same_buffer].size;
+    trace("out is %s's buffer", names[same_buffer]);
+  }
+
+  // Views of the operands as the classic API lays them out (for overlap and the reference).
+  auto view = [&](int i) {
+    umfa_tensor t;
+    std::memset(&t, 0, sizeof t);
+    t.data = ops[i].data;
+    t.dtype = i == 3 ? out_dt : in_dt;
+    t.rank = 4;
+    const int64_t s = seqs[i], h = heads, d = head_dim;
+    const int64_t shape[4] = {batch, s, h, d};
+    std::copy(shape, shape + 4, t.shape);
+    const bool transposed = i == 0 ? tq : i == 1 ? tk : i == 2 ? tv : to;
+    if (!transposed) {
+      t.strides[3] = 1, t.strides[2] = d, t.strides[1] = h * d, t.strides[0] = s * h * d;
+    } else {
+      t.strides[1] = 1, t.strides[3] = s, t.strides[2] = d * s, t.strides[0] = h * d * s;
+    }
+    return t;
+  };
+
+  bool must_fail = !precisions_ok || head_dim < 1 || head_dim > UMFA_MAX_HEAD_DIM || short_buffer ||
+                   same_buffer >= 0 || std::isnan(scale);
+  if (overlapping >= 0 && precisions_ok) {
+    bool exact;
+    if (views_share(view(3), view(overlapping), &exact)) must_fail = true;
+  }
+  const double work = double(batch) * seq_q * seq_kv * heads * head_dim;
+  if (!must_fail && work > 1.0e6) {
+    ++g_stats.skipped;
+    for (ClassicOperand& op : ops)
+      if (op.buf && !(same_buffer >= 0 && &op == &ops[3])) mfa_destroy_buffer(op.buf);
+    return;
+  }
+  for (ClassicOperand& op : ops) op.take_snapshot();
+  const mfa_error_t err = mfa_attention_forward(ctx, ops[0].buf, ops[1].buf, ops[2].buf, ops[3].buf, batch, seq_q,
+                                                seq_kv, heads, head_dim, scale, causal, p_in, p_mid, p_out, tq, tk,
+                                                tv, to);
+  ++g_stats.calls;
+  if (must_fail != (err != MFA_SUCCESS))
+    die("mfa_attention_forward returned %d (%s); %s", err, mfa_error_string(err), must_fail ? "expected an error" : "expected success");
+  if (err != MFA_SUCCESS) {
+    ++g_stats.rejected;
+    if (err != MFA_ERROR_INVALID_ARGS) die("mfa_attention_forward returned %d, expected MFA_ERROR_INVALID_ARGS", err);
+    for (int i = 0; i < 4; ++i)
+      if (std::memcmp(ops[i].snapshot.data(), ops[i].bytes(), ops[i].byte_count()) != 0)
+        die("mfa_attention_forward failed but the memory of %s changed", names[i]);
+  } else {
+    ++g_stats.ok;
+    for (int i = 0; i < 3; ++i)
+      if (std::memcmp(ops[i].snapshot.data(), ops[i].bytes(), ops[i].byte_count()) != 0)
+        die("mfa_attention_forward changed %s", names[i]);
+    // out: only the bytes its shape covers; nothing after them, nothing in the guards.
+    const ClassicOperand& o = ops[3];
+    const size_t first = static_cast<size_t>(o.data - o.bytes());
+    for (size_t b = 0; b < o.byte_count(); ++b)
+      if ((b < first || b >= first + needed[3]) && o.bytes()[b] != o.snapshot[b])
+        die("mfa_attention_forward wrote byte %zd of out's buffer (it needs %zu)",
+            static_cast<ssize_t>(b) - static_cast<ssize_t>(first), needed[3]);
+    ref::Problem p;
+    p.batch = batch;
+    p.nq = seq_q;
+    p.nk = seq_kv;
+    p.hq = p.hkv = heads;
+    p.d = head_dim;
+    p.mask_mode = causal ? UMFA_MASK_CAUSAL_TOP_LEFT : UMFA_MASK_NONE;
+    p.scale = scale != 0.f ? static_cast<double>(scale)
+                           : static_cast<double>(static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))));
+    p.q = view(0);
+    p.k = view(1);
+    p.v = view(2);
+    const ref::ForwardResult f = ref::forward(p);
+    if (f.max_abs_score <= 1e4) {
+      compare("out", view(3), f.out, false, p, ref::tolerance(in_dt, out_dt, false, f.max_abs_score), f.out_err);
+      ++g_stats.compared;
+    }
+  }
+  for (ClassicOperand& op : ops)
+    if (op.buf && !(same_buffer >= 0 && &op == &ops[3])) mfa_destroy_buffer(op.buf);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1627,8 +1987,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_input = data;
   g_input_size = size;
   Reader in(data, size);
-  const uint8_t kind = in.u8() % 16;
-  if (kind < 7)
+  const uint8_t first = in.u8();
+  const uint8_t kind = first % 16;
+  if (first >= 240)  // (seed corpus inputs start with 0..15)
+    run_classic(in);
+  else if (kind < 7)
     run_attention(in, false);
   else if (kind < 14)
     run_attention(in, true);
