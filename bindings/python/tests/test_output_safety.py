@@ -439,6 +439,13 @@ def test_results_too_large_to_allocate():
     t = torch.ones(1, 1, 4, 8)
     refused(lambda: ut.scaled_dot_product_attention(t, t.expand(2 ** 40, 1, 4, 8), t),
             Status.OUT_OF_MEMORY)
+    # Side inputs converted to float32: a broadcast of 2^40 slopes cannot be.
+    q = np.ones((1, 4, 1, 8), np.float32)
+    slopes = np.broadcast_to(np.ones(1), (2 ** 40,))
+    refused(lambda: umfa.flash_attn_func(q, q, q, alibi_slopes=slopes), Status.OUT_OF_MEMORY)
+    tq = torch.ones(1, 4, 1, 8)
+    refused(lambda: umfa.flash_attn_func(tq, tq, tq, alibi_slopes=torch.from_numpy(slopes)),
+            Status.OUT_OF_MEMORY)
 
 
 def test_sdpa_on_a_tensor_past_its_storage():

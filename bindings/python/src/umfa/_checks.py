@@ -141,7 +141,7 @@ def int32_array(a: np.ndarray, name: str) -> np.ndarray:
         return a
     if a.size and (a.min() < INT32[0] or a.max() > INT32[1]):
         raise invalid(f"{name} holds values outside the int32 range")
-    return a.astype(np.int32)
+    return _converted(a, np.int32, name)
 
 
 def float32_array(a: np.ndarray, name: str) -> np.ndarray:
@@ -152,7 +152,23 @@ def float32_array(a: np.ndarray, name: str) -> np.ndarray:
     if a.dtype == object or not (np.issubdtype(a.dtype, np.floating)
                                  or np.issubdtype(a.dtype, np.integer)):
         return a  # not a real array: the core refuses its dtype with its own status
-    wide = a.astype(np.float64)
-    if np.any(np.isfinite(wide) & (np.abs(wide) > np.finfo(np.float32).max)):
+    try:
+        wide = np.abs(a.astype(np.float64))
+    except MemoryError:
+        raise _too_big(a, name) from None
+    if np.any(np.isfinite(wide) & (wide > np.finfo(np.float32).max)):
         raise invalid(f"{name} holds values outside the float32 range")
-    return a.astype(np.float32)
+    return _converted(a, np.float32, name)
+
+
+def _converted(a: np.ndarray, dtype: Any, name: str) -> np.ndarray:
+    try:
+        return a.astype(dtype)
+    except MemoryError:
+        raise _too_big(a, name) from None
+
+
+def _too_big(a: np.ndarray, name: str) -> UmfaError:
+    # A broadcast (stride-0) array can describe more elements than memory holds.
+    return UmfaError(Status.OUT_OF_MEMORY, None,
+                     f"{name}: converting its {a.size} elements needs more memory than there is")

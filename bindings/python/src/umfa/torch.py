@@ -166,10 +166,12 @@ def _core_options(q: Tensor, attn_mask: Optional[Tensor], alibi_slopes: Optional
 
 
 def _allocate(make: Callable[[], Tensor], what: str) -> Tensor:
-    """A result tensor from ``make()``; torch's allocation failure (a RuntimeError on the CPU)
-    becomes ``UmfaError(UMFA_STATUS_OUT_OF_MEMORY)``, as the core reports its own."""
+    """A tensor from ``make()``, which allocates; torch's allocation failure (a RuntimeError on
+    the CPU) becomes ``UmfaError(UMFA_STATUS_OUT_OF_MEMORY)``, as the core reports its own."""
     try:
         return make()
+    except UmfaError:
+        raise
     except RuntimeError as exc:
         raise UmfaError(Status.OUT_OF_MEMORY, None,
                         f"{what}: could not allocate the result: {exc}") from None
@@ -382,20 +384,24 @@ def _aux(x: Any, dtype: torch.dtype, device: torch.device, name: str) -> Optiona
         return None
     if not isinstance(x, Tensor):
         x = torch.as_tensor(np.asarray(x))
-    if x.dtype != dtype or x.device != device:
-        _check_storage(x, name)  # the conversion below reads it
-    if x.dtype != dtype:
-        if dtype == torch.int32 and not x.is_floating_point() and x.dtype != torch.bool:
-            info = torch.iinfo(torch.int32)
-            if x.numel() and (x.min().item() < info.min or x.max().item() > info.max):
-                raise _checks.invalid(f"{name} holds values outside the int32 range")
-        elif dtype == torch.float32 and x.is_floating_point():
-            big = x.isfinite() & (x.abs() > torch.finfo(torch.float32).max)
-            if bool(big.any()):
-                raise _checks.invalid(f"{name} holds values outside the float32 range")
-    if x.dtype != dtype or x.device != device:
-        x = x.to(device=device, dtype=dtype)
-    return x.detach()
+    if x.dtype == dtype and x.device == device:
+        return x.detach()
+    _check_storage(x, name)  # the conversion below reads it
+    return _allocate(lambda: _converted(x, dtype, device, name), name)
+
+
+def _converted(x: Tensor, dtype: torch.dtype, device: torch.device, name: str) -> Tensor:
+    """``x`` as ``dtype`` on ``device``, refusing values the conversion would wrap or make
+    infinite."""
+    if dtype == torch.int32 and not x.is_floating_point() and x.dtype != torch.bool:
+        info = torch.iinfo(torch.int32)
+        if x.numel() and (x.min().item() < info.min or x.max().item() > info.max):
+            raise _checks.invalid(f"{name} holds values outside the int32 range")
+    elif dtype == torch.float32 and x.is_floating_point():
+        big = x.isfinite() & (x.abs() > torch.finfo(torch.float32).max)
+        if bool(big.any()):
+            raise _checks.invalid(f"{name} holds values outside the float32 range")
+    return x.to(device=device, dtype=dtype).detach()
 
 
 def _scale_arg(softmax_scale: Optional[float]) -> float:
