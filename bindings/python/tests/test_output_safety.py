@@ -456,3 +456,19 @@ def test_sdpa_on_a_tensor_past_its_storage():
     k = torch.randn(1, 1, 4, 8)  # broadcast over heads: the view ops see q first
     refused(lambda: ut.scaled_dot_product_attention(q, k, k), Status.INVALID_ARGUMENT)
 
+
+
+def test_numpy_side_inputs_past_their_memory_are_not_converted():
+    # The high-level functions convert ALiBi slopes and offsets with numpy, which reads every
+    # element: a view past its memory is refused before that.
+    q = np.ones((1, 4, 2, 8), np.float32)
+    small = np.arange(2, dtype=np.int32)
+    past = np.lib.stride_tricks.as_strided(small, (2,), (16,))
+    refused(lambda: umfa.flash_attn_func(q, q, q, alibi_slopes=past), Status.INVALID_ARGUMENT,
+            "alibi_slopes", "outside")
+    qv = np.ones((4, 2, 8), np.float32)
+    cu = np.lib.stride_tricks.as_strided(np.array([0, 4], np.int64), (2,), (64,))
+    refused(lambda: umfa.flash_attn_varlen_func(qv, qv, qv, cu, cu, 4, 4),
+            Status.INVALID_ARGUMENT, "cu_seqlens_q", "outside")
+    q64 = np.lib.stride_tricks.as_strided(np.ones(8), (8, 8), (64, 8))
+    refused(lambda: umfa.attention(q64, q64, q64), Status.INVALID_ARGUMENT, "outside")

@@ -12,7 +12,7 @@ from . import _checks
 from . import _native as N
 from ._context import Context, backend_available, default_context, staged_forward
 from ._native import Status, UmfaError
-from ._views import is_torch_tensor, numpy_bfloat16
+from ._views import check_numpy_extent, is_torch_tensor, numpy_bfloat16
 
 ArrayLike = Any  # numpy arrays, torch tensors, or anything numpy can view without a copy
 
@@ -276,6 +276,7 @@ def flash_attention_forward(context: Context, q: ArrayLike, k: ArrayLike, v: Arr
     for x, name in ((q, "q"), (k, "k"), (v, "v")):
         a = np.asarray(x)
         if not _readable(a):
+            check_numpy_extent(a, name)  # the conversion reads it
             a = a.astype(_precision_dtype(input_precision, "input_precision"))
         arrays.append(a)
     q, k, v = arrays
@@ -344,11 +345,15 @@ def _np(x: ArrayLike, name: str) -> np.ndarray:
 
 def _np_i32(x: ArrayLike, name: str) -> np.ndarray:
     # A [batch + 1] offset list: converting it is negligible.
-    return _checks.int32_array(np.asarray(x), name)
+    a = np.asarray(x)
+    check_numpy_extent(a, name)  # the range check and the conversion read it
+    return _checks.int32_array(a, name)
 
 
 def _np_f32(x: ArrayLike, name: str) -> np.ndarray:
-    return _checks.float32_array(np.asarray(x), name)
+    a = np.asarray(x)
+    check_numpy_extent(a, name)
+    return _checks.float32_array(a, name)
 
 
 def _window(window_size: Optional[Sequence[int]]) -> Tuple[int, int]:

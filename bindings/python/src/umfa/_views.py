@@ -508,6 +508,28 @@ def _memory_owner(arr: np.ndarray) -> Optional[np.ndarray]:
     return None
 
 
+def _check_within(a: np.ndarray, strides: Sequence[int], owner: np.ndarray, what: str) -> None:
+    """Refuse the (non-empty, plain) array ``a`` when its elements reach outside ``owner``."""
+    lo, hi = byte_span(a.shape, strides, a.itemsize)
+    ptr, start = _np_address(a), _np_address(owner)
+    if ptr + lo < start or ptr + hi > start + _np_nbytes(owner):
+        raise UmfaError(Status.INVALID_ARGUMENT, None,
+                        f"{what}: the array's shape and strides reach outside the memory that "
+                        "holds it (np.lib.stride_tricks.as_strided, or its base was resized)")
+
+
+def check_numpy_extent(arr: np.ndarray, what: str) -> None:
+    """Refuse a numpy view reaching outside the memory that holds it, before numpy code of the
+    binding reads it (a conversion copies every element: numpy does not check either)."""
+    if not arr.size or _np_flags(arr).owndata:
+        return
+    owner = _memory_owner(arr)
+    if owner is not None:
+        plain = arr if type(arr) is np.ndarray else np.ndarray.view(arr, np.ndarray)
+        _check_within(plain, _byte_strides_to_elements(plain.strides, plain.itemsize, what),
+                      owner, what)
+
+
 class _Array(Source):
     """A numpy array; a subclass is read as the plain array it holds."""
 
@@ -531,18 +553,10 @@ class _Array(Source):
             raise _read_only(what, "the array")
         code = self.code if self.code is not None else _np_dtype_code(a.dtype, what)
         strides = _byte_strides_to_elements(a.strides, a.itemsize, what)
-        ptr = _np_address(a)
         t = N.Tensor()
-        _fill(t, ptr, code, N.DEVICE_CPU, 0, a.shape, strides, what)  # (rank checked first)
-        owner = self.owner
-        if a.size and owner is not None:
-            lo, hi = byte_span(a.shape, strides, a.itemsize)
-            start = _np_address(owner)
-            if ptr + lo < start or ptr + hi > start + _np_nbytes(owner):
-                raise UmfaError(Status.INVALID_ARGUMENT, None,
-                                f"{what}: the array's shape and strides reach outside the "
-                                "memory that holds it (np.lib.stride_tricks.as_strided, or "
-                                "its base was resized)")
+        _fill(t, _np_address(a), code, N.DEVICE_CPU, 0, a.shape, strides, what)  # rank first
+        if a.size and self.owner is not None:
+            _check_within(a, strides, self.owner, what)
         return View(t, self.keep, self.keep)
 
 
