@@ -6,6 +6,11 @@
 //
 // Every child runs under alarm() and the parent waits with a deadline, so a regression fails
 // the test instead of hanging it.
+//
+// Under AddressSanitizer the forks during calls are skipped: that runtime (clang 14's) does not
+// hold its allocator's locks across fork(), so a child forked while another thread is inside
+// malloc (as a call's thread often is) can block in its next allocation, whatever the library
+// does. glibc's malloc is fork-safe; the normal build runs every case.
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -224,10 +229,23 @@ void unused_and_single(Problem& p) {
 
 }  // namespace
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UMFA_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define UMFA_TEST_ASAN 1
+#endif
+
 int main() {
   Problem p;
   after_use(p);
+#if defined(UMFA_TEST_ASAN)
+  std::printf("test_fork: forks during calls skipped under AddressSanitizer (see the top of the file)\n");
+#else
   during_calls(p);
+#endif
   unused_and_single(p);
   return t::summary("test_fork");
 }

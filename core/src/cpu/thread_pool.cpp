@@ -52,7 +52,14 @@ void ThreadPool::stop_workers() {
   for (os::NativeThread& t : workers_) t.join();
 }
 
-void ThreadPool::fork_prepare() { mu_.lock(); }
+void ThreadPool::fork_prepare() {
+  // A worker still starting may be inside the system's thread start-up (which allocates under
+  // the allocator's own locks in some runtimes, AddressSanitizer's among them): wait until every
+  // worker runs our code, then hold the lock across the fork.
+  std::unique_lock<std::mutex> lk(mu_);
+  running_cv_.wait(lk, [this] { return running_ == static_cast<int>(workers_.size()); });
+  lk.release();
+}
 
 void ThreadPool::fork_parent() { mu_.unlock(); }
 
@@ -62,10 +69,12 @@ void ThreadPool::fork_child() {
   // count the vanished workers as waiters) are replaced, never destroyed; run() starts workers.
   for (os::NativeThread& t : workers_) t.forget();
   workers_.clear();
+  running_ = 0;
   jobs_.clear();
   os::reconstruct_in_child(mu_);
   os::reconstruct_in_child(work_cv_);
   os::reconstruct_in_child(done_cv_);
+  os::reconstruct_in_child(running_cv_);
 }
 
 ThreadPool::Job* ThreadPool::find_job() {
@@ -81,6 +90,8 @@ constexpr int kSpinMicros = 200;
 
 void ThreadPool::worker_main() {
   std::unique_lock<std::mutex> lk(mu_);
+  ++running_;
+  running_cv_.notify_all();
   for (;;) {
     Job* job = nullptr;
     if (!stop_ && (job = find_job()) == nullptr) {

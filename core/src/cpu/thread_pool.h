@@ -73,6 +73,8 @@ class ThreadPool final : private os::ForkHandler {
   std::mutex mu_;
   std::condition_variable work_cv_;  // workers wait here for jobs
   std::condition_variable done_cv_;  // callers wait here for their job's workers to leave
+  std::condition_variable running_cv_;  // fork_prepare waits here for workers still starting
+  int running_ = 0;                  // workers that reached worker_main; guarded by mu_
   std::vector<Job*> jobs_;           // guarded by mu_
   bool stop_ = false;                // guarded by mu_
   std::atomic<uint64_t> posted_{0};  // jobs posted so far (lets spinning workers notice work)
