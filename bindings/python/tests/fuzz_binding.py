@@ -285,6 +285,8 @@ def judge(case: Dict[str, Any]) -> str:
         layout = spec["layout"] if c in VIEW_CONTAINERS else "contiguous"
         if layout == "shrunk" and c != "torch":
             layout = "contiguous"  # only torch storages are resized
+        if layout == "beyond" and alias and _shares_arena(case, role, alias["target"]):
+            layout = "contiguous"  # placed in its target's (larger) arena instead
         shape = _shape_of(case, role)
         if layout in ("reversed", "beyond", "shrunk"):
             sized.append("refuse")
