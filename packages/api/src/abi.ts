@@ -130,8 +130,8 @@ export const RELOCATED_OPTION_FIELDS: readonly number[] = [
  * `data` field: a typed array (its memory is passed in place) or a `bigint` address (device
  * memory of a {@link DeviceTensor}); `undefined` = slot unused, passed as NULL.
  *
- * Host memory is bound last: {@link bindHostMemory} (synchronous calls) or
- * {@link stageHostMemory} (asynchronous calls) re-reads every typed array's length through the
+ * Host memory is bound last: `bindHostMemory` (synchronous calls) or
+ * `stageHostMemory` (asynchronous calls) re-reads every typed array's length through the
  * engine's getters and refuses the call when a view no longer covers {@link Frame.needed} bytes.
  * Drivers pass a library-owned placeholder address for slots that need 0 bytes (empty views, and
  * views with negative extents or strides, which the core refuses without reading them).
@@ -157,7 +157,7 @@ export class Frame {
   readonly buffers: BufferState[];
   /**
    * Outputs an asynchronous call writes into library-owned staging memory, copied back into the
-   * caller's views when it completes ({@link stageHostMemory}, {@link copyBackStaged}).
+   * caller's views when it completes (`stageHostMemory`, `copyBackStaged`).
    *
    * @internal
    */
@@ -196,7 +196,7 @@ export class Frame {
   }
 }
 
-/** An output staged by {@link stageHostMemory}. */
+/** An output staged by `stageHostMemory`. */
 export interface StagedOutput {
   /** The slot's name in messages. */
   readonly role: string;
@@ -259,7 +259,7 @@ function tooShort(role: string, needed: number, info: ViewInfo | undefined, when
 }
 
 /**
- * Encodes a tensor read by {@link snapshotTensor} into slot `slot` of `frame` (the `data` field
+ * Encodes a tensor read by `snapshotTensor` into slot `slot` of `frame` (the `data` field
  * is left 0 for the driver). Refuses what the struct cannot hold and views that reach past the
  * end of their memory; for a device tensor, one that has been disposed. Runs no caller code.
  *
@@ -324,8 +324,8 @@ export function encodeSnapshot(frame: Frame, slot: number, t: TensorSnapshot, ow
 }
 
 /**
- * Encodes tensor `t` into slot `slot` of `frame`: {@link snapshotTensor} then
- * {@link encodeSnapshot}. `t` is a host {@link Tensor} or a {@link DeviceTensor}.
+ * Encodes tensor `t` into slot `slot` of `frame`: `snapshotTensor` then
+ * `encodeSnapshot`. `t` is a host {@link Tensor} or a {@link DeviceTensor}.
  *
  * @param role - the tensor's name in error messages ("q", "attn_mask", ...)
  */
@@ -366,7 +366,7 @@ interface StagingGroup {
  * copied once, over the byte range its views span, into library-owned memory that the frame's
  * slots then point into; the copies keep the views' relative placement (so the core's alias and
  * overlap checks see what they would have seen) and their address alignment modulo 64 (so its
- * alignment check does too). Outputs are copied back by {@link copyBackStaged}. Left in place:
+ * alignment check does too). Outputs are copied back by `copyBackStaged`. Left in place:
  * views over a `SharedArrayBuffer` (which can neither be detached nor shrink), outputs the
  * library allocated for this call, and views that need no bytes. Costs one copy of each input
  * and output (O(N·D), against attention's O(N²·D)).
@@ -447,7 +447,7 @@ function encodeRef(frame: Frame, field: number, slot: number, t: TensorSnapshot 
 
 /**
  * Encodes `umfa_attention_options` (and the tensors it points to, in slots MASK, ALIBI,
- * CU_SEQLENS_Q/K) into `frame` from options read by {@link snapshotAttentionOptions}. Pointer
+ * CU_SEQLENS_Q/K) into `frame` from options read by `snapshotAttentionOptions`. Pointer
  * fields to slots are written as frame offsets (see {@link RELOCATED_OPTION_FIELDS}).
  */
 export function encodeOptionsSnapshot(frame: Frame, o: OptionsSnapshot): void {
@@ -475,8 +475,8 @@ export function encodeOptionsSnapshot(frame: Frame, o: OptionsSnapshot): void {
 }
 
 /**
- * Encodes `umfa_attention_options` from an options object: {@link snapshotAttentionOptions}
- * then {@link encodeOptionsSnapshot}.
+ * Encodes `umfa_attention_options` from an options object: `snapshotAttentionOptions`
+ * then `encodeOptionsSnapshot`.
  */
 export function encodeOptions(frame: Frame, options: AttentionOptions | undefined): void {
   encodeOptionsSnapshot(frame, snapshotAttentionOptions(optionsObject(options)));
