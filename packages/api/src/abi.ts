@@ -340,6 +340,14 @@ export function encodeTensor(frame: Frame, slot: number, t: Tensor | DeviceTenso
  * between; the N-API addon repeats the check natively.
  */
 export function bindHostMemory(frame: Frame): void {
+  forEachHostView(frame, () => {});
+}
+
+/**
+ * Calls `visit` for each host view of `frame` that needs bytes, after checking through the
+ * engine's getters that it still covers them (SHAPE_MISMATCH otherwise).
+ */
+function forEachHostView(frame: Frame, visit: (slot: number, view: ArrayBufferView, info: ViewInfo, needed: number) => void): void {
   const views = frame.views;
   for (let i = 0; i < SLOT_COUNT; i++) {
     const data = views[i];
@@ -348,6 +356,7 @@ export function bindHostMemory(frame: Frame): void {
     if (needed === 0) continue;
     const info = viewInfo(data);
     if (info === undefined || info.byteLength < needed) throw tooShort(frame.roles[i] as string, needed, info, ' now');
+    visit(i, data, info, needed);
   }
 }
 
@@ -376,14 +385,8 @@ interface StagingGroup {
 export function stageHostMemory(frame: Frame, addressOf: (data: ArrayBufferView) => bigint): void {
   const groups = new Map<ArrayBufferLike, StagingGroup>();
   const views = frame.views;
-  for (let i = 0; i < SLOT_COUNT; i++) {
-    const data = views[i];
-    if (data === undefined || typeof data === 'bigint') continue;
-    const needed = frame.needed[i] as number;
-    if (needed === 0) continue;
-    const info = viewInfo(data);
-    if (info === undefined || info.byteLength < needed) throw tooShort(frame.roles[i] as string, needed, info, ' now');
-    if (info.shared || frame.owned[i]) continue;
+  forEachHostView(frame, (slot, view, info, needed) => {
+    if (info.shared || frame.owned[slot]) return;
     let g = groups.get(info.buffer);
     if (g === undefined) {
       g = { start: info.byteOffset, end: info.byteOffset + needed, members: [] };
@@ -391,8 +394,8 @@ export function stageHostMemory(frame: Frame, addressOf: (data: ArrayBufferView)
     }
     g.start = Math.min(g.start, info.byteOffset);
     g.end = Math.max(g.end, info.byteOffset + needed);
-    g.members.push({ slot: i, view: data, byteOffset: info.byteOffset });
-  }
+    g.members.push({ slot, view, byteOffset: info.byteOffset });
+  });
   for (const g of groups.values()) {
     const first = g.members[0] as { view: ArrayBufferView; byteOffset: number };
     const buffer = (viewInfo(first.view) as ViewInfo).buffer;

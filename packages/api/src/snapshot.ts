@@ -10,7 +10,7 @@
  * @internal
  * @module
  */
-import { isDType, type DType } from './dtype.js';
+import { dtypeSize, isDType, type DType } from './dtype.js';
 import { UmfaError } from './errors.js';
 import { isArrayBufferView, viewInfo } from './intrinsics.js';
 import { isDeviceTensor, type DeviceTensor } from './device.js';
@@ -127,7 +127,7 @@ export function snapshotTensor(t: unknown, role: string, vectorDtype?: DType): T
   if (vectorDtype !== undefined && isArrayBufferView(t)) {
     checkHolder(t, vectorDtype, role);
     const bytes = viewInfo(t)?.byteLength ?? 0;
-    const n = Math.floor(bytes / (vectorDtype === 'f32' || vectorDtype === 'i32' ? 4 : vectorDtype === 'bool' ? 1 : 2));
+    const n = Math.floor(bytes / dtypeSize(vectorDtype));
     return { role, original: t, host: t, device: undefined, dtype: vectorDtype, shape: [n], strides: undefined };
   }
   if (isDeviceTensor(t)) {
