@@ -1,7 +1,9 @@
-//! Embeds the directory umfa-sys linked libumfa from as an rpath in this crate's own test,
-//! example and benchmark binaries, so `cargo test` runs without LD_LIBRARY_PATH.
-//! (umfa-sys publishes the directory as `DEP_UMFA_LIB_DIR` through `links = "umfa"`.)
-//! Applications that depend on `umfa` choose their own rpath or loader path.
+//! With the `system` feature: embeds the directory umfa-sys linked libumfa from as an rpath in
+//! this crate's own test, example and benchmark binaries, so `cargo test` runs without
+//! LD_LIBRARY_PATH. (umfa-sys publishes the directory as `DEP_UMFA_LIB_DIR` through
+//! `links = "umfa"`.) Applications that depend on `umfa` choose their own rpath or loader path.
+//! The default `bundled` build links the core statically and publishes no directory, so there
+//! is nothing to do.
 
 fn main() {
     println!("cargo:rerun-if-env-changed=UMFA_NO_RPATH");

@@ -6,9 +6,14 @@
 //! every item. Almost every function is `unsafe` to call; the `umfa` crate wraps them in a safe
 //! API.
 //!
-//! Linking: the build script finds libumfa through `UMFA_LIB_DIR`, then `pkg-config`, then the
-//! umfa repository's `dist/native/<os>-<arch>/lib`, and links it dynamically. Dependents read
-//! the directory it chose from `DEP_UMFA_LIB_DIR`.
+//! Linking: with the default `bundled` feature the build script compiles libumfa's CPU core
+//! (the API layer, classic API and CPU backend; C++17, GCC or Clang) from the sources shipped in
+//! the crate and links it statically, so nothing is installed beforehand or loaded at run time
+//! (the CUDA backend remains a separate library that the core loads when asked for). With the
+//! `system` feature, `UMFA_SYSTEM=1` or `UMFA_LIB_DIR`, it instead finds an installed libumfa
+//! through `UMFA_LIB_DIR`, then `pkg-config`, then the umfa repository's
+//! `dist/native/<os>-<arch>/lib`, and links it dynamically; dependents read the directory it
+//! chose from `DEP_UMFA_LIB_DIR`.
 //!
 //! Enum constants are emitted by bindgen with the C enum's underlying type (`c_uint`); cast them
 //! to the field or argument type where they are used (`UMFA_STATUS_OK as umfa_status`).
