@@ -93,7 +93,9 @@ archive="$out_dir/lib/libumfa_bundled.a"
 [ -f "$archive" ] || fail "no $archive"
 # Only on ELF platforms (nm -D reads the shared library's dynamic symbol table).
 if [ -e "$dist_lib/libumfa.so" ]; then
-  nm -g --defined-only "$archive" 2>/dev/null | awk '$2 == "T" { print $3 }' |
+  # Defined global functions of default visibility (hidden ones would not be exported).
+  readelf -sW "$archive" |
+    awk '$4 == "FUNC" && $5 == "GLOBAL" && $6 == "DEFAULT" && $7 != "UND" { print $8 }' |
     grep -E '^(umfa|mfa)_' | sort -u >"$out_dir/bundled.syms"
   nm -D --defined-only "$dist_lib/libumfa.so" | awk '$2 == "T" { print $3 }' |
     grep -E '^(umfa|mfa)_' | sort -u >"$out_dir/system.syms"

@@ -7,10 +7,14 @@ use umfa::{AttentionOptions, Backend, Context, MaskMode, TensorView, TensorViewM
 
 /// Deterministic values in [-1, 1) (a 64-bit LCG), so the check needs no dependency.
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
         })
         .collect()
@@ -45,7 +49,8 @@ fn main() {
             let kh = h / (hq / hkv);
             for i in 0..sq {
                 let qi = |c: usize| q[((bi * sq + i) * hq + h) * d + c] as f64;
-                let kv_at = |t: &[f32], j: usize, c: usize| t[((bi * sk + j) * hkv + kh) * d + c] as f64;
+                let kv_at =
+                    |t: &[f32], j: usize, c: usize| t[((bi * sk + j) * hkv + kh) * d + c] as f64;
                 let last = i + (sk - sq);
                 let scores: Vec<f64> = (0..=last)
                     .map(|j| (0..d).map(|c| qi(c) * kv_at(&k, j, c)).sum::<f64>() * scale)

@@ -78,7 +78,9 @@ fn from_pkg_config(tried: &mut Vec<String>, names: &[&str]) -> Option<PathBuf> {
         .output();
     match output {
         Err(e) => {
-            tried.push(format!("`{program} --variable=libdir umfa`: could not run ({e})"));
+            tried.push(format!(
+                "`{program} --variable=libdir umfa`: could not run ({e})"
+            ));
             None
         }
         Ok(out) if !out.status.success() => {
@@ -137,7 +139,11 @@ enum Mode {
 /// `system` (feature or `UMFA_SYSTEM`) and `UMFA_LIB_DIR` ask for an installed library and win
 /// over `bundled`; without either feature the installed library is the only way.
 fn choose_mode() -> Mode {
-    let flag = |name: &str| env::var(name).map(|v| !v.is_empty() && v != "0").unwrap_or(false);
+    let flag = |name: &str| {
+        env::var(name)
+            .map(|v| !v.is_empty() && v != "0")
+            .unwrap_or(false)
+    };
     if env::var_os("CARGO_FEATURE_SYSTEM").is_some() || flag("UMFA_SYSTEM") || flag("UMFA_LIB_DIR")
     {
         Mode::System
@@ -180,7 +186,11 @@ fn link_system() {
         let platform = platform_dir(&target_os, &target_arch);
         let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
         for ancestor in manifest.ancestors() {
-            let dir = ancestor.join("dist").join("native").join(&platform).join("lib");
+            let dir = ancestor
+                .join("dist")
+                .join("native")
+                .join(&platform)
+                .join("lib");
             if has_library(&dir, names) {
                 found = Some(dir);
                 break;
@@ -249,7 +259,11 @@ fn locate_sources(manifest: &Path) -> CoreSources {
     let vendor = manifest.join("vendor");
     let (include, src) = (vendor.join("include"), vendor.join("src"));
     if is_core_tree(&include, &src) {
-        return CoreSources { include, src, origin: "the crate's vendor/ folder" };
+        return CoreSources {
+            include,
+            src,
+            origin: "the crate's vendor/ folder",
+        };
     }
     panic!(
         "\numfa-sys: the `bundled` build needs the core's sources, and found none: neither the \
@@ -286,7 +300,9 @@ fn compile_cost(file: &Path) -> u64 {
         if !seen.insert(file.to_path_buf()) {
             return 0;
         }
-        let Ok(text) = fs::read_to_string(file) else { return 0 };
+        let Ok(text) = fs::read_to_string(file) else {
+            return 0;
+        };
         let mut cost = text.len() as u64;
         let dir = file.parent().unwrap_or(Path::new("."));
         for line in text.lines() {
@@ -342,7 +358,9 @@ fn cross_prefix(target: &str) -> Option<String> {
 
 /// Splits a flags variable on whitespace (as the `cc` crate does).
 fn split_flags(value: Option<String>) -> Vec<String> {
-    value.map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+    value
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// True when the file `dep` is missing or newer than `time`.
@@ -356,11 +374,20 @@ fn newer_than(dep: &Path, time: SystemTime) -> bool {
 /// Whether `obj` is up to date: it exists, and so does its depfile, whose every dependency is
 /// no newer than the object.
 fn up_to_date(obj: &Path, depfile: &Path) -> bool {
-    let Ok(obj_time) = fs::metadata(obj).and_then(|m| m.modified()) else { return false };
-    let Ok(text) = fs::read_to_string(depfile) else { return false };
+    let Ok(obj_time) = fs::metadata(obj).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let Ok(text) = fs::read_to_string(depfile) else {
+        return false;
+    };
     // Make syntax: "obj.o: dep1 dep2 \<newline> dep3"; "\ " is a space inside a path.
-    let text = text.replace("\\\r\n", " ").replace("\\\n", " ").replace("\\ ", "\u{0}");
-    let Some((_, deps)) = text.split_once(": ") else { return false };
+    let text = text
+        .replace("\\\r\n", " ")
+        .replace("\\\n", " ")
+        .replace("\\ ", "\u{0}");
+    let Some((_, deps)) = text.split_once(": ") else {
+        return false;
+    };
     let mut any = false;
     for dep in deps.split_whitespace() {
         if dep.ends_with(':') {
@@ -429,7 +456,10 @@ fn run_jobs(compiler: &str, args: &[String], jobs: Vec<Job>, threads: usize) {
     }
     let failures = failures.lock().unwrap();
     if !failures.is_empty() {
-        panic!("\numfa-sys: compiling the bundled core failed:\n{}\n", failures.join("\n\n"));
+        panic!(
+            "\numfa-sys: compiling the bundled core failed:\n{}\n",
+            failures.join("\n\n")
+        );
     }
 }
 
@@ -453,8 +483,14 @@ fn build_bundled() {
     }
 
     let core = locate_sources(&manifest);
-    println!("cargo:rerun-if-changed={}", core.include.join("umfa.h").display());
-    println!("cargo:rerun-if-changed={}", core.src.join("backend.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        core.include.join("umfa.h").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        core.src.join("backend.h").display()
+    );
     for dir in LIBRARY_DIRS {
         println!("cargo:rerun-if-changed={}", core.src.join(dir).display());
     }
@@ -470,18 +506,21 @@ fn build_bundled() {
     // The compiler and archiver.
     let cross = target != host;
     let prefix = if cross { cross_prefix(&target) } else { None };
-    let compiler = target_env("CXX", &target, &host).unwrap_or_else(|| match (&prefix, target_os.as_str()) {
-        (Some(p), _) => format!("{p}-g++"),
-        (None, "macos" | "ios" | "freebsd" | "openbsd") => "c++".to_string(),
-        (None, _) if cross => "clang++".to_string(),
-        (None, _) => "c++".to_string(),
-    });
+    let compiler =
+        target_env("CXX", &target, &host).unwrap_or_else(|| match (&prefix, target_os.as_str()) {
+            (Some(p), _) => format!("{p}-g++"),
+            (None, "macos" | "ios" | "freebsd" | "openbsd") => "c++".to_string(),
+            (None, _) if cross => "clang++".to_string(),
+            (None, _) => "c++".to_string(),
+        });
     let archiver = target_env("AR", &target, &host).unwrap_or_else(|| match &prefix {
         Some(p) => format!("{p}-ar"),
         None => "ar".to_string(),
     });
     let is_clang = {
-        let name = Path::new(&compiler).file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = Path::new(&compiler)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
         let by_name = name.as_deref().is_some_and(|n| n.contains("clang"));
         by_name
             || Command::new(&compiler)
@@ -551,12 +590,19 @@ fn build_bundled() {
         fs::create_dir_all(object.parent().unwrap()).expect("create object folder");
         objects.push(object.clone());
         if !(same_flags && up_to_date(&object, &depfile)) {
-            jobs.push(Job { source: source.clone(), object, depfile });
+            jobs.push(Job {
+                source: source.clone(),
+                object,
+                depfile,
+            });
         }
     }
     // Longest first; the workers pop from the end.
     jobs.sort_by_cached_key(|j| compile_cost(&j.source));
-    let threads = env::var("NUM_JOBS").ok().and_then(|n| n.parse().ok()).unwrap_or(1usize);
+    let threads = env::var("NUM_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1usize);
     let compiled = jobs.len();
     let started = std::time::Instant::now();
     run_jobs(&compiler, &args, jobs, threads);
@@ -574,7 +620,10 @@ fn build_bundled() {
         .status()
         .unwrap_or_else(|e| panic!("umfa-sys: could not run `{archiver}`: {e} (set AR)"));
     if !status.success() {
-        panic!("umfa-sys: `{archiver} crs {}` failed: {status}", archive.display());
+        panic!(
+            "umfa-sys: `{archiver} crs {}` failed: {status}",
+            archive.display()
+        );
     }
     eprintln!(
         "umfa-sys: bundled core from {} ({}): {} of {} files compiled in {:.1} s with {} job(s), \

@@ -29,5 +29,5 @@ for dir in api compat cpu; do
     done)
 done
 files=$(find "$dest" -type f | wc -l)
-bytes=$(du -sb "$dest" | cut -f1)
+bytes=$(find "$dest" -type f -exec cat {} + | wc -c | tr -d ' ')
 echo "umfa-sys: vendored $files files ($bytes bytes) into ${dest#"$root"/}"
