@@ -4,14 +4,16 @@
 // each binding there. Nothing from the monorepo is reachable: UMFA_LIB_DIR is unset and the
 // project lives in the system temp folder.
 //
-// The bindings list every platform package as an optional dependency; all five are offered to the
-// package manager as tarballs, so that it reads their os/cpu/libc fields and installs only this
-// machine's (linux-x64-gnu) — the test checks the others were skipped by that filter, not by a
-// failed download. A platform package whose library this machine has (dist/native/<platform>/,
+// The bindings list every platform package as an optional dependency. All the tarballs are served
+// by a small local registry for the @umfa scope (test/local-registry.mjs), so npm and pnpm resolve
+// them as a user's install resolves them from the public registry, read each platform package's
+// os/cpu/libc and install only this machine's (linux-x64-gnu); the test checks that the others
+// were resolved and then skipped by that filter, not dropped by a failed download. A platform package whose library this machine has (dist/native/<platform>/,
 // from `bash scripts/build-native.sh <platform>`) is packed for real; one it has not (darwin
 // always; linux-arm64 and win32-x64 before they are built) is offered as a stand-in tarball with
 // the same package.json and a text file where the library would be, which must never be installed.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -34,6 +36,10 @@ function cleanEnv(): NodeJS.ProcessEnv {
     env[k] = v;
   }
   return env;
+}
+
+function integrityOf(file: string): string {
+  return `sha512-${createHash('sha512').update(readFileSync(file)).digest('base64')}`;
 }
 
 /** Packs a platform package of another platform: for real when its library is built, else a stand-in. */
@@ -129,7 +135,7 @@ describe('packed tarballs install and run outside the monorepo', () => {
     // The refused run emptied lib/; the next pack (below) copies the library again.
   });
 
-  it('packs, installs with npm and with pnpm, skips the other platforms\' packages, and computes attention through both bindings', () => {
+  it('packs, installs with npm and with pnpm, skips the other platforms\' packages, and computes attention through both bindings', async () => {
     const tarballs = join(work, 'tarballs');
     for (const p of packages) {
       execFileSync('pnpm', ['pack', '--pack-destination', tarballs], {
@@ -155,82 +161,98 @@ describe('packed tarballs install and run outside the monorepo', () => {
       for (const v of Object.values(manifest.optionalDependencies)) expect(v).toBe(manifest.version);
     }
 
-    const deps: Record<string, string> = {};
-    for (const f of files) {
-      const name = f.replace(/-\d+\.\d+\.\d+.*\.tgz$/, '').replace(/^umfa-/, '@umfa/');
-      deps[name] = `file:${join(tarballs, f)}`;
-    }
-    expect(Object.keys(deps).length).toBe(8);
-    // Both: the bindings as dependencies, every @umfa package (the platform packages included)
-    // pointed at its tarball by overrides.
-    const bindings = { '@umfa/koffi': deps['@umfa/koffi'], '@umfa/napi': deps['@umfa/napi'] };
-    const installs: [string, string[], Record<string, unknown>][] = [
-      ['npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { dependencies: bindings, overrides: deps }],
-      ['pnpm', ['install', '--no-frozen-lockfile', '--reporter=silent'], { dependencies: bindings, pnpm: { overrides: deps } }],
-    ];
-    for (const [tool, args, manifest] of installs) {
-      const app = join(work, `app-${tool}`);
-      mkdirSync(app, { recursive: true });
-      writeFileSync(join(app, 'package.json'), JSON.stringify({ name: `umfa-pack-check-${tool}`, private: true, type: 'module', ...manifest }, null, 2));
-      writeFileSync(join(app, 'use.mjs'), useScript);
-      execFileSync(tool, args, { cwd: app, env: cleanEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
-
-      // This platform's package is installed; the others were resolved from their tarballs
-      // (the lockfile has them, with their os/cpu fields) and skipped by the platform filter.
-      expect(existsSync(join(app, 'node_modules', '@umfa', 'native-linux-x64-gnu', 'lib', 'libumfa.so.1'))).toBe(true);
-      const installed = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
-      if (tool === 'npm') {
-        const lock = JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8')) as { packages: Record<string, { optional?: boolean; os?: string[]; cpu?: string[]; resolved?: string }> };
-        for (const p of otherPlatforms) {
-          expect(installed(join(app, 'node_modules', '@umfa')), p).not.toContain(p);
-          const entry = lock.packages[`node_modules/@umfa/${p}`];
-          expect(entry, `${p} in package-lock.json`).toBeDefined();
-          expect(entry!.optional).toBe(true);
-          expect(entry!.resolved).toMatch(new RegExp(`tarballs/umfa-${p}-\\d+\\.\\d+\\.\\d+\\.tgz$`));
-          expect((entry!.os ?? []).length + (entry!.cpu ?? []).length).toBeGreaterThan(0);
-        }
-      } else {
-        const store = installed(join(app, 'node_modules', '.pnpm'));
-        const modulesYaml = readFileSync(join(app, 'node_modules', '.modules.yaml'), 'utf8');
-        const lock = readFileSync(join(app, 'pnpm-lock.yaml'), 'utf8');
-        for (const p of otherPlatforms) {
-          expect(store.filter((d) => d.startsWith(`@umfa+${p}@`)), p).toEqual([]);
-          expect(lock, `${p} in pnpm-lock.yaml`).toContain(`'@umfa/${p}@file:`);
-          expect(modulesYaml, `${p} in .modules.yaml's skipped list`).toMatch(new RegExp(`skipped:[\\s\\S]*@umfa/${p}@file:`));
-        }
-        expect(store.filter((d) => d.startsWith('@umfa+native-linux-x64-gnu@')).length).toBe(1);
+    // The tarballs are served by a local registry for the @umfa scope: npm and pnpm resolve the
+    // bindings' optional dependencies as from the public registry, reading each platform
+    // package's os/cpu/libc from its packument.
+    const registry = spawn(process.execPath, [join(here, 'local-registry.mjs'), tarballs], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolvePort, reject) => {
+        registry.once('error', reject);
+        registry.once('exit', (code) => reject(new Error(`local registry exited with ${code}`)));
+        registry.stdout.once('data', (chunk: Buffer) => resolvePort((JSON.parse(chunk.toString()) as { port: number }).port));
+      });
+      const npmrc = `@umfa:registry=http://127.0.0.1:${port}/\n`;
+      const bindings = { '@umfa/koffi': '0.1.0', '@umfa/napi': '0.1.0' };
+      const installs: [string, string[]][] = [
+        ['npm', ['install', '--no-audit', '--no-fund', '--loglevel=error']],
+        ['pnpm', ['install', '--no-frozen-lockfile', '--reporter=silent']],
+      ];
+      for (const [tool, args] of installs) {
+        const app = join(work, `app-${tool}`);
+        mkdirSync(app, { recursive: true });
+        writeFileSync(join(app, 'package.json'), JSON.stringify({ name: `umfa-pack-check-${tool}`, private: true, type: 'module', dependencies: bindings }, null, 2));
+        writeFileSync(join(app, '.npmrc'), npmrc);
+        writeFileSync(join(app, 'use.mjs'), useScript);
+        execFileSync(tool, args, { cwd: app, env: cleanEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+        checkInstall(tool, app, tarballs);
+        runUse(tool, app);
       }
-
-      const output = execFileSync(process.execPath, ['use.mjs'], { cwd: app, env: cleanEnv(), encoding: 'utf8' });
-      const all = output.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      const origins = all.pop() as { modules: string[]; sharedObjects: string[] };
-      const lines = all as unknown as { binding: string; library: string; maxError: number; abi: number }[];
-      expect(lines.map((l) => l.binding)).toEqual(['koffi', 'napi']);
-      // Nothing came from the monorepo: every module resolved inside the fresh project, and no
-      // shared object was loaded from the repository (libumfa, the addon and koffi's addon all
-      // from the project's node_modules).
-      expect(origins.modules.length).toBe(7);
-      for (const m of origins.modules) expect(m.startsWith(app), m).toBe(true);
-      expect(origins.sharedObjects.filter((so) => so.startsWith(repoRoot))).toEqual([]);
-      for (const want of [/libumfa\.so\.1$/, /umfa_napi\.node$/, /koffi.*\.node$/]) {
-        const found = origins.sharedObjects.filter((so) => want.test(so));
-        expect(found.length, String(want)).toBeGreaterThan(0);
-        for (const so of found) expect(so.startsWith(app), so).toBe(true);
-      }
-      for (const l of lines) {
-        // Loaded from the platform package inside this project (pnpm resolves its symlinks).
-        expect(l.library.startsWith(app)).toBe(true);
-        expect(l.library).toMatch(/native-linux-x64-gnu.*\/lib\/libumfa\.so\.1$/);
-        expect(l.maxError).toBeLessThan(1e-5);
-        expect(l.abi).toBe(1);
-      }
-      console.log(`${tool}:\n${output.trim()}`);
+    } finally {
+      registry.kill();
     }
   });
 
+  /** This platform's package is installed; the others were resolved (the lockfile has them, with
+   * their os/cpu fields) and skipped by the platform filter. */
+  function checkInstall(tool: string, app: string, tarballs: string): void {
+    const installed = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
+    if (tool === 'npm') {
+      expect(existsSync(join(app, 'node_modules', '@umfa', 'native-linux-x64-gnu', 'lib', 'libumfa.so.1'))).toBe(true);
+      const lock = JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8')) as { packages: Record<string, { optional?: boolean; os?: string[]; cpu?: string[]; integrity?: string }> };
+      for (const p of otherPlatforms) {
+        expect(installed(join(app, 'node_modules', '@umfa')), p).not.toContain(p);
+        const entry = lock.packages[`node_modules/@umfa/${p}`];
+        expect(entry, `${p} in package-lock.json`).toBeDefined();
+        expect(entry!.optional).toBe(true);
+        // Resolved from this run's tarball (its integrity), then not installed.
+        expect(entry!.integrity).toBe(integrityOf(join(tarballs, `umfa-${p}-0.1.0.tgz`)));
+        expect((entry!.os ?? []).length + (entry!.cpu ?? []).length).toBeGreaterThan(0);
+      }
+    } else {
+      const store = installed(join(app, 'node_modules', '.pnpm'));
+      const modulesYaml = readFileSync(join(app, 'node_modules', '.modules.yaml'), 'utf8');
+      const lock = readFileSync(join(app, 'pnpm-lock.yaml'), 'utf8');
+      for (const p of otherPlatforms) {
+        expect(store.filter((d) => d.startsWith(`@umfa+${p}@`)), p).toEqual([]);
+        expect(lock, `${p} in pnpm-lock.yaml`).toContain(`'@umfa/${p}@0.1.0'`);
+        expect(modulesYaml, `${p} in .modules.yaml's skipped list`).toContain(`"@umfa/${p}@0.1.0"`);
+      }
+      const own = store.filter((d) => d.startsWith('@umfa+native-linux-x64-gnu@'));
+      expect(own.length).toBe(1);
+      expect(existsSync(join(app, 'node_modules', '.pnpm', own[0]!, 'node_modules', '@umfa', 'native-linux-x64-gnu', 'lib', 'libumfa.so.1'))).toBe(true);
+    }
+  }
+
+  function runUse(tool: string, app: string): void {
+    const output = execFileSync(process.execPath, ['use.mjs'], { cwd: app, env: cleanEnv(), encoding: 'utf8' });
+    const all = output.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const origins = all.pop() as { modules: string[]; sharedObjects: string[] };
+    const lines = all as unknown as { binding: string; library: string; maxError: number; abi: number }[];
+    expect(lines.map((l) => l.binding)).toEqual(['koffi', 'napi']);
+    // Nothing came from the monorepo: every module resolved inside the fresh project, and no
+    // shared object was loaded from the repository (libumfa, the addon and koffi's addon all
+    // from the project's node_modules).
+    expect(origins.modules.length).toBe(7);
+    for (const m of origins.modules) expect(m.startsWith(app), m).toBe(true);
+    expect(origins.sharedObjects.filter((so) => so.startsWith(repoRoot))).toEqual([]);
+    for (const want of [/libumfa\.so\.1$/, /umfa_napi\.node$/, /koffi.*\.node$/]) {
+      const found = origins.sharedObjects.filter((so) => want.test(so));
+      expect(found.length, String(want)).toBeGreaterThan(0);
+      for (const so of found) expect(so.startsWith(app), so).toBe(true);
+    }
+    for (const l of lines) {
+      // Loaded from the platform package inside this project (pnpm resolves its symlinks).
+      expect(l.library.startsWith(app)).toBe(true);
+      expect(l.library).toMatch(/native-linux-x64-gnu.*\/lib\/libumfa\.so\.1$/);
+      expect(l.maxError).toBeLessThan(1e-5);
+      expect(l.abi).toBe(1);
+    }
+    console.log(`${tool}:\n${output.trim()}`);
+  }
+
   // A user whose optional dependency was not installed (npm --omit=optional) gets the error that
-  // names the platform and the two ways out, at import... rather at the first call, where the
-  // binding loads the library.
+  // names the platform and the two ways out. The bindings load the library on first use (importing
+  // one never fails, see createBinding), so the error comes from the first call.
   it('without the platform package: the error names the platform and the two ways out', () => {
     const app = join(work, 'app-npm');
     const moved = join(work, 'moved-native');
