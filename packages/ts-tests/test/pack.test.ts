@@ -133,6 +133,15 @@ describe('packed tarballs install and run outside the monorepo', () => {
     expect(r.stderr + r.stdout).toContain('Refusing to pack a package without its library');
     expect(existsSync(dest) ? readdirSync(dest).filter((f) => f.endsWith('.tgz')) : []).toEqual([]);
     // The refused run emptied lib/; the next pack (below) copies the library again.
+    // A library of another CPU is refused too (this machine's x64 build offered to the arm64 package).
+    const wrong = spawnSync('pnpm', ['pack', '--pack-destination', dest], {
+      cwd: join(packagesDir, 'native-linux-arm64-gnu'),
+      env: { ...cleanEnv(), UMFA_NATIVE_DIR: join(repoRoot, 'dist', 'native', 'linux-x64') },
+      encoding: 'utf8',
+    });
+    expect(wrong.status).not.toBe(0);
+    expect(wrong.stderr + wrong.stdout).toMatch(/libumfa\.so\.1 is built for linux-x64, not linux-arm64/);
+    expect(existsSync(dest) ? readdirSync(dest).filter((f) => f.endsWith('.tgz')) : []).toEqual([]);
   });
 
   it('packs, installs with npm and with pnpm, skips the other platforms\' packages, and computes attention through both bindings', async () => {
