@@ -6,8 +6,9 @@ Where the library comes from, first match wins:
 2. ``dist/native/<platform>/`` of the repository checkout (``lib/``, and ``bin/`` on Windows), as
    ``bash scripts/build-native.sh <platform>`` or, for this machine, ``core/scripts/build.sh``
    leave it;
-3. the core's sources shipped in the sdist (``_core/``): built here with CMake (3.25 or newer; the
-   ``cmake`` package from the index when the machine has none) for this machine. This is how
+3. the core's sources shipped in the sdist (``_core/``): built here with CMake (the version the
+   core's ``cmake_minimum_required`` names; the ``cmake`` package from the index when the machine
+   has none that recent) for this machine. This is how
    ``pip install umfa-<version>.tar.gz`` works anywhere a C++17 compiler is.
 
 ``UMFA_WHEEL_PLATFORM`` (``linux-x64``, ``linux-arm64``, ``win32-x64``, ``darwin-arm64``,
@@ -51,7 +52,7 @@ except ImportError:  # the inspection functions below are also used by the packa
 
 ABI_VERSION = 1
 PLATFORMS = ("linux-x64", "linux-arm64", "win32-x64", "darwin-arm64", "darwin-x64")
-#: The minimum CMake the core's CMakeLists.txt asks for.
+#: Used when the core's CMakeLists.txt cannot be read (see cmake_minimum()).
 CMAKE_MINIMUM = (3, 25)
 #: Shared libraries a manylinux wheel may need from the system (PEP 600 leaves the set to the
 #: glibc of the tag; libstdc++ is left out on purpose: the library links it statically).
@@ -254,19 +255,30 @@ def _cmake_version(cmake: str) -> Optional[Tuple[int, int]]:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def system_cmake_ok() -> bool:
+def cmake_minimum(sources: Path) -> Tuple[int, int]:
+    """The CMake version the core's CMakeLists.txt asks for (``cmake_minimum_required``)."""
+    try:
+        text = (sources / "core" / "CMakeLists.txt").read_text()
+    except OSError:
+        return CMAKE_MINIMUM
+    m = re.search(r"cmake_minimum_required\s*\(\s*VERSION\s+(\d+)\.(\d+)", text, re.I)
+    return (int(m.group(1)), int(m.group(2))) if m else CMAKE_MINIMUM
+
+
+def system_cmake_ok(minimum: Tuple[int, int]) -> bool:
     cmake = shutil.which("cmake")
     version = _cmake_version(cmake) if cmake else None
-    return version is not None and version >= CMAKE_MINIMUM
+    return version is not None and version >= minimum
 
 
 def build_core(sources: Path, work: Path) -> Path:
     """Configures, builds and installs libumfa from ``sources`` (holding ``core/`` and
     ``include/``) into ``work/install``; returns that folder."""
     cmake = shutil.which("cmake")
-    if cmake is None or (_cmake_version(cmake) or (0, 0)) < CMAKE_MINIMUM:
+    minimum = cmake_minimum(sources)
+    if cmake is None or (_cmake_version(cmake) or (0, 0)) < minimum:
         raise PackagingError("umfa sdist: building libumfa needs CMake "
-                             f"{'.'.join(map(str, CMAKE_MINIMUM))} or newer")
+                             f"{'.'.join(map(str, minimum))} or newer")
     build, install = work / "build", work / "install"
     args = [cmake, "-S", str(sources / "core"), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
             f"-DCMAKE_INSTALL_PREFIX={install}", "-DCMAKE_INSTALL_LIBDIR=lib",
@@ -320,9 +332,12 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[misc,valid-type]
     def dependencies(self) -> List[str]:
         # A wheel built from the sdist's sources needs CMake; take it from the index only when
         # the machine has none recent enough.
-        if (self.target_name == "wheel" and self._bundled_sources() is not None
-                and not os.environ.get("UMFA_LIB_DIR") and not system_cmake_ok()):
-            return [f"cmake>={'.'.join(map(str, CMAKE_MINIMUM))}"]
+        sources = self._bundled_sources()
+        if (self.target_name == "wheel" and sources is not None
+                and not os.environ.get("UMFA_LIB_DIR")):
+            minimum = cmake_minimum(sources)
+            if not system_cmake_ok(minimum):
+                return [f"cmake>={'.'.join(map(str, minimum))}"]
         return []
 
     def initialize(self, version: str, build_data: Dict[str, Any]) -> None:
