@@ -46,7 +46,13 @@ function integrityOf(file: string): string {
 function packOtherPlatform(name: string, tarballs: string): 'real' | 'stand-in' {
   const dir = join(packagesDir, name);
   const real = spawnSync('pnpm', ['pack', '--pack-destination', tarballs], { cwd: dir, env: cleanEnv(), encoding: 'utf8' });
-  if (real.status === 0) return 'real';
+  if (real.status === 0) {
+    // The tarball carries its platform's library (the package's .npmignore keeps lib/ in).
+    const tgz = readdirSync(tarballs).find((f) => f.startsWith(`umfa-${name}-`))!;
+    const lib = { 'native-linux-arm64-gnu': 'libumfa.so.1', 'native-win32-x64': 'umfa.dll' }[name] ?? 'libumfa.1.dylib';
+    expect(execFileSync('tar', ['-tzf', join(tarballs, tgz)], { encoding: 'utf8' })).toContain(`package/lib/${lib}`);
+    return 'real';
+  }
   // Absent library: pnpm pack must have refused (no tarball), saying why.
   expect(real.stderr + real.stdout).toContain('Refusing to pack a package without its library');
   const copy = join(work, 'stand-ins', name);
