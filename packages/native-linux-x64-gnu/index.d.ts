@@ -1,2 +1,2 @@
-/** Folder holding libumfa.so.1 for Linux x64 (glibc). */
+/** Folder holding the umfa library (libumfa.so.1) for Linux x64 with glibc. */
 export declare const libDir: string;

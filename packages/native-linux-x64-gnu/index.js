@@ -1,5 +1,5 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Folder holding libumfa.so.1 for Linux x64 (glibc). */
+/** Folder holding the umfa library (libumfa.so.1) for Linux x64 with glibc. */
 export const libDir = join(dirname(fileURLToPath(import.meta.url)), 'lib');

@@ -38,6 +38,14 @@ for (const file of packageJsonFiles(root).slice(1)) {
     console.log(`skip ${part}: private (not published)`);
     continue;
   }
+  // A per-platform native package packs only with its platform's library (its prepack refuses
+  // otherwise); platforms this machine has not built are skipped, not failed.
+  const platform = pkg.umfa?.platform;
+  if (platform && !existsSync(join(root, "dist", "native", platform))) {
+    results.push({ part, status: "skipped", detail: `dist/native/${platform} not built here (bash scripts/build-native.sh ${platform})` });
+    console.log(`skip ${part}: dist/native/${platform} not built here`);
+    continue;
+  }
   const r = run("pnpm", ["pack", "--dry-run", "--json"], { cwd: dir });
   if (r.missing) {
     results.push({ part, status: "skipped", detail: "pnpm not found" });

@@ -1,10 +1,14 @@
 """`pip wheel` builds a platform wheel carrying libumfa; installed into a fresh virtualenv (no
-system site-packages, no source tree, no UMFA_LIB_DIR) it imports and computes attention."""
+system site-packages, no source tree, no UMFA_LIB_DIR) it imports, computes attention, and passes
+the conformance vectors. The wheel's tag is the one the library earns: manylinux_x_y from its
+highest GLIBC symbol version when it needs no libstdc++, linux_<arch> otherwise (see
+hatch_build.py; test_packaging.py covers the other platforms and the sdist)."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -48,16 +52,32 @@ def wheel(tmp_path_factory):
     return wheels[0]
 
 
-def test_wheel_is_platform_specific_and_carries_the_library(wheel):
+def test_wheel_is_platform_specific_and_carries_the_library(wheel, tmp_path):
     name = wheel.name
     assert name.startswith(f"umfa-{VERSION}-py3-none-") and not name.endswith("-any.whl"), name
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         wheel_meta = z.read(f"umfa-{VERSION}.dist-info/WHEEL").decode()
+        metadata = z.read(f"umfa-{VERSION}.dist-info/METADATA").decode()
+        lib = "umfa/_lib/libumfa.1.dylib" if sys.platform == "darwin" else "umfa/_lib/libumfa.so.1"
+        assert lib in names
+        z.extract(lib, tmp_path)
     assert "Root-Is-Purelib: false" in wheel_meta
-    lib = "umfa/_lib/libumfa.1.dylib" if sys.platform == "darwin" else "umfa/_lib/libumfa.so.1"
-    assert lib in names
     assert {"umfa/__init__.py", "umfa/torch.py", "umfa/py.typed"} <= names
+    # Classifiers claim only the operating systems whose wheels are built and tested.
+    oses = sorted(re.findall(r"^Classifier: (Operating System :: .*)$", metadata, re.M))
+    assert oses == ["Operating System :: Microsoft :: Windows", "Operating System :: POSIX :: Linux"]
+    if sys.platform.startswith("linux"):
+        # The tag is the library's: manylinux exactly when it needs no libstdc++ and nothing
+        # outside the manylinux set, at its highest GLIBC version (at least 2.17).
+        spec = importlib.util.spec_from_file_location("umfa_hatch_build", PKG_ROOT / "hatch_build.py")
+        hb = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(hb)  # type: ignore[union-attr]
+        arch = {"x86_64": "x86_64", "aarch64": "aarch64"}[os.uname().machine]
+        expected, problems = hb.manylinux_tag([tmp_path / lib], arch)
+        tag = name[len(f"umfa-{VERSION}-py3-none-"):-len(".whl")]
+        assert tag == (expected or f"linux_{arch}"), (tag, problems)
+        print(f"wheel tag {tag}" + (f" ({'; '.join(problems)})" if problems else ""))
 
 
 def test_fresh_venv_install_and_run(wheel, tmp_path):
@@ -85,3 +105,14 @@ def test_fresh_venv_install_and_run(wheel, tmp_path):
     """)
     r = _run([str(py), "-c", script], env=_env(), cwd=work)
     assert f"umfa {VERSION} from" in r.stdout
+    # Every conformance vector through the installed package (the suite's own test file, run by
+    # the venv's interpreter with UMFA_TEST_INSTALLED=1 so it imports the installed umfa).
+    _run([str(py), "-m", "pip", "install", "-q", "pytest"], env=_env(), cwd=tmp_path)
+    check = "import umfa, sys; assert umfa.__file__.startswith(sys.prefix), umfa.__file__"
+    _run([str(py), "-c", check], env=_env(), cwd=work)
+    r = _run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+              str(PKG_ROOT / "tests" / "test_conformance.py")],
+             env={**_env(), "UMFA_TEST_INSTALLED": "1"}, cwd=work)
+    summary = r.stdout.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
+    print(f"conformance vectors with the installed wheel: {summary}")

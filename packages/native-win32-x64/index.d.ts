@@ -1,0 +1,2 @@
+/** Folder holding the umfa library (umfa.dll) for Windows x64. */
+export declare const libDir: string;
