@@ -4,7 +4,9 @@
 #   2. the release scripts' own tests (sync/check on a throw-away tree, changeset version e2e)
 #   3. docs: the docs tooling's tests, the ABI reference is current, every code block is an included sample or a header
 #      declaration, the performance tables match the committed results, every sample runs
-#   4. the TypeDoc site builds with zero warnings (docs/api, not committed)
+#   4. the docs site builds into site/ (guides, plots, the TypeDoc reference with zero warnings; not
+#      committed), its internal links resolve, and headless Chromium screenshots of its pages are
+#      neither blank nor unstyled
 #   5. the @umfa/cli tests (the CLI driven as a subprocess)
 # Runs every step even when one fails; prints "N passed, N failed" and exits non-zero on failure.
 # Needs the core built (dist/native or UMFA_LIB_DIR) and `pnpm install` done.
@@ -27,9 +29,9 @@ fi
 
 # The TypeScript packages the CLI and TypeDoc read (skipped when already built, e.g. by Nx).
 need_build=()
-for p in api ts-koffi ts-napi; do [ -f "packages/$p/dist/index.js" ] || need_build+=("$p"); done
+for p in api ts-koffi ts-napi cli; do [ -f "packages/$p/dist/index.js" ] || [ -f "packages/$p/dist/main.js" ] || need_build+=("$p"); done
 if [ ${#need_build[@]} -gt 0 ]; then
-  step "build TypeScript packages (${need_build[*]})" pnpm nx run-many -t build --projects=@umfa/api,@umfa/koffi,@umfa/napi --outputStyle=stream
+  step "build TypeScript packages (${need_build[*]})" pnpm nx run-many -t build --projects=@umfa/api,@umfa/koffi,@umfa/napi,@umfa/cli --outputStyle=stream
 fi
 
 step "versions agree" node scripts/release/check-versions.mjs
@@ -42,7 +44,10 @@ step "performance tables" node docs/scripts/perf-tables.mjs --check
 # tool is a skip with the reason. SAMPLES_STRICT=0/1 overrides.
 strict=${SAMPLES_STRICT:-${CI:+1}}
 step "docs samples run" node docs/scripts/samples.mjs run $([ "${strict:-0}" = 1 ] && echo --strict)
-step "TypeDoc (zero warnings)" pnpm -s docs:build
+step "backend/platform matrix is current" node docs/scripts/matrix.mjs --check
+step "docs site builds (TypeDoc with zero warnings, every guide, plots)" node docs/scripts/site.mjs
+step "docs site: no broken internal link" node docs/scripts/check-site.mjs --links
+step "docs site: pages are neither blank nor unstyled (headless Chromium)" node docs/scripts/check-site.mjs --screenshots
 step "@umfa/cli tests" pnpm --filter @umfa/cli exec vitest run
 
 printf '\n=== cli + docs + release: %d passed, %d failed\n' "$passed" "$failed"

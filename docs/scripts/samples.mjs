@@ -35,7 +35,7 @@ import { parseArgs } from "node:util";
 const docs = join(dirname(fileURLToPath(import.meta.url)), "..");
 const repo = join(docs, "..");
 const CODE_LANGS = new Set(["c", "cpp", "c++", "js", "mjs", "javascript", "ts", "typescript", "rust", "rs", "python", "py", "objc", "objective-c", "swift"]);
-const FENCE_LANG = { ".c": "c", ".m": "objc", ".mts": "ts", ".mjs": "js", ".js": "js", ".ts": "ts", ".rs": "rust", ".py": "python", ".sh": "sh" };
+const FENCE_LANG = { ".c": "c", ".m": "objc", ".mts": "ts", ".ts": "ts", ".mjs": "js", ".cjs": "js", ".js": "js", ".ts": "ts", ".rs": "rust", ".py": "python", ".sh": "sh" };
 
 /** The pages whose code blocks are checked: docs/**\/*.md and the packages' READMEs (npm shows those). */
 function markdownFiles(dir = docs) {
@@ -247,15 +247,15 @@ const RUNNERS = {
     },
   },
   node: {
-    match: (f) => /\.(mjs|js)$/.test(f),
+    match: (f) => /\.(mjs|cjs|js)$/.test(f),
     run(file, lib) {
-      const imports = [...readFileSync(file, "utf8").matchAll(/from\s+["'](@umfa\/[^"'/]+)/g)].map((m) => m[1]);
+      const imports = [...readFileSync(file, "utf8").matchAll(/(?:from\s+|import\()["'](@umfa\/[^"'/]+)/g)].map((m) => m[1]);
       for (const name of new Set(imports)) {
         const why = npmPackageReady(name);
         if (why) return { skip: why };
       }
       if (!lib) return { skip: "libumfa is not built (dist/native or UMFA_LIB_DIR)" };
-      return sh(process.execPath, [file], { cwd: dirname(file), env: { ...process.env, UMFA_LIB_DIR: lib, UMFA_NUM_THREADS: "2" } });
+      return sh(process.env.SAMPLES_NODE ?? process.execPath, [file], { cwd: dirname(file), env: { ...process.env, UMFA_LIB_DIR: lib, UMFA_NUM_THREADS: "2" } });
     },
   },
   python: {
