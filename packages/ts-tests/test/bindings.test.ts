@@ -295,7 +295,7 @@ describe(`${packageName}: library`, () => {
 
   it('lists what it tried when no library is found', () => {
     // In a child process without NODE_PATH (package managers' shims set it to their store).
-    const entry = fileURLToPath(import.meta.resolve(packageName));
+    const entry = fileURLToPath(import.meta.resolve(`${packageName}/internal`)); // findNativeLibrary is internal
     const script = `import(${JSON.stringify(entry)}).then(u => { try { u.findNativeLibrary({ from: 'file:///nonexistent/dir/index.js', env: {} }); console.log('FOUND'); } catch (e) { console.log(JSON.stringify({ name: e.name, tried: e.tried })); } })`;
     const env = { ...process.env };
     delete env['NODE_PATH'];
