@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI for the command line tool, the documentation and the release machinery:
-#   1. version agreement across every package, crate, the CMake project and the header
+#   1. version agreement across every package, crate, the CMake project and the header; publish
+#      metadata of every package, crate and the wheel (check-metadata.mjs)
 #   2. the release scripts' own tests (sync/check on a throw-away tree, changeset version e2e)
 #   3. docs: the docs tooling's tests, the ABI reference is current, every code block is an included sample or a header
 #      declaration, the performance tables match the committed results, every sample runs
@@ -8,6 +9,8 @@
 #      committed), its internal links resolve, and headless Chromium screenshots of its pages are
 #      neither blank nor unstyled
 #   5. the @umfa/cli tests (the CLI driven as a subprocess)
+#   6. pnpm release:dry: npm publish --dry-run of every packed package, cargo package of the
+#      crates, the wheel and twine check
 # Runs every step even when one fails; prints "N passed, N failed" and exits non-zero on failure.
 # Needs the core built (dist/native or UMFA_LIB_DIR) and `pnpm install` done.
 set -uo pipefail
@@ -35,6 +38,7 @@ if [ ${#need_build[@]} -gt 0 ]; then
 fi
 
 step "versions agree" node scripts/release/check-versions.mjs
+step "publish metadata (npm, crates, wheel)" node scripts/release/check-metadata.mjs
 step "release scripts" node --test scripts/release/test/
 step "docs scripts" node --test docs/scripts/test/
 step "ABI reference is current" node docs/scripts/abi-reference.mjs --check
@@ -49,6 +53,7 @@ step "docs site builds (TypeDoc with zero warnings, every guide, plots)" node do
 step "docs site: no broken internal link" node docs/scripts/check-site.mjs --links
 step "docs site: pages are neither blank nor unstyled (headless Chromium)" node docs/scripts/check-site.mjs --screenshots
 step "@umfa/cli tests" pnpm --filter @umfa/cli exec vitest run
+step "release dry run (npm publish --dry-run, cargo package, wheel + twine check)" node scripts/release/dry-run.mjs
 
 printf '\n=== cli + docs + release: %d passed, %d failed\n' "$passed" "$failed"
 [ $failed -gt 0 ] && printf 'failed: %s\n' "${failed_names[*]}"
