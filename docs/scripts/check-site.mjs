@@ -17,6 +17,8 @@
 //                    style.css, so an unstyled page (stylesheet missing or broken) has neither.
 //                  - TypeDoc pages: the most common colour must be the theme's background
 //                    (#f2f4f8), not the browser's default white of an unstyled page.
+//                TypeDoc's pages hide their body until their script has run (or a 500 ms timer
+//                fires): Chromium runs with a virtual time budget so timers fire before the shot.
 //                With --keep DIR the screenshots are kept there (CI uploads nothing; look at them
 //                locally).
 // Without flags both checks run.
@@ -188,7 +190,7 @@ function checkScreenshots() {
   for (const page of [...guides, ...api]) {
     const png = join(dir, `${page.replace(/[/.]/g, "_")}.png`);
     rmSync(png, { force: true });
-    const r = spawnSync(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-device-scale-factor=1", "--window-size=1280,900", `--screenshot=${png}`, pathToFileURL(join(site, page)).href], { encoding: "utf8", timeout: 120_000 });
+    const r = spawnSync(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-device-scale-factor=1", "--window-size=1280,900", "--virtual-time-budget=10000", `--screenshot=${png}`, pathToFileURL(join(site, page)).href], { encoding: "utf8", timeout: 120_000 });
     if (!existsSync(png)) {
       failed++;
       console.log(`FAIL ${page}: no screenshot (${r.error?.message ?? r.stderr.trim().split("\n").at(-1)})`);
