@@ -21,8 +21,10 @@ export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false
 passed=0; failed=0; failed_names=()
 step() {
   local name=$1; shift
+  local t0=$SECONDS
   printf '\n\033[1m--- %s\033[0m\n' "$name"
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$name"); printf 'FAILED: %s\n' "$name"; fi
+  printf '(%s: %d s)\n' "$name" $((SECONDS - t0))
 }
 
 lib_dir=${UMFA_LIB_DIR:-dist/native/$(node -p 'process.platform + "-" + process.arch')/lib}
