@@ -76,7 +76,7 @@ const PLOTS = {
     yLabel: "TFLOP/s",
     filter: (r) => r.dtype === "bfloat16" && r.D === 128 && !r.causal,
     x: (r) => r.N,
-    series: { umfa: "umfa fwd TFLOP/s", "FlashAttention 2": "flash fwd TFLOP/s", "cuDNN SDPA": "cudnn fwd TFLOP/s" },
+    series: { umfa: "umfa fwd TFLOP/s", "PyTorch SDPA, flash": "flash fwd TFLOP/s", "PyTorch SDPA, cuDNN": "cudnn fwd TFLOP/s" },
   },
   "sdpa-cuda-bwd": {
     results: "bench/results/sdpa-cuda.json",
@@ -85,7 +85,7 @@ const PLOTS = {
     yLabel: "TFLOP/s",
     filter: (r) => r.dtype === "bfloat16" && r.D === 128 && !r.causal,
     x: (r) => r.N,
-    series: { umfa: "umfa bwd TFLOP/s", "FlashAttention 2": "flash bwd TFLOP/s", "cuDNN SDPA": "cudnn bwd TFLOP/s" },
+    series: { umfa: "umfa bwd TFLOP/s", "PyTorch SDPA, flash": "flash bwd TFLOP/s", "PyTorch SDPA, cuDNN": "cudnn bwd TFLOP/s" },
   },
   "cpu-f32-fwd": {
     results: "bench/results/cpu_vs_torch.json",
