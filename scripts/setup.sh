@@ -15,6 +15,7 @@ APT_PACKAGES=(
   bindgen                                 # umfa-sys bindings check
   gobjc libgnustep-base-dev               # Objective-C binding (GNUstep Foundation)
   valgrind                                # reliability suite (memcheck)
+  chromium                                # docs site screenshots (docs/scripts/check-site.mjs)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

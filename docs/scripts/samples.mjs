@@ -11,6 +11,9 @@
 //                                              the reason (an error with --strict)
 //   node docs/scripts/samples.mjs list         samples and the pages that include them
 //
+// SAMPLES_NODE=/path/to/node runs the JavaScript and (compiled) TypeScript samples with that Node
+// instead of the one running this script (CI runs them on Node 20 and on Node 22).
+//
 // Including a sample: put `<!-- sample: examples/c/forward.c -->` on the line before a fenced
 // block; `sync` fills the block. Blocks in shell/text/json/toml/console are instructions or
 // output, not samples, and are not checked.
@@ -35,7 +38,7 @@ import { parseArgs } from "node:util";
 const docs = join(dirname(fileURLToPath(import.meta.url)), "..");
 const repo = join(docs, "..");
 const CODE_LANGS = new Set(["c", "cpp", "c++", "js", "mjs", "javascript", "ts", "typescript", "rust", "rs", "python", "py", "objc", "objective-c", "swift"]);
-const FENCE_LANG = { ".c": "c", ".m": "objc", ".mts": "ts", ".mjs": "js", ".js": "js", ".ts": "ts", ".rs": "rust", ".py": "python", ".sh": "sh" };
+const FENCE_LANG = { ".c": "c", ".m": "objc", ".mts": "ts", ".ts": "ts", ".mjs": "js", ".cjs": "js", ".js": "js", ".ts": "ts", ".rs": "rust", ".py": "python", ".sh": "sh" };
 
 /** The pages whose code blocks are checked: docs/**\/*.md and the packages' READMEs (npm shows those). */
 function markdownFiles(dir = docs) {
@@ -243,19 +246,19 @@ const RUNNERS = {
       const built = compileTypeScriptSamples();
       if (!built.ok) return { fail: first ? built.out : "the TypeScript samples do not type-check (see the first failure)" };
       const js = join(built.outDir, relative(join(docs, "examples"), file)).replace(/\.mts$/, ".mjs");
-      return sh(process.execPath, [js], { cwd: dirname(file), env: { ...process.env, UMFA_LIB_DIR: lib, UMFA_NUM_THREADS: "2" } });
+      return sh(process.env.SAMPLES_NODE ?? process.execPath, [js], { cwd: dirname(file), env: { ...process.env, UMFA_LIB_DIR: lib, UMFA_NUM_THREADS: "2" } });
     },
   },
   node: {
-    match: (f) => /\.(mjs|js)$/.test(f),
+    match: (f) => /\.(mjs|cjs|js)$/.test(f),
     run(file, lib) {
-      const imports = [...readFileSync(file, "utf8").matchAll(/from\s+["'](@umfa\/[^"'/]+)/g)].map((m) => m[1]);
+      const imports = [...readFileSync(file, "utf8").matchAll(/(?:from\s+|import\()["'](@umfa\/[^"'/]+)/g)].map((m) => m[1]);
       for (const name of new Set(imports)) {
         const why = npmPackageReady(name);
         if (why) return { skip: why };
       }
       if (!lib) return { skip: "libumfa is not built (dist/native or UMFA_LIB_DIR)" };
-      return sh(process.execPath, [file], { cwd: dirname(file), env: { ...process.env, UMFA_LIB_DIR: lib, UMFA_NUM_THREADS: "2" } });
+      return sh(process.env.SAMPLES_NODE ?? process.execPath, [file], { cwd: dirname(file), env: { ...process.env, UMFA_LIB_DIR: lib, UMFA_NUM_THREADS: "2" } });
     },
   },
   python: {

@@ -276,7 +276,7 @@ export interface BindingInit {
 }
 
 /**
- * The surface of one binding, as {@link createBinding} makes it. `@umfa/koffi` and `@umfa/napi`
+ * The surface of one binding, as `createBinding` (`@umfa/api/internal`) makes it. `@umfa/koffi` and `@umfa/napi`
  * export each member under its own name (`Context`, `attention`, ...).
  */
 export interface Binding {
@@ -304,7 +304,11 @@ export interface Binding {
   readonly buildInfo: () => string;
   /** Where the native library was loaded from. */
   readonly libraryPath: () => string;
-  /** The binding's driver (raw entry points; for tests and benchmarks). */
+  /**
+   * The binding's driver (raw entry points; for tests and benchmarks).
+   *
+   * @internal
+   */
   readonly driver: () => Driver;
 }
 

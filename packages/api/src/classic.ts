@@ -52,6 +52,7 @@ export class MFAContextBase implements Disposable {
    * Creates the context (`mfa_create_context`).
    *
    * @throws MFAError when the core cannot create one
+   * @internal Applications construct the binding's `MFAContext`, whose constructor takes no arguments.
    */
   constructor(runtime: Runtime) {
     const driver = runtime.driver();

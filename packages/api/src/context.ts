@@ -342,6 +342,7 @@ export class ContextBase implements ContextLike, Disposable {
    * @param runtime - the binding's runtime
    * @param options - backend, device, threads, workspace limit
    * @throws UmfaError when the core refuses the options (e.g. `BACKEND_UNAVAILABLE`)
+   * @internal Applications construct the binding's `Context`, whose constructor takes only the options.
    */
   constructor(runtime: Runtime, options?: ContextOptions) {
     this.#runtime = runtime;

@@ -1,9 +1,10 @@
 /**
  * `@umfa/api`: the TypeScript contract of umfa shared by `@umfa/koffi` and `@umfa/napi`:
  * tensor types and helpers, device tensors, dtype conversions, attention options, errors and
- * status codes, the marshalling into the C ABI's structs, and the binding surface itself
- * ({@link createBinding}) that both bindings instantiate over their drivers. Applications import
- * one of the bindings, which re-export everything here.
+ * status codes, and the types of the binding surface both bindings implement. Applications
+ * import one of the bindings, which re-export everything here. (The marshalling into the C ABI's
+ * structs, the driver contract and the binding factory the two packages share are in the
+ * `@umfa/api/internal` subpath, which is not part of the API and may change in any release.)
  *
  * @packageDocumentation
  */
@@ -12,10 +13,8 @@ export { UmfaError, UmfaLoadError, MFAError } from './errors.js';
 export {
   type DType,
   type DTypeData,
-  DTypeCode,
   dtypeSize,
   isDType,
-  allocData,
   Float16ArrayCtor,
   type Float16ArrayConstructorLike,
   isFloat16Array,
@@ -25,7 +24,6 @@ export {
   bf16ToF32,
   fromFloat32,
   toFloat32Array,
-  elementsOf,
 } from './dtype.js';
 export {
   type Tensor,
@@ -61,23 +59,7 @@ export type {
   Precision,
   ClassicForwardOptions,
 } from './options.js';
-export {
-  ABI_VERSION,
-  Layout,
-  Slot,
-  SLOT_COUNT,
-  FRAME_SIZE,
-  MESSAGE_OFFSET,
-  MESSAGE_CAPACITY,
-  RELOCATED_OPTION_FIELDS,
-  Frame,
-  slotOffset,
-  setInt64,
-  encodeTensor,
-  encodeOptions,
-  encodeContextOptions,
-  resolveMaskMode,
-} from './abi.js';
+export { ABI_VERSION } from './abi.js';
 export type {
   OptionField,
   AllocatedData,
@@ -99,36 +81,15 @@ export type {
   DeviceBackwardResult,
 } from './results.js';
 export { DeviceTensor, isDeviceTensor, type DeviceName } from './device.js';
-/** @internal The engine's own length of a typed array or DataView (for the drivers). */
-export { byteLengthOf } from './intrinsics.js';
-export type { Driver, AsyncOutcome, ClassicCall } from './driver.js';
-export { Runtime, ContextBase } from './context.js';
-export { MFAContextBase, precisionOf } from './classic.js';
-export {
-  createBinding,
-  type Binding,
-  type BindingInit,
-  type ContextConstructor,
-  type MFAContextConstructor,
-  type AttentionFunction,
-  type AttentionAsyncFunction,
-  type AttentionBackwardFunction,
-  type AttentionBackwardAsyncFunction,
-  type FlashAttentionForwardFunction,
+export { ContextBase } from './context.js';
+export { MFAContextBase } from './classic.js';
+export type {
+  Binding,
+  ContextConstructor,
+  MFAContextConstructor,
+  AttentionFunction,
+  AttentionAsyncFunction,
+  AttentionBackwardFunction,
+  AttentionBackwardAsyncFunction,
+  FlashAttentionForwardFunction,
 } from './binding.js';
-export {
-  findNativeLibrary,
-  checkAbiVersion,
-  checkEntryPoints,
-  platformDir,
-  platformPackageName,
-  libraryFileNames,
-  currentPlatform,
-  hasPlatformPackage,
-  noLibraryMessage,
-  NATIVE_PACKAGES,
-  type TargetPlatform,
-  type LibrarySource,
-  type FoundLibrary,
-  type FindLibraryOptions,
-} from './loader.js';

@@ -26,7 +26,7 @@ import {
   tensor,
   toFloat32,
   UmfaError,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 describe('f16 and bf16 conversions', () => {
   it('round-trips every binary16 value', () => {

@@ -1,7 +1,7 @@
 // Reading tensors whose data is a view of raw bytes (a DataView, a Uint8Array, an unaligned
 // slice): toFloat32 and toFloat32Array reinterpret the bytes as the tensor's dtype.
 import { describe, expect, it } from 'vitest';
-import { allocData, elementsOf, f32ToBf16, f32ToF16, fromFloat32, fromValues, tensor, toFloat32, toFloat32Array, zeros } from '../src/index.js';
+import { allocData, elementsOf, f32ToBf16, f32ToF16, fromFloat32, fromValues, tensor, toFloat32, toFloat32Array, zeros } from '../src/internal.js';
 
 const values = Float32Array.from([1.5, -2, 3.25, 4, 0.125, -0.5]);
 

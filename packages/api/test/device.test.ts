@@ -17,7 +17,7 @@ import {
   tensor,
   type AsyncOutcome,
   type Driver,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 /** A driver over JavaScript memory that records every create and destroy, in order. */
 class FakeDriver {

@@ -14,9 +14,9 @@ import {
   NATIVE_PACKAGES,
   platformDir,
   platformPackageName,
-  UmfaLoadError,
   type TargetPlatform,
-} from '../src/index.js';
+} from '../src/internal.js';
+import { UmfaLoadError } from '../src/index.js';
 
 // A folder outside any umfa workspace with no node_modules: only UMFA_LIB_DIR can find anything.
 const outside = mkdtempSync(join(tmpdir(), 'umfa-loader-'));

@@ -14,7 +14,7 @@ import {
   tensor,
   type AttentionOptions,
   type ContextOptions,
-} from '../src/index.js';
+} from '../src/internal.js';
 
 const header = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'include', 'umfa.h'), 'utf8');
 

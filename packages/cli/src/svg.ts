@@ -31,7 +31,14 @@ function niceTicks(max: number, count = 5): number[] {
   return ticks;
 }
 
-const tickLabel = (t: number) => (Math.abs(t) >= 1000 ? `${t / 1000}k` : String(Number(t.toPrecision(4))));
+/**
+ * An axis label: integers in full ("1024", "32768"; a power of two is never rounded), round
+ * thousands from 10000 up as "10k", "250k", other values to four significant digits.
+ */
+export const tickLabel = (t: number): string => {
+  if (Number.isInteger(t)) return Math.abs(t) >= 10000 && t % 1000 === 0 ? `${t / 1000}k` : String(t);
+  return String(Number(t.toPrecision(4)));
+};
 
 export function renderPlot(series: readonly Series[], opts: PlotOptions): string {
   const width = opts.width ?? 720;

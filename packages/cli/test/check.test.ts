@@ -1,9 +1,10 @@
 // `umfa check` over the conformance vectors, and over a corrupted copy of them.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { haveLibrary, haveVectors, manifest, umfa } from './helpers.js';
+import { cliRoot, haveLibrary, haveVectors, manifest, umfa } from './helpers.js';
 
 describe.skipIf(!haveLibrary || !haveVectors)('check', () => {
   test('every vector passes through @umfa/koffi', () => {
@@ -75,5 +76,29 @@ describe.skipIf(!haveLibrary || !haveVectors)('check', () => {
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/cannot read .*broken\.json/);
     });
+  });
+});
+
+// From an install: the CLI outside any checkout finds no repository manifest and runs the
+// compact set of vectors its package ships (scripts/bundle-vectors.mjs, run by the build).
+describe.skipIf(!haveLibrary)('check from an install', () => {
+  test('runs the vectors shipped with the package, from a folder outside the repository', () => {
+    const bundled = join(cliRoot, 'vectors', 'manifest.json');
+    expect(existsSync(bundled), 'the build bundles vectors/ (node scripts/bundle-vectors.mjs)').toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'umfa-cli-install-'));
+    try {
+      // The package as npm installs it: its `files`, and @umfa/koffi resolvable from it.
+      const pkgDir = join(dir, 'node_modules', '@umfa', 'cli');
+      for (const f of ['package.json', 'bin', 'dist', 'vectors']) cpSync(join(cliRoot, f), join(pkgDir, f), { recursive: true });
+      symlinkSync(join(cliRoot, '..', 'ts-koffi'), join(dir, 'node_modules', '@umfa', 'koffi'), 'dir');
+      const r = spawnSync(process.execPath, [join(pkgDir, 'bin', 'umfa.js'), 'check'], { cwd: dir, encoding: 'utf8', env: { ...process.env, UMFA_NUM_THREADS: '2', UMFA_CONFORMANCE_MANIFEST: '' }, timeout: 300_000 });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain(`conformance: ${join(pkgDir, 'vectors', 'manifest.json')}`);
+      const total = (JSON.parse(readFileSync(bundled, 'utf8')) as { cases: unknown[] }).cases.length;
+      expect(total).toBeGreaterThan(50);
+      expect(r.stdout).toMatch(new RegExp(`^${total} passed, 0 failed$`, 'm'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,7 +6,7 @@ import { FailureError, requireHostBackend } from '../src/errors.js';
 import { attentionFlops } from '../src/flops.js';
 import { parseNpy } from '../src/npy.js';
 import { compare, referenceAttention } from '../src/reference.js';
-import { renderPlot } from '../src/svg.js';
+import { renderPlot, tickLabel } from '../src/svg.js';
 import { formatBytes, formatRate } from '../src/table.js';
 
 function npy(descr: string, shape: number[], data: Uint8Array, version = 1): Uint8Array {
@@ -108,5 +108,15 @@ describe('pieces', () => {
     expect(svg).toContain('x (log scale)');
     expect(svg).toContain('a&lt;b');
     expect(svg.match(/<circle /g)).toHaveLength(2);
+  });
+});
+
+describe('plot axis labels', () => {
+  test('sequence lengths print in full, round thousands from 10000 as k, others to 4 digits', () => {
+    expect([512, 1024, 2048, 8192, 32768, 10000, 250000, 0].map(tickLabel)).toEqual(['512', '1024', '2048', '8192', '32768', '10k', '250k', '0']);
+    expect([0.5, 2.5, 1234.5678].map(tickLabel)).toEqual(['0.5', '2.5', '1235']);
+    const svg = renderPlot([{ label: 'a', points: [{ x: 1024, y: 1 }, { x: 4096, y: 2 }, { x: 16384, y: 3 }] }], { title: 't', xLabel: 'N', yLabel: 'y' });
+    expect(svg).toContain('>1024</text>');
+    expect(svg).not.toContain('1.024k');
   });
 });

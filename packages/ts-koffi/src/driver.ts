@@ -12,7 +12,7 @@ import {
   type AsyncOutcome,
   type ClassicCall,
   type Driver,
-} from '@umfa/api';
+} from '@umfa/api/internal';
 
 type NativeFn = ReturnType<koffi.LibraryHandle['func']>;
 

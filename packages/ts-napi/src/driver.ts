@@ -11,7 +11,7 @@ import {
   type AsyncOutcome,
   type ClassicCall,
   type Driver,
-} from '@umfa/api';
+} from '@umfa/api/internal';
 
 type V = ArrayBufferView | bigint | undefined;
 
@@ -72,8 +72,11 @@ function loadAddon(): Addon {
     }
   }
   throw new UmfaLoadError(
-    `cannot load the @umfa/napi addon for ${process.platform}-${process.arch}; build it with ` +
-      '`node scripts/build-addon.mjs` in the package (needs node-gyp, python3 and a C++17 compiler)',
+    `cannot load the @umfa/napi addon for ${process.platform}-${process.arch}. If you installed with ` +
+      'pnpm, it may have skipped the package\'s install script ("Ignored build scripts"): run ' +
+      '`pnpm approve-builds` (allow @umfa/napi) and `pnpm rebuild @umfa/napi`, or use @umfa/koffi, which ' +
+      'needs no build step. Otherwise build the addon with `node scripts/build-addon.mjs` in the ' +
+      'package (needs node-gyp, python3 and a C++17 compiler)',
     tried,
   );
 }

@@ -12,15 +12,12 @@
  *
  * @packageDocumentation
  */
-import { createBinding, type Binding, type Driver } from '@umfa/api';
-import { NapiDriver } from './driver.js';
+import type { Binding } from '@umfa/api';
+import { binding } from './binding.js';
 
 export * from '@umfa/api';
 
-/** This package's name, as used in messages. */
-export const BINDING = '@umfa/napi';
-
-const binding: Binding = createBinding({ name: BINDING, from: import.meta.url, driver: (path, name) => new NapiDriver(path, name) });
+export { BINDING } from './binding.js';
 
 /**
  * An execution context: one backend, one device, a thread pool and scratch memory (see
@@ -108,10 +105,3 @@ export const buildInfo: () => string = binding.buildInfo;
  * @function
  */
 export const libraryPath: () => string = binding.libraryPath;
-
-/**
- * Internals for tests and benchmarks: the driver (raw entry points) of this binding.
- *
- * @internal
- */
-export const _driver: () => Driver = binding.driver;

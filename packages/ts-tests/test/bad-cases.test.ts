@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type * as Koffi from '@umfa/koffi';
+import type * as Koffi from '@umfa/koffi/internal';
 
 type Binding = typeof Koffi;
 type Tensor = Koffi.Tensor;
@@ -18,7 +18,7 @@ type DType = Koffi.DType;
 
 const which = process.env['UMFA_TS_BINDING'] === 'napi' ? 'napi' : 'koffi';
 const packageName = `@umfa/${which}`;
-const u: Binding = (await import(packageName)) as Binding;
+const u: Binding = (await import(`${packageName}/internal`)) as Binding;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const file = process.env['UMFA_BAD_CASES'] ?? resolve(here, '..', '..', '..', 'conformance', 'bad_cases.json');

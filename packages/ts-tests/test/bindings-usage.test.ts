@@ -4,14 +4,14 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type * as Koffi from '@umfa/koffi';
+import type * as Koffi from '@umfa/koffi/internal';
 
 type Binding = typeof Koffi;
 type Tensor = Koffi.Tensor;
 
 const which = process.env['UMFA_TS_BINDING'] === 'napi' ? 'napi' : 'koffi';
 const packageName = `@umfa/${which}`;
-const u: Binding = (await import(packageName)) as Binding;
+const u: Binding = (await import(`${packageName}/internal`)) as Binding;
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type * as Koffi from '@umfa/koffi';
+import type * as Koffi from '@umfa/koffi/internal';
 import { npyData, readNpy } from './npy.js';
 
 type Binding = typeof Koffi;
@@ -16,7 +16,7 @@ type DType = Koffi.DType;
 
 const which = process.env['UMFA_TS_BINDING'] === 'napi' ? 'napi' : 'koffi';
 const packageName = `@umfa/${which}`;
-const u: Binding = (await import(packageName)) as Binding;
+const u: Binding = (await import(`${packageName}/internal`)) as Binding;
 const { Status, UmfaError } = u;
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -295,7 +295,7 @@ describe(`${packageName}: library`, () => {
 
   it('lists what it tried when no library is found', () => {
     // In a child process without NODE_PATH (package managers' shims set it to their store).
-    const entry = fileURLToPath(import.meta.resolve(packageName));
+    const entry = fileURLToPath(import.meta.resolve(`${packageName}/internal`)); // findNativeLibrary is internal
     const script = `import(${JSON.stringify(entry)}).then(u => { try { u.findNativeLibrary({ from: 'file:///nonexistent/dir/index.js', env: {} }); console.log('FOUND'); } catch (e) { console.log(JSON.stringify({ name: e.name, tried: e.tried })); } })`;
     const env = { ...process.env };
     delete env['NODE_PATH'];

@@ -4,7 +4,7 @@
 // live allocations, and an abort if a context is destroyed before its buffers). Results on the
 // "device" must equal a CPU context's bit for bit (both run the same kernels on one thread).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type * as Koffi from '@umfa/koffi';
+import type * as Koffi from '@umfa/koffi/internal';
 import { mockCudaLibrary } from '../mock-cuda/build.js';
 
 // Before the binding loads libumfa, which reads UMFA_CUDA_LIB once (each test file runs in its
@@ -19,7 +19,7 @@ type DType = Koffi.DType;
 
 const which = process.env['UMFA_TS_BINDING'] === 'napi' ? 'napi' : 'koffi';
 const packageName = `@umfa/${which}`;
-const u: Binding = (await import(packageName)) as Binding;
+const u: Binding = (await import(`${packageName}/internal`)) as Binding;
 const { Status, UmfaError } = u;
 
 function rand(n: number, seed: number): Float32Array {

@@ -5,7 +5,7 @@
 // correct result or a typed error; none may write outside the memory the caller handed over.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import type * as Koffi from '@umfa/koffi';
+import type * as Koffi from '@umfa/koffi/internal';
 
 type Binding = typeof Koffi;
 type Tensor = Koffi.Tensor;
@@ -18,7 +18,7 @@ interface Resizable extends ArrayBuffer {
 const ResizableArrayBuffer = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => Resizable;
 
 const which = process.env['UMFA_TS_BINDING'] === 'napi' ? 'napi' : 'koffi';
-const u: Binding = (await import(`@umfa/${which}`)) as Binding;
+const u: Binding = (await import(`@umfa/${which}/internal`)) as Binding;
 const { Status, UmfaError } = u;
 
 function rand(n: number, seed: number): Float32Array {

@@ -32,7 +32,14 @@ function normalise(text: string, name: string): string {
 const flagsToPrint = ts.TypeFormatFlags.NoTruncation | ts.TypeFormatFlags.UseFullyQualifiedType | ts.TypeFormatFlags.WriteArrowStyleSignature;
 
 /** export name → description of its kind and type, read from the package's declaration files. */
+const declared = new Map<string, Map<string, string>>();
 function declaredSurface(name: string): Map<string, string> {
+  let known = declared.get(name);
+  if (!known) declared.set(name, (known = readDeclaredSurface(name)));
+  return known;
+}
+
+function readDeclaredSurface(name: string): Map<string, string> {
   const entry = typesEntry(name);
   const program = ts.createProgram([entry], {
     strict: true,
@@ -105,6 +112,46 @@ async function runtimeSurface(name: string): Promise<Map<string, string>> {
   }
   return out;
 }
+
+// The documented API, name by name: what `@umfa/koffi` and `@umfa/napi` export (the TypeDoc site
+// documents exactly these). Internals (the ABI marshalling, the driver, the loader) are in the
+// `/internal` subpaths, which are not part of the API. Adding a name here is an API change.
+const PUBLIC_VALUES = [
+  'ABI_VERSION', 'BINDING', 'Context', 'ContextBase', 'DeviceTensor', 'Float16ArrayCtor', 'MFAContext', 'MFAContextBase',
+  'MFAError', 'MFAStatus', 'Status', 'UmfaError', 'UmfaLoadError', 'abiVersion', 'attention', 'attentionAsync',
+  'attentionBackward', 'attentionBackwardAsync', 'backends', 'bf16ToF32', 'bhsd', 'bshd', 'buildInfo', 'contiguousStrides',
+  'dtypeSize', 'f16ToF32', 'f32ToBf16', 'f32ToF16', 'flashAttentionForward', 'fromFloat32', 'fromValues', 'hasFloat16Array',
+  'inferDType', 'isContiguous', 'isDType', 'isDeviceTensor', 'isFloat16Array', 'libraryPath', 'mfaStatusName', 'numel',
+  'statusName', 'stridesOf', 'tensor', 'toFloat32', 'toFloat32Array', 'version', 'zeros',
+];
+const PUBLIC_TYPES = [
+  'AllocatedData', 'AttentionAsyncFunction', 'AttentionBackwardAsyncFunction', 'AttentionBackwardFunction',
+  'AttentionFunction', 'AttentionGradients', 'AttentionOptions', 'AttentionResult', 'AttentionResultWithLse',
+  'AttentionWindow', 'BackendInfo', 'BackendName', 'BackwardOptions', 'BackwardResult', 'Binding',
+  'ClassicForwardOptions', 'ClassicOutData', 'ContextConstructor', 'ContextLike', 'ContextOptions', 'DType',
+  'DTypeData', 'DeviceAttentionGradients', 'DeviceAttentionResult', 'DeviceAttentionResultWithLse',
+  'DeviceBackwardOptions', 'DeviceBackwardResult', 'DeviceForwardLseData', 'DeviceForwardOptions',
+  'DeviceForwardOutData', 'DeviceForwardResult', 'DeviceGradientData', 'DeviceName', 'FlashAttentionForwardFunction',
+  'Float16ArrayConstructorLike', 'ForwardLseData', 'ForwardOptions', 'ForwardOutData', 'ForwardResult', 'GradientData',
+  'KnownOptions', 'MFAContextConstructor', 'MaskMode', 'OptionField', 'Precision', 'PrecisionData', 'StatusName',
+  'Tensor', 'TensorInit',
+];
+
+describe('the published surface is the documented one', () => {
+  for (const name of bindings) {
+    it(`@umfa/${name} exports exactly the documented values`, async () => {
+      expect([...(await runtimeSurface(name)).keys()].sort()).toEqual([...PUBLIC_VALUES].sort());
+    });
+    it(`@umfa/${name} declares exactly the documented values and types`, () => {
+      expect([...declaredSurface(name).keys()].sort()).toEqual([...PUBLIC_VALUES, ...PUBLIC_TYPES].sort());
+    });
+  }
+  it('@umfa/api exports the same values, less the binding\'s own', async () => {
+    const api = (await import('@umfa/api')) as Record<string, unknown>;
+    const own = ['BINDING', 'Context', 'MFAContext', 'abiVersion', 'attention', 'attentionAsync', 'attentionBackward', 'attentionBackwardAsync', 'backends', 'buildInfo', 'flashAttentionForward', 'libraryPath', 'version'];
+    expect(Object.keys(api).sort()).toEqual(PUBLIC_VALUES.filter((n) => !own.includes(n)).sort());
+  });
+});
 
 describe('@umfa/koffi and @umfa/napi have one API', () => {
   it('export the same names with the same runtime kinds', async () => {

@@ -22,8 +22,10 @@ gradients) through @umfa/koffi, compares each output with the case's tolerances
 Exit code 1 when any case fails or cannot be run.
 
 Options:
-      --manifest PATH     the manifest.json to run (default: the repository's
-                          conformance/manifest.json, or $UMFA_CONFORMANCE_MANIFEST)
+      --manifest PATH     the manifest.json to run (default: $UMFA_CONFORMANCE_MANIFEST,
+                          else the repository's conformance/manifest.json when run
+                          inside a checkout, else the compact set of vectors
+                          installed with this package)
       --filter TEXT       only cases whose id or a tag contains TEXT (repeatable)
       --skip ID           skip a case by id (repeatable)
       --backend NAME      cpu or auto (default cpu)
@@ -113,7 +115,9 @@ function defaultManifest(env: NodeJS.ProcessEnv): string | undefined {
       dir = up;
     }
   }
-  return undefined;
+  // Outside a checkout: the compact set shipped in this package (scripts/bundle-vectors.mjs).
+  const bundled = fileURLToPath(new URL('../../vectors/manifest.json', import.meta.url));
+  return existsSync(bundled) ? bundled : undefined;
 }
 
 /** Reads a manifest tensor as a strided view over the file's data (no reordering). */

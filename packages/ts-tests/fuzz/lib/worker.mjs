@@ -15,7 +15,7 @@ const send = (message) => process.send?.(message);
 const config = await new Promise((resolve) => process.once('message', resolve));
 const coverage = new BlockCoverage((url) => MEASURED.some((prefix) => url.startsWith(prefix)));
 coverage.start();
-const u = await import(`@umfa/${config.binding}`);
+const u = await import(`@umfa/${config.binding}/internal`);
 // Load the native library now: its first use is not part of any input's behaviour (the blocks
 // that ran while loading count as covered).
 u.version();
