@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "../tests/test_os.h"
 #include "reference.h"
 #include "umfa.h"
 
