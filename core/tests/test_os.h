@@ -37,6 +37,14 @@ inline int unsetenv(const char* name) { return _putenv_s(name, "") == 0 ? 0 : -1
 #endif
 #endif
 
+// The printf dialect for format checks: mingw-w64 builds use its C99 printf family
+// (__USE_MINGW_ANSI_STDIO, core/CMakeLists.txt), GNU's dialect rather than msvcrt's.
+#if defined(__MINGW32__)
+#define TEST_PRINTF_FORMAT gnu_printf
+#else
+#define TEST_PRINTF_FORMAT printf
+#endif
+
 namespace test_os {
 
 // A library loaded by path (dlopen / LoadLibraryA), its exported symbols, and why it failed.
