@@ -47,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "../tests/test_os.h"
 #include "reference.h"
 #include "umfa.h"
 
@@ -101,7 +102,7 @@ std::string g_label;  // the replayed file, if any
 const uint8_t* g_input = nullptr;
 size_t g_input_size = 0;
 
-[[noreturn]] void die(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+[[noreturn]] void die(const char* fmt, ...) __attribute__((format(TEST_PRINTF_FORMAT, 1, 2)));
 void die(const char* fmt, ...) {
   std::fprintf(stderr, "\n==umfa-fuzz== CHECK FAILED: ");
   va_list ap;
@@ -122,7 +123,7 @@ void die(const char* fmt, ...) {
   std::abort();
 }
 
-void trace(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void trace(const char* fmt, ...) __attribute__((format(TEST_PRINTF_FORMAT, 1, 2)));
 void trace(const char* fmt, ...) {
   char buf[512];
   va_list ap;

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "../tests/test_os.h"
 #include "reference.h"
 #include "umfa.h"
 

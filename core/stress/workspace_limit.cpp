@@ -5,8 +5,6 @@
 // is refused at once (no allocation, no time spent); problems that need no scratch run under
 // any limit. Varlen calls count the host copies of cu_seqlens and the backend's per-sequence
 // tables: a huge broadcast offset list under a tiny limit is refused at once.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -15,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../tests/test_os.h"
 #include "umfa.h"
 
 namespace {
@@ -192,13 +191,11 @@ int main() {
                 tv = view(one_row.v.data(), UMFA_DTYPE_F32, {1, 1, 16}),
                 to = view(one_row.out.data(), UMFA_DTYPE_F32, {1, 1, 16});
     umfa_context* one = context(1);
-    rusage before, after;
-    getrusage(RUSAGE_SELF, &before);
+    const int64_t before_kib = test_os::peak_rss_kib();
     const auto t0 = std::chrono::steady_clock::now();
     const umfa_status st = umfa_attention_forward(one, &o, &tq, &tk, &tv, &to, nullptr);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    getrusage(RUSAGE_SELF, &after);
-    const long grew_kib = after.ru_maxrss - before.ru_maxrss;
+    const long grew_kib = static_cast<long>(test_os::peak_rss_kib() - before_kib);
     std::printf("broadcast cu_seqlens of 2^25 offsets under limit 1: %s in %.2f ms, peak RSS +%ld KiB\n",
                 umfa_status_string(st), ms, grew_kib);
     check(st == UMFA_STATUS_WORKSPACE_LIMIT, "2^25 broadcast offsets refused", umfa_last_error(one));

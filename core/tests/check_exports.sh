@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Checks libumfa's dynamic symbol table: it defines only umfa_*/mfa_* symbols, it defines every
 # function the header declares (and nothing the header does not), and its SONAME is right.
-# Usage: check_exports.sh LIBRARY HEADER EXPECTED_SONAME
+# For a Windows DLL (OBJDUMP given, e.g. x86_64-w64-mingw32-objdump): the PE export table, and
+# the DLL name it records instead of the SONAME. For a macOS dylib (OBJDUMP given as "macho"):
+# `nm -gU` and the install name (`otool -D`) instead (written for macOS; not run by our CI).
+# Usage: check_exports.sh LIBRARY HEADER EXPECTED_SONAME [OBJDUMP|macho]
 set -euo pipefail
-lib=$1 header=$2 soname=$3
+lib=$1 header=$2 soname=$3 pe_objdump=${4:-}
 fail=0
 
-exported=$(nm -D --defined-only "$lib" | awk 'NF >= 3 { print $3 }' | sed 's/@.*//' | sort -u)
+if [ "$pe_objdump" = macho ]; then
+  # Mach-O C symbols carry a leading underscore.
+  exported=$(nm -gU "$lib" | awk 'NF >= 3 { print $3 }' | sed 's/^_//' | sort -u)
+elif [ -n "$pe_objdump" ]; then
+  # The "[Ordinal/Name Pointer] Table" lists every exported name as "[ n] name".
+  pe=$("$pe_objdump" -p "$lib")
+  exported=$(awk '/^\[Ordinal\/Name Pointer\] Table/ { t = 1; next } t && /^\t\[/ { print $NF; next } t { t = 0 }' <<<"$pe" | sort -u)
+else
+  exported=$(nm -D --defined-only "$lib" | awk 'NF >= 3 { print $3 }' | sed 's/@.*//' | sort -u)
+fi
 declared=$(grep -E '^UMFA_API ' "$header" | grep -oE '^[^(]*\(' | sed -E 's/\($//; s/.*[ *]//' | sort -u)
 
 echo "exported: $(echo "$exported" | wc -l) symbols; declared by the header: $(echo "$declared" | wc -l) functions"
@@ -22,11 +34,21 @@ extra=$(comm -23 <(echo "$exported") <(echo "$declared"))
 if [ -n "$extra" ]; then
   echo "FAIL: exported but not declared in the header:"; echo "$extra" | sed 's/^/  /'; fail=1
 fi
-actual=$(objdump -p "$lib" | awk '$1 == "SONAME" { print $2 }')
-if [ "$actual" != "$soname" ]; then
-  echo "FAIL: SONAME is '$actual', expected '$soname'"; fail=1
+if [ "$pe_objdump" = macho ]; then
+  actual=$(otool -D "$lib" | sed -n 2p)
+  what="install name"
+elif [ -n "$pe_objdump" ]; then
+  # "Name <rva> umfa.dll" in the export directory; a here-string, since awk stops reading early.
+  actual=$(awk '/^Name / { print $NF; exit }' <<<"$pe")
+  what="DLL name"
 else
-  echo "SONAME $actual"
+  actual=$(objdump -p "$lib" | awk '$1 == "SONAME" { print $2 }')
+  what="SONAME"
+fi
+if [ "$actual" != "$soname" ]; then
+  echo "FAIL: $what is '$actual', expected '$soname'"; fail=1
+else
+  echo "$what $actual"
 fi
 [ "$fail" = 0 ] && echo "PASS: exports match the header"
 exit "$fail"

@@ -4,9 +4,12 @@
 # program with -std=c99 -pedantic-errors -Werror using only `pkg-config --cflags --libs umfa`,
 # runs it (umfa_* and mfa_* calls), then moves the whole prefix elsewhere and builds again to
 # show the .pc file is relocatable. Exits 77 (ctest: skipped) when pkg-config is not installed.
-# Usage: check_install.sh BUILD_DIR LIBDIR C_COMPILER
+# Windows builds (the install holds bin/umfa.dll): the layout is bin/umfa.dll, lib/umfa.dll,
+# lib/libumfa.dll.a (import library), and the consumer runs through EMULATOR (wine) with the
+# prefix's bin/ on its DLL path.
+# Usage: check_install.sh BUILD_DIR LIBDIR C_COMPILER [EMULATOR]
 set -euo pipefail
-build=$1 libdir=$2 cc=$3
+build=$1 libdir=$2 cc=$3 emulator=${4:-}
 
 if ! command -v pkg-config >/dev/null 2>&1; then
   echo "SKIP: pkg-config is not installed"
@@ -19,12 +22,30 @@ cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 
 fail=0
 check() { if [ ! -e "$tmp/prefix/$1" ]; then echo "FAIL: the install lacks $1"; fail=1; fi; }
-check "$libdir/libumfa.so"
-check "$libdir/libumfa.so.1"
+windows=0 macos=0
+[ -e "$tmp/prefix/bin/umfa.dll" ] && windows=1
+[ -e "$tmp/prefix/$libdir/libumfa.dylib" ] && macos=1
+if [ "$windows" = 1 ]; then
+  check bin/umfa.dll
+  check "$libdir/umfa.dll"
+  check "$libdir/libumfa.dll.a"
+elif [ "$macos" = 1 ]; then
+  check "$libdir/libumfa.dylib"
+  check "$libdir/libumfa.1.dylib"
+else
+  check "$libdir/libumfa.so"
+  check "$libdir/libumfa.so.1"
+fi
 check include/umfa.h
 check "$libdir/pkgconfig/umfa.pc"
 [ "$fail" = 0 ] || exit 1
-echo "layout: $libdir/libumfa.so -> $(readlink "$tmp/prefix/$libdir/libumfa.so"), include/umfa.h, $libdir/pkgconfig/umfa.pc"
+if [ "$macos" = 1 ]; then
+  echo "layout: $libdir/libumfa.dylib -> $(readlink "$tmp/prefix/$libdir/libumfa.dylib"), include/umfa.h, $libdir/pkgconfig/umfa.pc"
+elif [ "$windows" = 1 ]; then
+  echo "layout: bin/umfa.dll, $libdir/umfa.dll, $libdir/libumfa.dll.a, include/umfa.h, $libdir/pkgconfig/umfa.pc"
+else
+  echo "layout: $libdir/libumfa.so -> $(readlink "$tmp/prefix/$libdir/libumfa.so"), include/umfa.h, $libdir/pkgconfig/umfa.pc"
+fi
 
 cat >"$tmp/consumer.c" <<'EOF'
 /* A C99 consumer of the installed library. */
@@ -120,10 +141,18 @@ build_and_run() {  # $1 = the prefix's pkgconfig folder
   libs=$(PKG_CONFIG_PATH="$pc" pkg-config --libs umfa)
   rpath=$(PKG_CONFIG_PATH="$pc" pkg-config --variable=libdir umfa)
   echo "pkg-config: $cflags $libs (libdir $rpath)"
-  # shellcheck disable=SC2086
-  "$cc" -std=c99 -pedantic-errors -Wall -Wextra -Werror $cflags "$tmp/consumer.c" -o "$tmp/consumer" \
-    $libs -lm -Wl,-rpath,"$rpath"
-  "$tmp/consumer"
+  if [ "$windows" = 1 ]; then
+    # No rpath on Windows: the loader searches the program's folder, then PATH (wine: WINEPATH).
+    # shellcheck disable=SC2086
+    "$cc" -std=c99 -pedantic-errors -Wall -Wextra -Werror $cflags "$tmp/consumer.c" -o "$tmp/consumer.exe" \
+      $libs -lm
+    WINEPATH="$(dirname "$rpath")/bin" $emulator "$tmp/consumer.exe"
+  else
+    # shellcheck disable=SC2086
+    "$cc" -std=c99 -pedantic-errors -Wall -Wextra -Werror $cflags "$tmp/consumer.c" -o "$tmp/consumer" \
+      $libs -lm -Wl,-rpath,"$rpath"
+    $emulator "$tmp/consumer"
+  fi
 }
 
 build_and_run "$tmp/prefix/$libdir/pkgconfig"

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cpu_test_util.h"
+#include "test_os.h"
 
 using namespace cputest;
 

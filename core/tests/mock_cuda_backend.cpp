@@ -162,7 +162,14 @@ umfa::BackendTable first_release_table() {
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const umfa::BackendTable* umfa_cuda_backend_v1() {
+// What the mock exports: the backend's entry point and two counters the tests read.
+#if defined(_WIN32)
+#define MOCK_EXPORT __declspec(dllexport)
+#else
+#define MOCK_EXPORT __attribute__((visibility("default")))
+#endif
+
+extern "C" MOCK_EXPORT const umfa::BackendTable* umfa_cuda_backend_v1() {
   const char* table = std::getenv("UMFA_MOCK_CUDA_TABLE");
   if (table && std::strcmp(table, "first-release") == 0) {
     static const umfa::BackendTable first_release = first_release_table();
@@ -170,7 +177,7 @@ extern "C" __attribute__((visibility("default"))) const umfa::BackendTable* umfa
   }
   return &kTable;
 }
-extern "C" __attribute__((visibility("default"))) int umfa_mock_live_allocations() {
+extern "C" MOCK_EXPORT int umfa_mock_live_allocations() {
   return g_live_allocations.load();
 }
-extern "C" __attribute__((visibility("default"))) int umfa_mock_copies() { return g_copies.load(); }
+extern "C" MOCK_EXPORT int umfa_mock_copies() { return g_copies.load(); }

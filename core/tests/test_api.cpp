@@ -6,6 +6,7 @@
 #include <string>
 #include <thread>
 
+#include "test_os.h"
 #include "test_util.h"
 
 static void versions() {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "test_os.h"
 #include "test_util.h"
 
 namespace {

@@ -1,17 +1,16 @@
 // Memory at long sequences: forward attention with Nq = Nk = 32768 (B = 1, H = 1, D = 64, f32).
 // A materialized score matrix would take 32768^2 * 4 bytes = 4 GiB; a flash (blockwise)
 // implementation needs only the inputs plus O(block * D) scratch per thread. The test reads
-// the peak resident set size (VmHWM) before and after the call, asserts the call's growth
-// stays a small multiple of the inputs' size, prints the figures, and checks a few output
-// rows against a float64 reference.
-#include <sys/resource.h>
-
+// the peak resident set size (VmHWM; Windows: the peak working set) before and after the call,
+// asserts the call's growth stays a small multiple of the inputs' size, prints the figures, and
+// checks a few output rows against a float64 reference.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "test_os.h"
 #include "test_util.h"
 
 namespace {
@@ -24,8 +23,15 @@ int64_t proc_status_kb(const char* key) {
     if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::strlen(key))) * 1024;
   return 0;
 }
-int64_t peak_rss() { return proc_status_kb("VmHWM:"); }
-int64_t current_rss() { return proc_status_kb("VmRSS:"); }
+// Without /proc (Windows, macOS): the resident size and its peak from the system.
+int64_t peak_rss() {
+  const int64_t b = proc_status_kb("VmHWM:");
+  return b ? b : test_os::peak_rss_kib() * 1024;
+}
+int64_t current_rss() {
+  const int64_t b = proc_status_kb("VmRSS:");
+  return b ? b : test_os::current_rss_bytes_without_proc();
+}
 // Resets the peak to the current RSS (Linux: write 5 to clear_refs). False if unsupported.
 bool reset_peak() {
   std::ofstream f("/proc/self/clear_refs");
@@ -70,8 +76,6 @@ int main() {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int64_t after = peak_rss();
   const int64_t growth = after - before;
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
 
   std::printf("Nq = Nk = %lld, B = 1, H = %lld, D = %lld, f32, %d worker threads\n", (long long)N,
               (long long)H, (long long)D, threads);
@@ -81,7 +85,7 @@ int main() {
   std::printf("peak before the call:         %8.1f MiB%s\n", mib(before),
               resettable ? " (peak reset to current RSS)" : " (current RSS; peak not resettable)");
   std::printf("peak after the call:          %8.1f MiB (getrusage maxrss %.1f MiB)\n", mib(after),
-              ru.ru_maxrss / 1024.0);
+              test_os::peak_rss_kib() / 1024.0);
   std::printf("growth during the call:       %8.1f MiB = %.3f x the tensors, %.5f x a score matrix (%.0f MiB)\n",
               mib(growth), double(growth) / tensor_bytes, double(growth) / score_bytes, mib(score_bytes));
 

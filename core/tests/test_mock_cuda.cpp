@@ -3,11 +3,10 @@
 // device memory, device checks on tensors, the workspace limit, propagation of backend errors,
 // varlen offsets on the device (never read back: max_seqlen required), and the classic API
 // staging host buffers.
-#include <dlfcn.h>
-
 #include <cstdlib>
 #include <vector>
 
+#include "test_os.h"
 #include "test_util.h"
 
 namespace {
@@ -272,13 +271,13 @@ void classic() {
 
 int main() {
   const char* lib = std::getenv("UMFA_CUDA_LIB");
-  void* h = lib ? dlopen(lib, RTLD_NOW) : nullptr;
+  void* h = lib ? test_os::library_open(lib) : nullptr;
   if (!h) {
     std::printf("test_mock_cuda: UMFA_CUDA_LIB must name the mock library\n");
     return 1;
   }
-  live_allocations = reinterpret_cast<int (*)()>(dlsym(h, "umfa_mock_live_allocations"));
-  copies = reinterpret_cast<int (*)()>(dlsym(h, "umfa_mock_copies"));
+  live_allocations = reinterpret_cast<int (*)()>(test_os::library_symbol(h, "umfa_mock_live_allocations"));
+  copies = reinterpret_cast<int (*)()>(test_os::library_symbol(h, "umfa_mock_copies"));
   if (!live_allocations || !copies) return 1;
   loading();
   buffers();

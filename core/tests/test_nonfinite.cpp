@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "test_os.h"
 #include "test_util.h"
 
 namespace {

@@ -1,10 +1,16 @@
 // The CPU backend spreads one call over its worker threads even when batch × heads is 1 (it
 // splits the query blocks): a single-head, single-batch forward and backward on a 2-thread
 // context must keep at least two threads of this process busy. Measured with the per-thread
-// CPU time Linux keeps in /proc/self/task/<tid>/stat; the calls repeat until two threads have
-// each used a few clock ticks (or a time budget runs out, which fails the test), so a loaded
-// machine only makes it slower. Exits 77 (skipped) where /proc/self/task is unreadable.
+// CPU time Linux keeps in /proc/self/task/<tid>/stat (Windows: GetThreadTimes of every thread
+// of the process, in the same 10 ms ticks); the calls repeat until two threads have each used a
+// few clock ticks (or a time budget runs out, which fails the test), so a loaded machine only
+// makes it slower. Exits 77 (skipped) where the per-thread times are unreadable.
+#if defined(_WIN32)
+#include "test_os.h"  // windows.h
+#include <tlhelp32.h>
+#else
 #include <dirent.h>
+#endif
 
 #include <chrono>
 #include <fstream>
@@ -18,6 +24,32 @@
 namespace {
 
 // CPU clock ticks (user + system) of every thread of this process.
+#if defined(_WIN32)
+bool thread_ticks(std::map<long, long>* out) {
+  out->clear();
+  HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+  if (snap == INVALID_HANDLE_VALUE) return false;
+  const DWORD pid = GetCurrentProcessId();
+  THREADENTRY32 te;
+  te.dwSize = sizeof te;
+  for (BOOL more = Thread32First(snap, &te); more; more = Thread32Next(snap, &te)) {
+    if (te.th32OwnerProcessID != pid) continue;
+    HANDLE th = OpenThread(THREAD_QUERY_LIMITED_INFORMATION, FALSE, te.th32ThreadID);
+    if (!th) continue;
+    FILETIME created, exited, kernel, user;
+    if (GetThreadTimes(th, &created, &exited, &kernel, &user)) {
+      const auto ticks100ns = [](const FILETIME& f) {
+        return (static_cast<long long>(f.dwHighDateTime) << 32) | f.dwLowDateTime;
+      };
+      (*out)[static_cast<long>(te.th32ThreadID)] =
+          static_cast<long>((ticks100ns(kernel) + ticks100ns(user)) / 100000);  // 10 ms ticks
+    }
+    CloseHandle(th);
+  }
+  CloseHandle(snap);
+  return true;
+}
+#else
 bool thread_ticks(std::map<long, long>* out) {
   out->clear();
   DIR* dir = opendir("/proc/self/task");
@@ -39,13 +71,14 @@ bool thread_ticks(std::map<long, long>* out) {
   closedir(dir);
   return true;
 }
+#endif
 
 }  // namespace
 
 int main() {
   std::map<long, long> probe;
   if (!thread_ticks(&probe) || probe.empty()) {
-    std::printf("SKIP: /proc/self/task is not readable here\n");
+    std::printf("SKIP: the per-thread CPU times are not readable here\n");
     return 77;
   }
   const int64_t N = 2048, D = 64;

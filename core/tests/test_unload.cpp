@@ -2,22 +2,24 @@
 // does this when Node tears down an environment (it dlclose()s every library whose handles are
 // finalized), with the binding's default context alive. The library is linked with
 // -z nodelete, so dlclose() leaves it mapped and the parked workers never run unmapped code.
+// On Windows the program uses LoadLibrary/FreeLibrary, and umfa.dll pins itself in memory
+// before its first worker starts (core/src/platform: pin_own_module); on macOS the image is
+// marked RTLD_NODELETE the same way.
 //
-// Usage: test_unload PATH_TO_LIBUMFA   (the program does not link libumfa: it dlopen()s it)
-#include <dlfcn.h>
-
+// Usage: test_unload PATH_TO_LIBUMFA   (the program does not link libumfa: it loads it)
 #include <chrono>
 #include <cstdio>
 #include <thread>
 #include <vector>
 
+#include "test_os.h"
 #include "umfa.h"
 
 namespace {
 
 template <typename F>
 F symbol(void* lib, const char* name) {
-  return reinterpret_cast<F>(dlsym(lib, name));
+  return reinterpret_cast<F>(test_os::library_symbol(lib, name));
 }
 
 }  // namespace
@@ -29,9 +31,9 @@ int main(int argc, char** argv) {
   }
   int failures = 0;
   for (int round = 0; round < 20; ++round) {
-    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    void* lib = test_os::library_open(argv[1]);
     if (lib == nullptr) {
-      std::fprintf(stderr, "dlopen: %s\n", dlerror());
+      std::fprintf(stderr, "%s: %s\n", test_os::library_open_name(), test_os::library_error().c_str());
       return 1;
     }
     auto create = symbol<decltype(&umfa_context_create)>(lib, "umfa_context_create");
@@ -61,7 +63,7 @@ int main(int argc, char** argv) {
       ++failures;
     }
     // The context is never destroyed: the host unloads the library under it.
-    dlclose(lib);
+    test_os::library_close(lib);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   std::printf("test_unload: 20 unloads with live contexts, %d failures\n", failures);

@@ -34,7 +34,12 @@ inline bool report(bool ok, const char* file, int line, const std::string& what)
   return ok;
 }
 
+// mingw-w64 builds use its C99 printf family (__USE_MINGW_ANSI_STDIO): GNU's format dialect.
+#if defined(__MINGW32__)
+inline std::string fmt(const char* f, ...) __attribute__((format(gnu_printf, 1, 2)));
+#else
 inline std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+#endif
 inline std::string fmt(const char* f, ...) {
   char buf[2048];
   va_list ap;

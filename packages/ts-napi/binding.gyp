@@ -11,7 +11,15 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "libraries": ["-ldl"],
+      "conditions": [
+        ["OS!='win'", {"libraries": ["-ldl"]}],
+        ["OS=='win'", {
+          "defines": ["WIN32_LEAN_AND_MEAN", "NOMINMAX"],
+          "msvs_settings": {
+            "VCCLCompilerTool": {"ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17"]}
+          }
+        }]
+      ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17"

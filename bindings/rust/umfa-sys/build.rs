@@ -43,10 +43,16 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-fn library_file_names(target_os: &str) -> &'static [&'static str] {
-    match target_os {
-        "macos" | "ios" => &["libumfa.dylib"],
-        "windows" => &["umfa.lib", "libumfa.dll.a"],
+/// The file the linker reads for `-l umfa` (the import library on Windows, where the program
+/// later loads umfa.dll from its own folder or PATH).
+fn library_file_names(target_os: &str, target_env: &str) -> &'static [&'static str] {
+    match (target_os, target_env) {
+        ("macos" | "ios", _) => &["libumfa.dylib"],
+        // GNU ld (x86_64-pc-windows-gnu) reads mingw's import library libumfa.dll.a (or umfa.lib).
+        ("windows", "gnu") => &["libumfa.dll.a", "umfa.lib"],
+        // link.exe (x86_64-pc-windows-msvc) looks for umfa.lib only; from the mingw build's
+        // lib/umfa.def: `lib /def:umfa.def /machine:x64 /out:umfa.lib`.
+        ("windows", _) => &["umfa.lib"],
         _ => &["libumfa.so"],
     }
 }
@@ -159,7 +165,8 @@ fn choose_mode() -> Mode {
 fn link_system() {
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let target_arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    let names = library_file_names(&target_os);
+    let target_env = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    let names = library_file_names(&target_os, &target_env);
     let mut tried: Vec<String> = Vec::new();
 
     let mut found: Option<PathBuf> = None;

@@ -1,6 +1,4 @@
 // Section 3 of umfa.h: contexts, backend selection, build information.
-#include <sched.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +8,7 @@
 
 #include "api/internal.h"
 #include "cpu/cpu_backend.h"
+#include "platform/platform.h"
 
 namespace umfa {
 namespace api {
@@ -21,12 +20,7 @@ int32_t default_num_threads() {
     long n = std::strtol(env, &end, 10);
     if (errno == 0 && end && *end == '\0' && n >= 1 && n <= 4096) return static_cast<int32_t>(n);
   }
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n >= 1) return n;
-  }
+  if (const int n = platform::available_cpus(); n >= 1) return n;
   unsigned hc = std::thread::hardware_concurrency();
   return hc >= 1 ? static_cast<int32_t>(hc) : 1;
 }
@@ -34,13 +28,13 @@ int32_t default_num_threads() {
 void* host_alloc_zeroed(uint64_t bytes) {
   if (bytes == 0) bytes = 1;
   if (bytes > SIZE_MAX - 64) return nullptr;
-  void* p = nullptr;
-  if (posix_memalign(&p, 64, static_cast<size_t>(bytes)) != 0) return nullptr;
+  void* p = platform::aligned_alloc(64, static_cast<size_t>(bytes));
+  if (!p) return nullptr;
   std::memset(p, 0, static_cast<size_t>(bytes));
   return p;
 }
 
-void host_free(void* p) { std::free(p); }
+void host_free(void* p) { platform::aligned_free(p); }
 
 namespace {
 

@@ -1,47 +1,31 @@
-// Finds and loads the CUDA backend (libumfa_cuda.so) at run time.
+// Finds and loads the CUDA backend (libumfa_cuda.so; umfa_cuda.dll on Windows,
+// libumfa_cuda.dylib on macOS: platform::backend_library_file) at run time.
 //
-// Search order: $UMFA_CUDA_LIB when set (and nothing else); otherwise libumfa_cuda.so in the
-// folder libumfa itself was loaded from, then the dynamic linker's default search path.
+// Search order: $UMFA_CUDA_LIB when set (and nothing else); otherwise the backend library in the
+// folder libumfa itself was loaded from, then the system's default library search.
 // A missing library, a missing entry point or a machine without a GPU is never an error here:
 // the state records why, and umfa_build_info() reports it.
-#include <dlfcn.h>
-
-#include <cstdlib>
-#include <cstring>
 
 #include "api/internal.h"
+#include "platform/platform.h"
 
 namespace umfa {
 namespace api {
 namespace {
 
-constexpr const char* kLibName = "libumfa_cuda.so";
+constexpr const char* kLibBase = "umfa_cuda";
 constexpr const char* kEntry = "umfa_cuda_backend_v1";
-
-std::string own_directory() {
-  Dl_info info;
-  std::memset(&info, 0, sizeof info);
-  if (!dladdr(reinterpret_cast<void*>(&umfa_version), &info) || !info.dli_fname) return "";
-  std::string path = info.dli_fname;
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? std::string() : path.substr(0, slash);
-}
-
-std::string dl_error() {
-  const char* e = dlerror();
-  return e ? e : "unknown dlopen error";
-}
 
 // Tries one library; on success fills `st` and returns true, else appends the reason.
 bool try_load(const std::string& lib, CudaState& st, std::string& reasons) {
-  dlerror();
-  void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::string error;
+  void* handle = platform::library_open(lib, &error);
   if (!handle) {
     if (!reasons.empty()) reasons += "; ";
-    reasons += dl_error();
+    reasons += error;
     return false;
   }
-  auto entry = reinterpret_cast<umfa_cuda_backend_v1_fn>(dlsym(handle, kEntry));
+  auto entry = reinterpret_cast<umfa_cuda_backend_v1_fn>(platform::library_symbol(handle, kEntry));
   const BackendTable* table = entry ? entry() : nullptr;
   std::string why;
   if (!entry) {
@@ -55,12 +39,12 @@ bool try_load(const std::string& lib, CudaState& st, std::string& reasons) {
     why = lib + " has an incompatible backend table";
   }
   if (!why.empty()) {
-    dlclose(handle);
+    platform::library_close(handle);
     if (!reasons.empty()) reasons += "; ";
     reasons += why;
     return false;
   }
-  // Loaded for the life of the process (never dlclose'd: contexts may hold its state).
+  // Loaded for the life of the process (never closed: contexts may hold its state).
   st.table = table;
   st.path = lib;
   return true;
@@ -70,13 +54,14 @@ CudaState load() {
   CudaState st;
   std::string reasons;
   bool ok = false;
-  if (const char* env = std::getenv("UMFA_CUDA_LIB"); env && *env) {
+  const std::string lib_name = platform::backend_library_file(kLibBase);
+  if (const std::string env = platform::environment("UMFA_CUDA_LIB"); !env.empty()) {
     ok = try_load(env, st, reasons);
-    if (!ok) reasons = "UMFA_CUDA_LIB=" + std::string(env) + ": " + reasons;
+    if (!ok) reasons = "UMFA_CUDA_LIB=" + env + ": " + reasons;
   } else {
-    std::string dir = own_directory();
-    if (!dir.empty()) ok = try_load(dir + "/" + kLibName, st, reasons);
-    if (!ok) ok = try_load(kLibName, st, reasons);
+    const std::string dir = platform::own_module_directory();
+    if (!dir.empty()) ok = try_load(platform::path_join(dir, lib_name), st, reasons);
+    if (!ok) ok = try_load(lib_name, st, reasons);
   }
   if (!ok) {
     st.reason = "libumfa_cuda not loadable (" + reasons + ")";

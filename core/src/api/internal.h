@@ -10,6 +10,14 @@
 #include "cpu/os_threads.h"
 #include "umfa.h"
 
+// The printf dialect the format checks assume: mingw-w64 builds with __USE_MINGW_ANSI_STDIO
+// (core/CMakeLists.txt), whose printf family is GNU's, not msvcrt's.
+#if defined(__MINGW32__)
+#define UMFA_PRINTF_FORMAT gnu_printf
+#else
+#define UMFA_PRINTF_FORMAT printf
+#endif
+
 // Handles carry a tag so that a handle of the wrong kind (easy to pass through the classic
 // API's void* handles) is refused with INVALID_HANDLE instead of being misused.
 constexpr uint32_t kContextMagic = 0x55434f4eu;  // "UCON"
@@ -48,7 +56,7 @@ namespace api {
 // Records a failure: formats the message, stores it as the calling thread's last error and,
 // when `ctx` is not null, as the context's last error. Returns `status`.
 umfa_status fail(const umfa_context* ctx, umfa_status status, const char* fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(UMFA_PRINTF_FORMAT, 3, 4)));
 umfa_status failv(const umfa_context* ctx, umfa_status status, const char* fmt, va_list ap);
 
 // The calling thread's most recent failure message ("" when none), and the number of failures

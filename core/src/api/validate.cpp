@@ -53,7 +53,7 @@ class Checker {
  public:
   Checker(umfa_context* ctx, const char* fn) : ctx_(ctx), fn_(fn) {}
 
-  umfa_status error(umfa_status status, const char* fmt, ...) __attribute__((format(printf, 3, 4))) {
+  umfa_status error(umfa_status status, const char* fmt, ...) __attribute__((format(UMFA_PRINTF_FORMAT, 3, 4))) {
     char buf[900];
     va_list ap;
     va_start(ap, fmt);

@@ -29,11 +29,8 @@
 
 #include "cpu_common.h"
 #include "merge.h"
+#include "platform/platform.h"
 #include "thread_pool.h"
-
-#if defined(__linux__)
-#include <sched.h>
-#endif
 
 namespace umfa {
 namespace cpu {
@@ -58,11 +55,7 @@ int32_t default_threads() {
     const long n = std::strtol(env, &end, 10);
     if (end && *end == '\0' && n >= 1 && n <= 4096) return static_cast<int32_t>(n);
   }
-#if defined(__linux__)
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) >= 1) return CPU_COUNT(&set);
-#endif
+  if (const int n = platform::available_cpus(); n >= 1) return n;
   const unsigned hc = std::thread::hardware_concurrency();
   return hc >= 1 ? static_cast<int32_t>(hc) : 1;
 }
@@ -704,7 +697,7 @@ umfa_status alloc(void*, uint64_t bytes, void** out_ptr, ErrorSink* err) {
     return UMFA_STATUS_OUT_OF_MEMORY;
   }
   const size_t n = round64(bytes == 0 ? 1 : static_cast<size_t>(bytes));
-  void* q = std::aligned_alloc(64, n);
+  void* q = platform::aligned_alloc(64, n);
   if (!q) {
     report(err, "cannot allocate %llu bytes", static_cast<unsigned long long>(bytes));
     return UMFA_STATUS_OUT_OF_MEMORY;
@@ -714,7 +707,7 @@ umfa_status alloc(void*, uint64_t bytes, void** out_ptr, ErrorSink* err) {
   return UMFA_STATUS_OK;
 }
 
-void release(void*, void* ptr) { std::free(ptr); }
+void release(void*, void* ptr) { platform::aligned_free(ptr); }
 
 umfa_status copy(void*, void* dst, const void* src, uint64_t bytes, ErrorSink*) {
   if (bytes == 0) return UMFA_STATUS_OK;

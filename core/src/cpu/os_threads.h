@@ -19,8 +19,11 @@
 // NativeThread exists because a std::thread of a vanished thread can be neither joined nor
 // destroyed (its destructor calls std::terminate); a native handle can simply be forgotten.
 //
-// Implemented for POSIX systems (Linux, macOS): pthreads and pthread_atfork. Another platform
-// implements this header in os_threads.cpp (Windows has no fork(): its handlers never run).
+// Implementations: os_threads_posix.cpp (Linux, macOS: pthreads and pthread_atfork) and
+// os_threads_win32.cpp (Windows: _beginthreadex; Windows has no fork(), so the handlers are never
+// run and registering one records nothing). Either starts the first thread only after pinning
+// libumfa in memory (platform::pin_own_module), so a host that unloads the library under live
+// contexts never leaves a parked worker in unmapped code.
 #pragma once
 
 #include <mutex>
@@ -28,6 +31,8 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
+#elif !defined(_WIN32)
+#error "os_threads.h: no thread implementation for this platform (see os_threads_*.cpp)"
 #endif
 
 namespace umfa {
@@ -46,6 +51,8 @@ class NativeThread {
  private:
 #if defined(__unix__) || defined(__APPLE__)
   pthread_t handle_{};
+#else
+  void* handle_ = nullptr;  // the thread's HANDLE
 #endif
   bool started_ = false;
 };

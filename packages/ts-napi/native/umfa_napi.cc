@@ -1,8 +1,22 @@
 // The N-API addon of @umfa/napi: a thin layer over libumfa, which it loads at run time with
-// dlopen() from the path the TypeScript loader found (so the addon never pins a library
-// location). Calls are encoded by @umfa/api into a "frame" (options struct + tensor slots); this
+// dlopen() (Windows: LoadLibraryExW) from the path the TypeScript loader found (so the addon
+// never pins a library location). Calls are encoded by @umfa/api into a "frame" (options struct + tensor slots); this
 // file patches in the native addresses and calls the core, synchronously or on a libuv worker.
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+// windows.h defines IN, OUT and OPTIONAL as empty macros; OUT names a slot below.
+#undef IN
+#undef OUT
+#undef OPTIONAL
+#else
 #include <dlfcn.h>
+#endif
 #include <napi.h>
 
 #include <cstddef>
@@ -57,7 +71,40 @@ constexpr size_t kRelocated[] = {offsetof(umfa_attention_options, attn_mask),
                                  offsetof(umfa_attention_options, cu_seqlens_k),
                                  offsetof(umfa_attention_options, error_message)};
 
-// ---- Entry points, resolved with dlsym. ----
+// ---- Loading the library: dlopen (POSIX), LoadLibraryExW (Windows; the path is UTF-8). ----
+
+#if defined(_WIN32)
+void* LibraryOpen(const std::string& path, std::string* error) {
+  const int n = MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, nullptr, 0);
+  std::wstring wpath(n > 0 ? static_cast<size_t>(n) : 1, L'\0');
+  if (n > 0) MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, &wpath[0], n);
+  // The library's folder is searched for the DLLs it loads itself (the CUDA backend).
+  HMODULE h = LoadLibraryExW(wpath.c_str(), nullptr,
+                             LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_DEFAULT_DIRS);
+  if (h == nullptr && GetLastError() == ERROR_INVALID_PARAMETER) {
+    h = LoadLibraryExW(wpath.c_str(), nullptr, LOAD_WITH_ALTERED_SEARCH_PATH);
+  }
+  if (h == nullptr) *error = "LoadLibraryExW failed with error " + std::to_string(GetLastError());
+  return reinterpret_cast<void*>(h);
+}
+void* LibrarySymbol(void* h, const char* name) {
+  return reinterpret_cast<void*>(GetProcAddress(static_cast<HMODULE>(h), name));
+}
+void LibraryClose(void* h) { FreeLibrary(static_cast<HMODULE>(h)); }
+#else
+void* LibraryOpen(const std::string& path, std::string* error) {
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (h == nullptr) {
+    const char* e = dlerror();
+    *error = e ? e : "dlopen failed";
+  }
+  return h;
+}
+void* LibrarySymbol(void* h, const char* name) { return dlsym(h, name); }
+void LibraryClose(void* h) { dlclose(h); }
+#endif
+
+// ---- Entry points, resolved with LibrarySymbol. ----
 struct Api {
   void* handle = nullptr;
   std::string path;
@@ -93,7 +140,7 @@ uint64_t g_last_data[kSlotCount] = {};
 
 template <typename F>
 bool Resolve(void* h, const char* name, F* out, std::vector<std::string>* missing) {
-  void* sym = dlsym(h, name);
+  void* sym = LibrarySymbol(h, name);
   if (sym == nullptr) {
     if (missing) missing->push_back(name);
     return false;
@@ -297,16 +344,16 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(env, "umfa: a different native library is already loaded: " + g_api.path);
   }
   if (!g_loaded) {
-    void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    std::string load_error;
+    void* h = LibraryOpen(path, &load_error);
     if (h == nullptr) {
-      const char* e = dlerror();
-      throw Napi::Error::New(env, std::string("cannot load ") + path + ": " + (e ? e : "dlopen failed"));
+      throw Napi::Error::New(env, std::string("cannot load ") + path + ": " + load_error);
     }
     Api api;
     api.handle = h;
     api.path = path;
     if (!Resolve(h, "umfa_abi_version", &api.abi_version, nullptr)) {
-      dlclose(h);
+      LibraryClose(h);
       throw Napi::Error::New(env, path + " is not a umfa library (no umfa_abi_version)");
     }
     std::vector<std::string> missing;
@@ -342,7 +389,7 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     result.Set("missing", m);
     if (api.abi_version() != UMFA_ABI_VERSION || !missing.empty()) {
       // Refused by the caller: do not keep it loaded.
-      dlclose(h);
+      LibraryClose(h);
       return result;
     }
     g_api = api;

@@ -210,6 +210,10 @@ def candidate_dirs() -> List[Tuple[str, Path]]:
     return dirs
 
 
+#: Handles from os.add_dll_directory (Windows), kept so the folders stay on the search path.
+_DLL_DIRECTORIES: List[object] = []
+
+
 def _load() -> Tuple[ctypes.CDLL, str]:
     tried: List[str] = []
     for origin, folder in candidate_dirs():
@@ -219,6 +223,10 @@ def _load() -> Tuple[ctypes.CDLL, str]:
                 tried.append(f"{path} ({origin}: not found)")
                 continue
             try:
+                if sys.platform == "win32" and hasattr(os, "add_dll_directory"):
+                    # The library's folder joins the DLL search path for what umfa.dll loads
+                    # later (the CUDA backend umfa_cuda.dll and its runtime sit next to it).
+                    _DLL_DIRECTORIES.append(os.add_dll_directory(str(folder.resolve())))
                 return ctypes.CDLL(str(path)), str(path)
             except OSError as exc:  # present but unloadable: say why, keep looking
                 tried.append(f"{path} ({origin}: {exc})")

@@ -1,13 +1,13 @@
-// POSIX implementation of os_threads.h: pthreads, and one pthread_atfork registration that runs
-// every registered ForkHandler.
+// POSIX implementation of os_threads.h (Linux, macOS): pthreads, and one pthread_atfork
+// registration that runs every registered ForkHandler. Windows: os_threads_win32.cpp.
 #include "os_threads.h"
 
-#if !defined(__unix__) && !defined(__APPLE__)
-#error "os_threads.cpp implements POSIX threads and fork handling; add this platform's version"
-#endif
+#if defined(__unix__) || defined(__APPLE__)
 
 #include <mutex>
 #include <new>
+
+#include "platform/platform.h"
 
 namespace umfa {
 namespace os {
@@ -52,6 +52,9 @@ struct ForkRegistry {
 };
 
 bool NativeThread::start(void (*fn)(void*), void* arg) {
+  // Workers park inside libumfa's code: it must stay loaded whatever the host unloads later.
+  static const bool pinned = (platform::pin_own_module(), true);
+  (void)pinned;
   Start* s = new (std::nothrow) Start{fn, arg};
   if (!s) return false;
   if (pthread_create(&handle_, nullptr, thread_entry, s) != 0) {
@@ -90,3 +93,5 @@ void ForkSafeMutex::fork_child() { reconstruct_in_child(mu_); }
 
 }  // namespace os
 }  // namespace umfa
+
+#endif  // __unix__ || __APPLE__
