@@ -4,8 +4,8 @@
 //!
 //! # Bundled build
 //!
-//! The core's API layer, classic API and CPU backend (`core/src/{api,compat,cpu}`, every `.cpp`
-//! found there; never the CUDA sources: the CUDA backend is a separate library that the core
+//! The core's API layer, classic API, CPU backend and OS seams
+//! (`core/src/{api,compat,cpu,platform}`, every `.cpp` found there; never the CUDA sources: the CUDA backend is a separate library that the core
 //! loads at run time) are compiled with the C++ compiler and archived into a static library that
 //! is linked into the final binary, so the binary needs no libumfa at run time. The sources come
 //! from the umfa repository when this crate sits in it (`bindings/rust/umfa-sys`), otherwise from
@@ -240,7 +240,7 @@ struct CoreSources {
 }
 
 /// The folders of `src` whose sources make up the static library (never `cuda`).
-const LIBRARY_DIRS: &[&str] = &["api", "compat", "cpu"];
+const LIBRARY_DIRS: &[&str] = &["api", "compat", "cpu", "platform"];
 
 fn is_core_tree(include: &Path, src: &Path) -> bool {
     include.join("umfa.h").is_file() && LIBRARY_DIRS.iter().all(|d| src.join(d).is_dir())

@@ -4,7 +4,7 @@
 #
 #   vendor/include/umfa.h          the public header
 #   vendor/src/*.h                 core/src's shared headers (backend.h)
-#   vendor/src/{api,compat,cpu}/   sources and headers of the API layer, classic API, CPU backend
+#   vendor/src/{api,compat,cpu,platform}/   sources and headers of the API layer, classic API, CPU backend, OS seams
 #   vendor/LICENSE                 the repository's license
 #
 # Never the CUDA backend, tests, build files or docs. The folder is ignored by git and rebuilt
@@ -20,7 +20,7 @@ mkdir -p "$dest/include" "$dest/src"
 cp "$root/include/umfa.h" "$dest/include/"
 cp "$root/LICENSE" "$dest/"
 find "$root/core/src" -maxdepth 1 -type f -name '*.h' -exec cp {} "$dest/src/" \;
-for dir in api compat cpu; do
+for dir in api compat cpu platform; do
   (cd "$root/core/src" &&
     find "$dir" -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.hpp' -o -name '*.inc' \) -print0 |
     while IFS= read -r -d '' f; do
