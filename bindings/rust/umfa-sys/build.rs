@@ -6,8 +6,9 @@
 //!
 //! The core's API layer, classic API, CPU backend and OS seams
 //! (`core/src/{api,compat,cpu,platform}`, every `.cpp` found there; never the CUDA sources: the
-//! CUDA backend is a separate library that the core loads at run time) are compiled with the C++ compiler and archived into a static library that
-//! is linked into the final binary, so the binary needs no libumfa at run time. The sources come
+//! CUDA backend is a separate library that the core loads at run time) are compiled with the C++
+//! compiler and archived into a static library that is linked into the final binary, so the
+//! binary needs no libumfa at run time. The sources come
 //! from the umfa repository when this crate sits in it (`bindings/rust/umfa-sys`), otherwise from
 //! the crate's `vendor/` folder, which `vendor.sh` fills before `cargo package`.
 //!
