@@ -294,7 +294,10 @@ Allocation::Allocation(std::size_t length, Guard guard, std::string name) : leng
     return;
   }
   install_fault_handler();
-  const std::size_t rounded = (length + 15) / 16 * 16;
+  // `after`: the last byte of the allocation is the last byte before the guard page, so the very
+  // first byte past the end faults; the start is then aligned as the length is (a buffer of
+  // floats starts 4-byte aligned, one of 16-byte vectors 16-byte aligned).
+  const std::size_t rounded = std::max<std::size_t>(length, 1);
   const std::size_t data_pages = (std::max<std::size_t>(rounded, 1) + kPage - 1) / kPage * kPage;
   map_length_ = data_pages + 2 * kPage;
   map_ = mmap(nullptr, map_length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -14,7 +14,7 @@
 namespace metal_sim {
 
 // Where out-of-bounds accesses are caught. `none`: plain memory. `after`: the allocation ends
-// (to 16-byte granularity) where an inaccessible page begins, so an access past its end faults;
+// exactly where an inaccessible page begins, so an access to its first byte past the end faults;
 // `before`: it starts where an inaccessible page ends, so an access before its start faults.
 // A fault in a guard page of a live allocation fails the dispatch with the allocation's name and
 // the offset; any other fault is a real crash.
