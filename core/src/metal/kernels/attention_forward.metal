@@ -19,65 +19,7 @@
 
 using namespace metal;
 
-UMFA_FUNCTION_CONSTANT(int, fc_mask_mode, UMFA_FC_MASK_MODE)
-UMFA_FUNCTION_CONSTANT(bool, fc_has_window, UMFA_FC_HAS_WINDOW)
-UMFA_FUNCTION_CONSTANT(bool, fc_has_softcap, UMFA_FC_HAS_SOFTCAP)
-UMFA_FUNCTION_CONSTANT(bool, fc_has_alibi, UMFA_FC_HAS_ALIBI)
-UMFA_FUNCTION_CONSTANT(int, fc_mask_kind, UMFA_FC_MASK_KIND)
-UMFA_FUNCTION_CONSTANT(int, fc_mask_dtype, UMFA_FC_MASK_DTYPE)
-UMFA_FUNCTION_CONSTANT(int, fc_out_dtype, UMFA_FC_OUT_DTYPE)
-UMFA_FUNCTION_CONSTANT(bool, fc_varlen, UMFA_FC_VARLEN)
-UMFA_FUNCTION_CONSTANT(bool, fc_has_lse, UMFA_FC_HAS_LSE)
-
-// Where the lane's two elements of an 8x8 simdgroup_matrix sit: row, and the first of two
-// adjacent columns (the layout Metal FlashAttention documents).
-inline ushort2 umfa_lane_coord(ushort lane) {
-  const ushort quad = lane / 4;
-  return ushort2(ushort((quad & 2) * 2 + (lane % 2) * 2), ushort((quad & 4) + (lane / 2) % 4));
-}
-
-// The score of query i against key j of one (batch, head), or -inf when the key is not visible.
-// Order as the ABI defines it: scale, softcap, ALiBi, then the additive mask; the built-in rules
-// (causal, window) and a boolean mask decide visibility; an additive -inf also masks.
-inline float umfa_attention_score(float qk, int i, int j, int nq, int nk, int b, int h,
-                                  constant UmfaAttentionParams& p, device const uchar* mask,
-                                  device const float* alibi) {
-  if (i >= nq || j >= nk) return -INFINITY;
-  const int offset = fc_mask_mode == 1 ? 0 : nk - nq;
-  if (fc_mask_mode == 1 && j > i) return -INFINITY;
-  if (fc_mask_mode == 2 && j > i + nk - nq) return -INFINITY;
-  if (fc_has_window) {
-    const int d = j - (i + offset);
-    if (p.window_left >= 0 && d < -p.window_left) return -INFINITY;
-    if (p.window_right >= 0 && d > p.window_right) return -INFINITY;
-  }
-  float s = qk * p.scale;
-  if (fc_has_softcap) s = p.softcap * precise::tanh(s / p.softcap);
-  if (fc_has_alibi) {
-    const float slope = alibi[long(b) * p.alibi_stride[0] + long(h) * p.alibi_stride[1]];
-    s -= slope * float(abs(i + offset - j));
-  }
-  if (fc_mask_kind != 0) {
-    const long m = long(b) * p.mask_stride[0] + long(h) * p.mask_stride[1] +
-                   long(i) * p.mask_stride[2] + long(j) * p.mask_stride[3];
-    if (fc_mask_kind == 1) {
-      if (mask[m] == 0) return -INFINITY;
-    } else if (fc_mask_dtype == 0) {
-      s += umfa_load((device const float*)mask, m);
-    } else if (fc_mask_dtype == 1) {
-      s += umfa_load((device const half*)mask, m);
-    } else {
-      s += umfa_load((device const bfloat*)mask, m);
-    }
-  }
-  return s;
-}
-
-inline void umfa_store_out(device uchar* out, long index, float value) {
-  if (fc_out_dtype == 0) umfa_store((device float*)out, index, value);
-  else if (fc_out_dtype == 1) umfa_store((device half*)out, index, value);
-  else umfa_store((device bfloat*)out, index, value);
-}
+#include "attention_score.h"
 
 template <typename T>
 void umfa_attention_forward(device const T* q, device const T* k, device const T* v,
@@ -156,7 +98,8 @@ void umfa_attention_forward(device const T* q, device const T* k, device const T
     float sv[2];
     for (int e = 0; e < 2; ++e) {
       const int j = j0 + col + e;
-      sv[e] = j < j_end ? umfa_attention_score(s.thread_elements()[e], i, j, nq, nk, b, h, p, mask, alibi)
+      float unused_dcap;
+      sv[e] = j < j_end ? umfa_attention_score(s.thread_elements()[e], i, j, nq, nk, b, h, p, mask, alibi, unused_dcap)
                         : -INFINITY;
     }
     float block_max = max(sv[0], sv[1]);

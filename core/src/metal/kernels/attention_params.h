@@ -30,6 +30,10 @@ struct UmfaAttentionParams {
   long lse_stride[3];    // [batch, head, query] (varlen: batch stride 0, query = packed token)
   long mask_stride[4];   // [batch, head, query, key], 0 along broadcast dimensions
   long alibi_stride[2];  // [batch, head], 0 along broadcast dimensions
+  long do_stride[4];     // backward: dout, dq, dk, dv (as q/k/v)
+  long dq_stride[4];
+  long dk_stride[4];
+  long dv_stride[4];
   int batch;
   int seqlen_q;  // dense: every sequence; varlen: unused
   int seqlen_k;

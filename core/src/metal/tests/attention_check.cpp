@@ -1,6 +1,7 @@
 // Runs umfa's MSL attention kernels (kernels/*.metal, compiled here as C++) in the simulator
 // against the conformance vectors: every case of conformance/manifest.json, forward outputs (out
-// and LSE) compared with the float64 reference within the case's tolerances. Every buffer and the
+// and LSE, and dq/dk/dv for backward cases) compared with the float64 reference within the
+// case's tolerances; the backward runs on the out and LSE this forward produced. Every buffer and the
 // threadgroup memory sit against guard pages, so an out-of-bounds access fails the case; each case
 // runs under two thread schedules (in order, and shuffled), which must agree bit for bit.
 //
@@ -203,52 +204,95 @@ int main(int argc, char** argv) {
     }
     p.batch = batch;
 
+    const bool backward = c["backward"].as_bool();
+    Spec dos, dqs, dks, dvs;
+    Allocation dout(16, Guard::after, "dout (unused)");
+    if (backward) {
+      dos = parse_spec(c["inputs"]["dout"]);
+      dqs = parse_spec(c["expected"]["dq"]);
+      dks = parse_spec(c["expected"]["dk"]);
+      dvs = parse_spec(c["expected"]["dv"]);
+      strides4(dos, p.do_stride);
+      strides4(dqs, p.dq_stride);
+      strides4(dks, p.dk_stride);
+      strides4(dvs, p.dv_stride);
+      dout = io.load(dos, "dout");
+    }
     Allocation params(sizeof p, Guard::after, "params");
     std::memcpy(params.data(), &p, sizeof p);
-    const size_t out_bytes = size_t(count(os.shape)) * dtype_size(out_dtype);
+    const size_t osz = dtype_size(out_dtype);
+    const size_t out_bytes = size_t(count(os.shape)) * osz;
     const size_t lse_bytes = size_t(count(ls.shape)) * 4;
-    std::vector<uint8_t> first_out, first_lse;
+    const size_t dq_bytes = backward ? size_t(count(dqs.shape)) * osz : 0;
+    const size_t dk_bytes = backward ? size_t(count(dks.shape)) * osz : 0;
+    const size_t dv_bytes = backward ? size_t(count(dvs.shape)) * osz : 0;
+    const int dp = (p.head_dim + 7) / 8 * 8;
+    const uint32_t q_blocks = uint32_t((max_nq + 7) / 8);
+    int max_nk = p.seqlen_k;
+    if (varlen) {
+      const int32_t* ck = static_cast<const int32_t*>(cu_k.data());
+      max_nk = 0;
+      for (int b = 0; b < batch; ++b) max_nk = std::max(max_nk, ck[b + 1] - ck[b]);
+    }
+    std::vector<uint8_t> first[5];
     std::string why;
     bool ok = true;
     const Schedule schedules[2] = {Schedule::in_order, Schedule::shuffled};
     for (int si = 0; si < 2 && ok; ++si) {
       Allocation out(std::max<size_t>(out_bytes, 1), Guard::after, "out");
       Allocation lse(std::max<size_t>(lse_bytes, 1), Guard::after, "lse");
-      std::memset(out.data(), 0xff, out.length());  // NaN everywhere until written
-      std::memset(lse.data(), 0xff, lse.length());
-      const std::string kname = "umfa_attention_forward_" + dtype;
+      Allocation delta(std::max<size_t>(lse_bytes, 1), Guard::after, "delta");
+      Allocation dq(std::max<size_t>(dq_bytes, 1), Guard::after, "dq");
+      Allocation dk(std::max<size_t>(dk_bytes, 1), Guard::after, "dk");
+      Allocation dv(std::max<size_t>(dv_bytes, 1), Guard::after, "dv");
+      for (Allocation* a : {&out, &lse, &delta, &dq, &dk, &dv}) std::memset(a->data(), 0xff, a->length());  // NaN until written
       DispatchDesc d;
-      d.kernel = find_kernel(kname);
-      d.kernel_name = kname.c_str();
       d.constants = fc;
-      d.buffers = {{q.data(), q.length()},         {k.data(), k.length()},     {v.data(), v.length()},
-                   {out.data(), out.length()},     {lse.data(), lse.length()}, {params.data(), params.length()},
-                   {mask.data(), mask.length()},   {alibi.data(), alibi.length()},
-                   {cu_q.data(), cu_q.length()},   {cu_k.data(), cu_k.length()}};
-      const int dp = (p.head_dim + 7) / 8 * 8;
-      d.threadgroup_memory = {size_t(UMFA_METAL_BLOCK_Q + 2 * UMFA_METAL_BLOCK_K) * size_t(dp) * 4};
+      d.buffers = {{q.data(), q.length()},       {k.data(), k.length()},         {v.data(), v.length()},
+                   {out.data(), out.length()},   {lse.data(), lse.length()},     {params.data(), params.length()},
+                   {mask.data(), mask.length()}, {alibi.data(), alibi.length()}, {cu_q.data(), cu_q.length()},
+                   {cu_k.data(), cu_k.length()}, {dout.data(), dout.length()},   {delta.data(), delta.length()},
+                   {dq.data(), dq.length()},     {dk.data(), dk.length()},       {dv.data(), dv.length()}};
       d.threadgroup_guard = Guard::after;
-      d.threadgroups = {uint32_t((max_nq + UMFA_METAL_BLOCK_Q - 1) / UMFA_METAL_BLOCK_Q), uint32_t(p.heads_q),
-                        uint32_t(batch)};
       d.threads_per_threadgroup = {32, 1, 1};
       d.schedule = schedules[si];
       d.seed = ci + 1;
-      if (!d.kernel) { why = "kernel " + kname + " not registered"; ok = false; break; }
-      if (d.threadgroups.x && d.threadgroups.y && d.threadgroups.z) {
+      auto run = [&](const std::string& name, Dim3 grid, size_t tg_floats) {
+        d.kernel = find_kernel(name);
+        d.kernel_name = name.c_str();
+        d.threadgroups = grid;
+        d.threadgroup_memory.clear();
+        if (tg_floats) d.threadgroup_memory.push_back(tg_floats * 4);
+        if (!d.kernel) { why = "kernel " + name + " not registered"; return false; }
+        if (!grid.x || !grid.y || !grid.z) return true;
         const std::string err = dispatch(d);
-        if (!err.empty()) { why = err; ok = false; break; }
-      }
-      const uint8_t* ob = static_cast<const uint8_t*>(out.data());
-      const uint8_t* lb = static_cast<const uint8_t*>(lse.data());
+        if (!err.empty()) { why = err; return false; }
+        return true;
+      };
+      ok = run("umfa_attention_forward_" + dtype, {q_blocks, uint32_t(p.heads_q), uint32_t(batch)},
+               size_t(UMFA_METAL_BLOCK_Q + 2 * UMFA_METAL_BLOCK_K) * size_t(dp));
+      if (ok && backward)
+        ok = run("umfa_attention_backward_delta_" + dtype, {uint32_t((max_nq + 31) / 32), uint32_t(p.heads_q), uint32_t(batch)}, 0) &&
+             run("umfa_attention_backward_dq_" + dtype, {q_blocks, uint32_t(p.heads_q), uint32_t(batch)}, size_t(32 * dp)) &&
+             run("umfa_attention_backward_dkdv_" + dtype, {uint32_t((max_nk + 7) / 8), uint32_t(p.heads_kv), uint32_t(batch)},
+                 size_t(32 * dp));
+      if (!ok) break;
+      const uint8_t* got[5] = {static_cast<const uint8_t*>(out.data()), static_cast<const uint8_t*>(lse.data()),
+                               static_cast<const uint8_t*>(dq.data()), static_cast<const uint8_t*>(dk.data()),
+                               static_cast<const uint8_t*>(dv.data())};
+      const size_t sizes[5] = {out_bytes, lse_bytes, dq_bytes, dk_bytes, dv_bytes};
+      const char* names[5] = {"out", "lse", "dq", "dk", "dv"};
       if (si == 0) {
-        int64_t bad = compare("out", root, c["expected"]["out"], c["tolerances"]["out"], ob, out_dtype, &why);
-        if (!bad) bad = compare("lse", root, c["expected"]["lse"], c["tolerances"]["lse"], lb, "f32", &why);
-        if (bad) { ok = false; break; }
-        first_out.assign(ob, ob + out_bytes);
-        first_lse.assign(lb, lb + lse_bytes);
-      } else if (std::memcmp(first_out.data(), ob, out_bytes) != 0 || std::memcmp(first_lse.data(), lb, lse_bytes) != 0) {
-        why = "the shuffled thread schedule gave different results (a race)";
-        ok = false;
+        for (int t = 0; t < (backward ? 5 : 2) && ok; ++t)
+          ok = compare(names[t], root, c["expected"][names[t]], c["tolerances"][names[t]], got[t],
+                       t == 1 ? "f32" : out_dtype, &why) == 0;
+        for (int t = 0; t < 5; ++t) first[t].assign(got[t], got[t] + sizes[t]);
+      } else {
+        for (int t = 0; t < 5 && ok; ++t)
+          if (sizes[t] && std::memcmp(first[t].data(), got[t], sizes[t]) != 0) {
+            why = std::string("the shuffled thread schedule gave a different ") + names[t] + " (a race)";
+            ok = false;
+          }
       }
     }
     if (ok) {
@@ -260,7 +304,7 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("forward: %d case(s) passed, %d failed, %.1f s (out and LSE; backward not implemented)\n", passed,
-              failed, secs);
+  std::printf("%d case(s) passed, %d failed, %.1f s (forward out and LSE; dq, dk, dv where the case has a backward)\n",
+              passed, failed, secs);
   return failed || passed == 0 ? 1 : 0;
 }
