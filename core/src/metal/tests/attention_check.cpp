@@ -25,6 +25,7 @@
 #include "runtime.h"
 // The kernels' argument block, shared with the MSL sources.
 #include "attention_params.h"
+#include "attention_dispatch.h"
 
 using conf::Json;
 using namespace metal_sim;
@@ -226,8 +227,6 @@ int main(int argc, char** argv) {
     const size_t dq_bytes = backward ? size_t(count(dqs.shape)) * osz : 0;
     const size_t dk_bytes = backward ? size_t(count(dks.shape)) * osz : 0;
     const size_t dv_bytes = backward ? size_t(count(dvs.shape)) * osz : 0;
-    const int dp = (p.head_dim + 7) / 8 * 8;
-    const uint32_t q_blocks = uint32_t((max_nq + 7) / 8);
     int max_nk = p.seqlen_k;
     if (varlen) {
       const int32_t* ck = static_cast<const int32_t*>(cu_k.data());
@@ -246,36 +245,14 @@ int main(int argc, char** argv) {
       Allocation dk(std::max<size_t>(dk_bytes, 1), Guard::after, "dk");
       Allocation dv(std::max<size_t>(dv_bytes, 1), Guard::after, "dv");
       for (Allocation* a : {&out, &lse, &delta, &dq, &dk, &dv}) std::memset(a->data(), 0xff, a->length());  // NaN until written
-      DispatchDesc d;
-      d.constants = fc;
-      d.buffers = {{q.data(), q.length()},       {k.data(), k.length()},         {v.data(), v.length()},
-                   {out.data(), out.length()},   {lse.data(), lse.length()},     {params.data(), params.length()},
-                   {mask.data(), mask.length()}, {alibi.data(), alibi.length()}, {cu_q.data(), cu_q.length()},
-                   {cu_k.data(), cu_k.length()}, {dout.data(), dout.length()},   {delta.data(), delta.length()},
-                   {dq.data(), dq.length()},     {dk.data(), dk.length()},       {dv.data(), dv.length()}};
-      d.threadgroup_guard = Guard::after;
-      d.threads_per_threadgroup = {32, 1, 1};
-      d.schedule = schedules[si];
-      d.seed = ci + 1;
-      auto run = [&](const std::string& name, Dim3 grid, size_t tg_floats) {
-        d.kernel = find_kernel(name);
-        d.kernel_name = name.c_str();
-        d.threadgroups = grid;
-        d.threadgroup_memory.clear();
-        if (tg_floats) d.threadgroup_memory.push_back(tg_floats * 4);
-        if (!d.kernel) { why = "kernel " + name + " not registered"; return false; }
-        if (!grid.x || !grid.y || !grid.z) return true;
-        const std::string err = dispatch(d);
-        if (!err.empty()) { why = err; return false; }
-        return true;
-      };
-      ok = run("umfa_attention_forward_" + dtype, {q_blocks, uint32_t(p.heads_q), uint32_t(batch)},
-               size_t(UMFA_METAL_BLOCK_Q + 2 * UMFA_METAL_BLOCK_K) * size_t(dp));
-      if (ok && backward)
-        ok = run("umfa_attention_backward_delta_" + dtype, {uint32_t((max_nq + 31) / 32), uint32_t(p.heads_q), uint32_t(batch)}, 0) &&
-             run("umfa_attention_backward_dq_" + dtype, {q_blocks, uint32_t(p.heads_q), uint32_t(batch)}, size_t(32 * dp)) &&
-             run("umfa_attention_backward_dkdv_" + dtype, {uint32_t((max_nk + 7) / 8), uint32_t(p.heads_kv), uint32_t(batch)},
-                 size_t(32 * dp));
+      const std::vector<BufferBinding> buffers = {
+          {q.data(), q.length()},       {k.data(), k.length()},         {v.data(), v.length()},
+          {out.data(), out.length()},   {lse.data(), lse.length()},     {params.data(), params.length()},
+          {mask.data(), mask.length()}, {alibi.data(), alibi.length()}, {cu_q.data(), cu_q.length()},
+          {cu_k.data(), cu_k.length()}, {dout.data(), dout.length()},   {delta.data(), delta.length()},
+          {dq.data(), dq.length()},     {dk.data(), dk.length()},       {dv.data(), dv.length()}};
+      why = run_attention(dtype, p, fc, buffers, batch, max_nq, max_nk, backward, schedules[si], ci + 1);
+      ok = why.empty();
       if (!ok) break;
       const uint8_t* got[5] = {static_cast<const uint8_t*>(out.data()), static_cast<const uint8_t*>(lse.data()),
                                static_cast<const uint8_t*>(dq.data()), static_cast<const uint8_t*>(dk.data()),
