@@ -26,9 +26,16 @@
 // The kernels' argument block, shared with the MSL sources.
 #include "attention_params.h"
 #include "attention_dispatch.h"
+#ifdef UMFA_METAL_VIA_HOST
+#include "umfa_metal_host.h"
+#endif
 
 using conf::Json;
 using namespace metal_sim;
+
+#ifdef UMFA_METAL_VIA_HOST
+static umfa_metal_host* g_host = nullptr;
+#endif
 
 static_assert(sizeof(long) == 8, "UmfaAttentionParams needs a 64-bit long");
 
@@ -77,9 +84,9 @@ double element(const uint8_t* p, const std::string& dtype, int64_t i) {
 
 struct Case {
   std::string root;
-  Allocation load(const Spec& s, const char* name) {
+  Allocation load(const Spec& s, const char* name, Guard guard = Guard::after) {
     conf::NpyArray a = conf::npy_read(root + "/" + s.file);
-    Allocation m(std::max<size_t>(a.bytes.size(), 1), Guard::after, name);
+    Allocation m(std::max<size_t>(a.bytes.size(), 1), guard, name);
     if (!a.bytes.empty()) std::memcpy(m.data(), a.bytes.data(), a.bytes.size());
     return m;
   }
@@ -124,6 +131,14 @@ int main(int argc, char** argv) {
   ss << f.rdbuf();
   const Json manifest = Json::parse(ss.str());
   Case io{root};
+#ifdef UMFA_METAL_VIA_HOST
+  char create_err[4096] = "";
+  g_host = umfa_metal_host_create(create_err, sizeof create_err);
+  if (!g_host) {
+    std::printf("FAIL: umfa_metal_host_create: %s\n", create_err);
+    return 1;
+  }
+#endif
   int passed = 0, failed = 0;
   const auto t0 = std::chrono::steady_clock::now();
   const Json& cases = manifest["cases"];
@@ -170,7 +185,13 @@ int main(int argc, char** argv) {
     fc.set<bool>(UMFA_FC_VARLEN, varlen);
     fc.set<bool>(UMFA_FC_HAS_LSE, true);
 
+#ifdef UMFA_METAL_VIA_HOST
+    // Inputs start on a page boundary (the host wraps them without a copy); outputs end on one
+    // (the host stages them).
+    Allocation q = io.load(qs, "q", Guard::before), k = io.load(ks, "k", Guard::before), v = io.load(vs, "v", Guard::before);
+#else
     Allocation q = io.load(qs, "q"), k = io.load(ks, "k"), v = io.load(vs, "v");
+#endif
     Allocation mask(16, Guard::after, "mask (unused)"), alibi(16, Guard::after, "alibi (unused)");
     Allocation cu_q(16, Guard::after, "cu_seqlens_q (unused)"), cu_k(16, Guard::after, "cu_seqlens_k (unused)");
     int32_t mask_kind = 0, mask_dtype = 0;
@@ -251,7 +272,77 @@ int main(int argc, char** argv) {
           {mask.data(), mask.length()}, {alibi.data(), alibi.length()}, {cu_q.data(), cu_q.length()},
           {cu_k.data(), cu_k.length()}, {dout.data(), dout.length()},   {delta.data(), delta.length()},
           {dq.data(), dq.length()},     {dk.data(), dk.length()},       {dv.data(), dv.length()}};
+#ifdef UMFA_METAL_VIA_HOST
+      // Through the Objective-C host and the stand-in Metal API (the host computes the argument
+      // block, constants and grids itself from the tensor views).
+      (void)buffers;
+      if (si == 1) break;  // the host has no schedule control; one run
+      auto view = [&](const Spec& sp, const Allocation& m, int32_t dt) {
+        umfa_metal_tensor t;
+        std::memset(&t, 0, sizeof t);
+        t.data = m.data();
+        t.dtype = dt;
+        t.rank = int32_t(sp.shape.size());
+        for (size_t a = 0; a < sp.shape.size(); ++a) { t.shape[a] = sp.shape[a]; t.strides[a] = sp.strides[a]; }
+        return t;
+      };
+      auto code = [](const std::string& d) { return d == "f32" ? UMFA_METAL_F32 : d == "f16" ? UMFA_METAL_F16 : d == "bf16" ? UMFA_METAL_BF16 : d == "bool" ? UMFA_METAL_BOOL : UMFA_METAL_I32; };
+      umfa_metal_tensor tq = view(qs, q, code(dtype)), tk = view(ks, k, code(dtype)), tv = view(vs, v, code(dtype));
+      umfa_metal_tensor to = view(os, out, code(out_dtype)), tl = view(ls, lse, UMFA_METAL_F32);
+      umfa_metal_tensor tm, ta, tcq, tck;
+      umfa_metal_options mo;
+      std::memset(&mo, 0, sizeof mo);
+      mo.mask_mode = int32_t(o["mask_mode"].as_int());
+      mo.has_window = int32_t(o["has_window"].as_int());
+      mo.window_left = p.window_left;
+      mo.window_right = p.window_right;
+      mo.softmax_scale = float(o["softmax_scale"].as_double());
+      mo.softcap = p.softcap;
+      if (!o["attn_mask"].is_null()) { const Spec ms = parse_spec(o["attn_mask"]); tm = view(ms, mask, code(ms.dtype)); mo.attn_mask = &tm; }
+      if (!o["alibi_slopes"].is_null()) { ta = view(parse_spec(o["alibi_slopes"]), alibi, UMFA_METAL_F32); mo.alibi_slopes = &ta; }
+      if (varlen) {
+        tcq = view(parse_spec(o["cu_seqlens_q"]), cu_q, UMFA_METAL_I32);
+        tck = view(parse_spec(o["cu_seqlens_k"]), cu_k, UMFA_METAL_I32);
+        mo.cu_seqlens_q = &tcq;
+        mo.cu_seqlens_k = &tck;
+      }
+      char herr[1024] = "";
+      int rc = umfa_metal_host_forward(g_host, &mo, &tq, &tk, &tv, &to, &tl, herr, sizeof herr);
+      if (rc == 0 && backward) {
+        umfa_metal_tensor tdo = view(dos, dout, code(dtype)), tdq = view(dqs, dq, code(out_dtype));
+        umfa_metal_tensor tdk = view(dks, dk, code(out_dtype)), tdv = view(dvs, dv, code(out_dtype));
+        rc = umfa_metal_host_backward(g_host, &mo, &tq, &tk, &tv, &to, &tdo, &tl, &tdq, &tdk, &tdv, herr, sizeof herr);
+      }
+      if (rc == 0) {
+        // The same forward again creates no pipeline (cache hit) and gives the same bytes; a
+        // forward without LSE (another pipeline) gives the same out.
+        const size_t pipelines = umfa_metal_host_pipeline_count(g_host);
+        Allocation out2(std::max<size_t>(out_bytes, 1), Guard::after, "out (second call)");
+        Allocation lse2(std::max<size_t>(lse_bytes, 1), Guard::after, "lse (second call)");
+        umfa_metal_tensor to2 = view(os, out2, code(out_dtype)), tl2 = view(ls, lse2, UMFA_METAL_F32);
+        rc = umfa_metal_host_forward(g_host, &mo, &tq, &tk, &tv, &to2, &tl2, herr, sizeof herr);
+        if (rc == 0 && umfa_metal_host_pipeline_count(g_host) != pipelines) {
+          std::snprintf(herr, sizeof herr, "a repeated forward created a pipeline (no cache hit)");
+          rc = -1;
+        }
+        if (rc == 0 && (std::memcmp(out2.data(), out.data(), out_bytes) != 0 ||
+                        std::memcmp(lse2.data(), lse.data(), lse_bytes) != 0)) {
+          std::snprintf(herr, sizeof herr, "a repeated forward gave different bytes");
+          rc = -1;
+        }
+        if (rc == 0) {
+          std::memset(out2.data(), 0xff, out2.length());
+          rc = umfa_metal_host_forward(g_host, &mo, &tq, &tk, &tv, &to2, nullptr, herr, sizeof herr);
+          if (rc == 0 && std::memcmp(out2.data(), out.data(), out_bytes) != 0) {
+            std::snprintf(herr, sizeof herr, "forward without LSE gave a different out");
+            rc = -1;
+          }
+        }
+      }
+      why = rc == 0 ? "" : herr;
+#else
       why = run_attention(dtype, p, fc, buffers, batch, max_nq, max_nk, backward, schedules[si], ci + 1);
+#endif
       ok = why.empty();
       if (!ok) break;
       const uint8_t* got[5] = {static_cast<const uint8_t*>(out.data()), static_cast<const uint8_t*>(lse.data()),
@@ -281,6 +372,16 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+#ifdef UMFA_METAL_VIA_HOST
+  // Pipelines are cached: far fewer than the dispatches made, and one call more adds none.
+  const size_t pipelines = umfa_metal_host_pipeline_count(g_host), zero_copy = umfa_metal_host_zero_copy_count(g_host);
+  std::printf("host: %zu pipeline(s) created, %zu buffer(s) wrapped without a copy\n", pipelines, zero_copy);
+  if (passed && (pipelines == 0 || zero_copy == 0)) {
+    std::printf("FAIL: pipeline caching or zero-copy wrapping did not happen\n");
+    ++failed;
+  }
+  umfa_metal_host_destroy(g_host);
+#endif
   std::printf("%d case(s) passed, %d failed, %.1f s (forward out and LSE; dq, dk, dv where the case has a backward)\n",
               passed, failed, secs);
   return failed || passed == 0 ? 1 : 0;
