@@ -211,8 +211,12 @@ static int run(umfa_metal_host* h, const umfa_metal_options* o, const umfa_metal
   p.heads_q = (int)q->shape[2 - r];
   p.heads_kv = (int)k->shape[2 - r];
   p.head_dim = (int)q->shape[3 - r];
-  if (p.head_dim > UMFA_METAL_MAX_HEAD_DIM || p.heads_kv <= 0 || p.heads_q % p.heads_kv != 0) {
-    set_err(err, err_size, @"head_dim above 256, or heads_q not a multiple of heads_kv");
+  if (p.head_dim > UMFA_METAL_MAX_HEAD_DIM) {
+    set_err(err, err_size, @"head_dim above 256 (the Metal kernels' limit)");
+    goto done;
+  }
+  if (p.heads_kv <= 0 || p.heads_q % p.heads_kv != 0) {
+    set_err(err, err_size, @"heads_q is not a multiple of heads_kv");
     goto done;
   }
   for (i = B_Q; i <= B_DV; ++i) {

@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   ss << f.rdbuf();
   const Json manifest = Json::parse(ss.str());
   Case io{root};
+  int passed = 0, failed = 0;
 #ifdef UMFA_METAL_VIA_HOST
   char create_err[4096] = "";
   g_host = umfa_metal_host_create(create_err, sizeof create_err);
@@ -138,8 +139,37 @@ int main(int argc, char** argv) {
     std::printf("FAIL: umfa_metal_host_create: %s\n", create_err);
     return 1;
   }
+  {
+    // What the host itself rejects, with its message, writing nothing.
+    std::vector<float> qv(2 * 3 * 2 * 300, 0.0f), ov(qv.size(), 7.0f);
+    umfa_metal_tensor t;
+    std::memset(&t, 0, sizeof t);
+    t.data = qv.data(); t.dtype = UMFA_METAL_F32; t.rank = 4;
+    const int64_t shape[4] = {2, 3, 2, 300}, strides[4] = {1800, 600, 300, 1};
+    for (int a = 0; a < 4; ++a) { t.shape[a] = shape[a]; t.strides[a] = strides[a]; }
+    umfa_metal_tensor o = t;
+    o.data = ov.data();
+    umfa_metal_options mo;
+    std::memset(&mo, 0, sizeof mo);
+    char herr[256] = "";
+    const bool rejected = umfa_metal_host_forward(g_host, &mo, &t, &t, &t, &o, nullptr, herr, sizeof herr) != 0 &&
+                          std::string(herr).find("head_dim above 256") != std::string::npos;
+    umfa_metal_tensor k3 = t;
+    k3.shape[2] = 3;  // heads_q 2 not a multiple of 3
+    t.shape[3] = o.shape[3] = k3.shape[3] = 16;
+    char herr2[256] = "";
+    const bool rejected2 = umfa_metal_host_forward(g_host, &mo, &t, &k3, &k3, &o, nullptr, herr2, sizeof herr2) != 0 &&
+                           std::string(herr2).find("not a multiple of heads_kv") != std::string::npos;
+    bool untouched = true;
+    for (float x : ov) untouched = untouched && x == 7.0f;
+    if (!rejected || !rejected2 || !untouched) {
+      std::printf("FAIL: host rejections: '%s' / '%s' untouched=%d\n", herr, herr2, int(untouched));
+      ++failed;
+    } else {
+      std::printf("ok   host rejects head_dim 300 (%s) and heads_q %% heads_kv != 0 (%s)\n", herr, herr2);
+    }
+  }
 #endif
-  int passed = 0, failed = 0;
   const auto t0 = std::chrono::steady_clock::now();
   const Json& cases = manifest["cases"];
   for (size_t ci = 0; ci < cases.items().size(); ++ci) {
