@@ -16,4 +16,4 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
 fi
 nice -n 10 cmake --build "$build" -j 2
 cd "$build"
-exec ctest --output-on-failure --timeout 600 "$@"
+exec ctest --output-on-failure --timeout 600 --parallel 2 "$@"
