@@ -210,10 +210,25 @@ static void test_simd_ops() {
         CHECK(q[3] == ii[base + (l ^ 31)], "int xor lane %u", l);
         CHECK(q[4] == (l + 1 < 32 ? ii[base + l + 1] : ii[base + l]), "int down lane %u", l);
         CHECK(q[5] == ii[base], "int broadcast lane %u", l);
+        int32_t a_and = -1, a_or = 0, a_xor = 0, incl = 0;
+        bool all = true, any = false;
+        float fprod = 1.0f, fexcl = 1.0f;
+        for (unsigned m = 0; m < 32; ++m) {
+          const int32_t x = ii[base + m];
+          a_and &= x; a_or |= x; a_xor ^= x;
+          all = all && x > -1000; any = any || x > 990;
+          if (m <= l) { incl += x; fprod *= f[base + m]; }
+          if (m < l) fexcl *= f[base + m];
+        }
+        CHECK(q[6] == a_and && q[7] == a_or && q[8] == a_xor, "and/or/xor lane %u", l);
+        CHECK(q[9] == incl && q[10] == incl - ii[base + l], "prefix sums lane %u", l);
+        CHECK(q[11] == int(all) && q[12] == int(any) && q[13] == 1, "all/any lane %u", l);
+        CHECK(std::fabs(r[14] - fprod) <= 1e-5f * std::fabs(fprod) + 1e-30f, "inclusive product lane %u", l);
+        CHECK(q[14] == int(fexcl * 1000.0f), "exclusive product lane %u: %d vs %d", l, q[14], int(fexcl * 1000.0f));
       }
     }
   }
-  std::printf("ok simd_sum/max/min/product, shuffle, xor, down, up, rotate, broadcast (float, int, float2, half)\n");
+  std::printf("ok simd_sum/max/min/product/and/or/xor, all/any, prefix sums and products, shuffle, xor, down, up, rotate, broadcast (float, int, float2, half)\n");
 }
 
 static void test_half_bfloat_conversions() {

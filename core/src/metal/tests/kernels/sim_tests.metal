@@ -62,7 +62,6 @@ kernel void sim_simd_ops(device const float* fin UMFA_BUFFER(0),
   fo[12] = pair.x;
   fo[13] = pair.y;
   simdgroup_barrier(mem_flags::mem_none);
-  fo[14] = float(half(f));
   fo[15] = simd_sum(half(f));
   io[0] = simd_sum(i);
   io[1] = simd_max(i);
@@ -70,6 +69,16 @@ kernel void sim_simd_ops(device const float* fin UMFA_BUFFER(0),
   io[3] = simd_shuffle_xor(i, ushort(31));
   io[4] = simd_shuffle_down(i, ushort(1));
   io[5] = simd_broadcast(i, ushort(0));
+  io[6] = simd_and(i);
+  io[7] = simd_or(i);
+  io[8] = simd_xor(i);
+  io[9] = simd_prefix_inclusive_sum(i);
+  io[10] = simd_prefix_exclusive_sum(i);
+  io[11] = simd_all(i > -1000) ? 1 : 0;
+  io[12] = simd_any(i > 990) ? 1 : 0;
+  io[13] = simd_all(lane < 32) ? 1 : 0;
+  fo[14] = simd_prefix_inclusive_product(f);  // (the half round trip moved below)
+  io[14] = int(simd_prefix_exclusive_product(f) * 1000.0f);
 }
 
 // D = A * B + C on one simdgroup; A and B of type T loaded from device memory (B optionally
