@@ -181,7 +181,7 @@ struct GuardRecord {
   std::size_t length = 0;
   char name[96] = {};
 };
-constexpr int kMaxGuarded = 256;
+constexpr int kMaxGuarded = 4096;
 GuardRecord g_guarded[kMaxGuarded];
 std::mutex g_guard_mutex;
 thread_local char t_fault_message[256];
@@ -318,6 +318,10 @@ Allocation::Allocation(std::size_t length, Guard guard, std::string name) : leng
     g.live = true;
     registry_slot_ = i;
     break;
+  }
+  if (registry_slot_ < 0) {
+    std::fprintf(stderr, "metal_sim: more than %d guarded allocations are live\n", kMaxGuarded);
+    std::abort();
   }
 }
 
