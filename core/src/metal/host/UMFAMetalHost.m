@@ -46,6 +46,15 @@ static NSString* library_source(void) {
   return s;
 }
 
+int umfa_metal_host_device_count(void) {
+  NSAutoreleasePool* pool = [NSAutoreleasePool new];
+  id<MTLDevice> device = MTLCreateSystemDefaultDevice();
+  const int n = device ? 1 : 0;
+  [device release];
+  [pool release];
+  return n;
+}
+
 umfa_metal_host* umfa_metal_host_create(char* err, size_t err_size) {
   NSAutoreleasePool* pool = [NSAutoreleasePool new];
   umfa_metal_host* h = (umfa_metal_host*)calloc(1, sizeof *h);

@@ -4,7 +4,7 @@
  * (no copy when page-aligned, one staging copy otherwise), binds the kernels' argument table,
  * dispatches and waits. On Apple platforms it runs on the GPU; on Linux, against the stand-in
  * Metal API (standin/), it runs in the simulator. This C interface is what libumfa's backend
- * layer is to call; it is not yet wired into libumfa (see ../README.md).
+ * layer calls (umfa_metal_backend.cpp, the backend table libumfa loads).
  *
  * Tensors are strided views, logical [batch, token, head, dim] (rank 4), or [token, head, dim]
  * (rank 3) with cu_seqlens (varlen); strides in elements, non-negative. The caller validates
@@ -42,6 +42,10 @@ typedef struct umfa_metal_options {
 } umfa_metal_options;
 
 typedef struct umfa_metal_host umfa_metal_host;
+
+/* Number of Metal devices the host can use: 1 when MTLCreateSystemDefaultDevice gives one, else 0.
+ * Compiles nothing. */
+int umfa_metal_host_device_count(void);
 
 /* NULL with the reason (the compiler's log when the sources do not compile) in err. */
 umfa_metal_host* umfa_metal_host_create(char* err, size_t err_size);
