@@ -2,7 +2,12 @@
 # The Metal backend's Linux suite: configures and builds the simulator with clang in
 # build/metal-sim (outside core/, so the core's build cache never sees it), then runs its ctest
 # suite: the simulator's own tests, the negative-compile test, every .metal source with -Werror,
-# and the attention kernels against the conformance vectors. Extra arguments go to ctest.
+# the attention kernels against the conformance vectors (directly and through the Objective-C
+# host), and `umfa_conformance --backend metal`: every vector through libumfa and the simulated
+# backend library (libumfa_metal_sim.so, opted into with UMFA_METAL_LIB). That last test needs a
+# libumfa build holding bin/umfa_conformance: $UMFA_CORE_BUILD, else core/build (the core's own
+# build, made by `pnpm nx run @umfa/core:build`), else one made here in build/metal-core (only
+# the runner and libumfa). Extra arguments go to ctest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../../.." && pwd)
 src="$root/core/src/metal"
@@ -11,9 +16,25 @@ CXX=${METAL_SIM_CXX:-clang++}
 command -v "$CXX" >/dev/null || { echo "metal-sim: $CXX not found (scripts/setup.sh installs clang)" >&2; exit 1; }
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
+
+core=${UMFA_CORE_BUILD:-}
+if [ -z "$core" ]; then
+  if [ -x "$root/core/build/bin/umfa_conformance" ]; then
+    core="$root/core/build"
+  else
+    core="$root/build/metal-core"
+    if [ ! -f "$core/CMakeCache.txt" ]; then
+      cmake -S "$root/core" -B "$core" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DUMFA_ENABLE_CUDA=OFF >/dev/null
+    fi
+  fi
+fi
+# Incremental: a no-op when that build is current.
+nice -n 10 cmake --build "$core" -j 2 --target umfa_conformance
+
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$src" -B "$build" "${gen[@]}" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
+cmake -S "$src" -B "$build" -DUMFA_CORE_BUILD="$core" >/dev/null
 nice -n 10 cmake --build "$build" -j 2
 cd "$build"
 exec ctest --output-on-failure --timeout 600 --parallel 2 "$@"
