@@ -3,11 +3,12 @@
 # build/metal-sim (outside core/, so the core's build cache never sees it), then runs its ctest
 # suite: the simulator's own tests, the negative-compile test, every .metal source with -Werror,
 # the attention kernels against the conformance vectors (directly and through the Objective-C
-# host), and `umfa_conformance --backend metal`: every vector through libumfa and the simulated
-# backend library (libumfa_metal_sim.so, opted into with UMFA_METAL_LIB). That last test needs a
-# libumfa build holding bin/umfa_conformance: $UMFA_CORE_BUILD, else core/build (the core's own
+# host), and through libumfa and the simulated backend library (libumfa_metal_sim.so, opted into
+# with UMFA_METAL_LIB): `umfa_conformance --backend metal` (every vector), the core's head-dim
+# sweep (test_head_dims) and a check of selection and buffers. Those need a libumfa build holding
+# bin/umfa_conformance and bin/test_head_dims: $UMFA_CORE_BUILD, else core/build (the core's own
 # build, made by `pnpm nx run @umfa/core:build`), else one made here in build/metal-core (only
-# the runner and libumfa). Extra arguments go to ctest.
+# libumfa, the runner and that test). Extra arguments go to ctest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../../.." && pwd)
 src="$root/core/src/metal"
@@ -29,7 +30,7 @@ if [ -z "$core" ]; then
   fi
 fi
 # Incremental: a no-op when that build is current.
-nice -n 10 cmake --build "$core" -j 2 --target umfa_conformance
+nice -n 10 cmake --build "$core" -j 2 --target umfa_conformance test_head_dims
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$src" -B "$build" "${gen[@]}" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
