@@ -155,10 +155,21 @@ typedef struct umfa_context umfa_context;
 
 /** Backend selection for umfa_context_create. */
 enum {
-  /** CUDA when libumfa_cuda and a GPU are available, otherwise the CPU. */
+  /**
+   * CUDA when libumfa_cuda and a GPU are available; else, on Apple platforms, Metal when
+   * libumfa_metal loads, finds a GPU and its kernels compile; otherwise the CPU. AUTO never
+   * picks the simulated Metal backend of Linux test builds.
+   */
   UMFA_BACKEND_AUTO = 0,
   UMFA_BACKEND_CPU = 1,
-  UMFA_BACKEND_CUDA = 2
+  UMFA_BACKEND_CUDA = 2,
+  /**
+   * Apple GPUs through Metal (libumfa_metal.dylib next to libumfa). Tensors are host pointers
+   * (UMFA_DEVICE_CPU: unified memory); page-aligned memory is used by the GPU without a copy,
+   * other memory is staged once per call. Elsewhere only reachable for tests and development
+   * through the UMFA_METAL_LIB environment variable naming a simulated backend library.
+   */
+  UMFA_BACKEND_METAL = 3
 };
 
 /** Options for umfa_context_create. Zero-filled (with struct_size set) means defaults. */
@@ -167,7 +178,7 @@ typedef struct umfa_context_options {
   uint32_t struct_size;
   /** UMFA_BACKEND_*; default AUTO. */
   uint32_t backend;
-  /** Device index for GPU backends (CUDA ordinal); ignored by the CPU backend. Default 0. */
+  /** Device index for GPU backends (CUDA ordinal; Metal: 0); ignored by the CPU backend. Default 0. */
   int32_t device_index;
   /**
    * Worker threads for the CPU backend; 0 = one per available core (or the UMFA_NUM_THREADS
@@ -190,7 +201,8 @@ typedef struct umfa_context_options {
  * Reads `options` (may be NULL = defaults). Writes `*out_context` on success (left untouched on
  * failure). The caller owns the context and frees it with umfa_context_destroy.
  * Returns OK, NULL_POINTER (out_context NULL), STRUCT_VERSION, INVALID_ARGUMENT,
- * BACKEND_UNAVAILABLE (CUDA asked for but not usable), OUT_OF_MEMORY.
+ * BACKEND_UNAVAILABLE (CUDA or Metal asked for but not usable; for Metal whose kernels the Metal
+ * compiler rejected, the message carries the compiler's log), OUT_OF_MEMORY.
  *
  * Thread safety: a context may be used by any number of threads at once. Calls on one context
  * from several threads run concurrently (the CPU backend shares its thread pool between them);
@@ -202,10 +214,10 @@ UMFA_API umfa_status umfa_context_create(const umfa_context_options* options,
 /** Destroys a context and everything it owns. NULL is a no-op. Buffers must be destroyed first. */
 UMFA_API void umfa_context_destroy(umfa_context* context);
 
-/** Writes the backend actually chosen (UMFA_BACKEND_CPU or UMFA_BACKEND_CUDA) to `*out`. */
+/** Writes the backend actually chosen (UMFA_BACKEND_CPU, _CUDA or _METAL) to `*out`. */
 UMFA_API umfa_status umfa_context_backend(const umfa_context* context, uint32_t* out_backend);
 
-/** Writes the number of worker threads the context's CPU backend uses to `*out` (0 on CUDA). */
+/** Writes the number of worker threads the context's CPU backend uses to `*out` (0 on CUDA and Metal). */
 UMFA_API umfa_status umfa_context_num_threads(const umfa_context* context, int32_t* out_threads);
 
 /**
@@ -228,16 +240,18 @@ enum {
 };
 
 /**
- * Reports whether `backend` (UMFA_BACKEND_CPU or UMFA_BACKEND_CUDA) can run on this machine.
+ * Reports whether `backend` (UMFA_BACKEND_CPU, _CUDA or _METAL) can run on this machine.
  * Writes 1/0 to `*out_available` and, if `out_device_count` is not NULL, the number of devices.
- * For CUDA this loads libumfa_cuda on first use; it never fails when CUDA is missing: it reports 0.
+ * For CUDA (Metal) this loads libumfa_cuda (libumfa_metal) on first use; it never fails when the
+ * backend is missing: it reports 0. Metal reports 1 when its library loaded and sees a device
+ * (whether its kernels compile is known only when a context is created).
  */
 UMFA_API umfa_status umfa_backend_available(uint32_t backend, int32_t* out_available,
                                             int32_t* out_device_count);
 
 /**
  * A static, one-line description of what the library was built with and detected at run time
- * (SIMD level, CUDA library path or the reason it is absent). Never NULL; not freed.
+ * (SIMD level, CUDA and Metal library paths or the reasons they are absent). Never NULL; not freed.
  */
 UMFA_API const char* umfa_build_info(void);
 
@@ -558,7 +572,9 @@ typedef struct umfa_buffer umfa_buffer;
 
 /**
  * Allocates `size_bytes` (> 0) on the context's device, zero-filled, 64-byte aligned. On the
- * CPU the memory is host memory; on CUDA it is device memory. The buffer is owned by the caller
+ * CPU the memory is host memory; on CUDA it is device memory; on Metal it is page-aligned host
+ * memory (size rounded up to whole pages) that the GPU uses in place: the contents pointer is the
+ * data pointer (unified memory, shared storage), and tensors in it are never staged. The buffer is owned by the caller
  * (umfa_buffer_destroy) and must not outlive its context.
  * Returns OK, NULL_CONTEXT, NULL_POINTER, INVALID_ARGUMENT (size 0), OUT_OF_MEMORY.
  */
@@ -567,8 +583,9 @@ UMFA_API umfa_status umfa_buffer_create(umfa_context* context, uint64_t size_byt
 
 /**
  * Wraps `size_bytes` of caller-owned host memory at `host_ptr` without copying. The memory must
- * stay valid until umfa_buffer_destroy; destroying the buffer does not free it. CPU contexts only
- * (CUDA contexts return UNSUPPORTED). Returns OK, NULL_CONTEXT, NULL_POINTER, INVALID_ARGUMENT,
+ * stay valid until umfa_buffer_destroy; destroying the buffer does not free it. CPU and Metal
+ * contexts only (CUDA contexts return UNSUPPORTED); on Metal, page-aligned memory is used by the
+ * GPU without a copy, other memory is staged once per call. Returns OK, NULL_CONTEXT, NULL_POINTER, INVALID_ARGUMENT,
  * UNSUPPORTED, OUT_OF_MEMORY.
  */
 UMFA_API umfa_status umfa_buffer_wrap(umfa_context* context, void* host_ptr, uint64_t size_bytes,
@@ -581,8 +598,8 @@ UMFA_API void umfa_buffer_destroy(umfa_buffer* buffer);
 UMFA_API umfa_status umfa_buffer_size(const umfa_buffer* buffer, uint64_t* out_size);
 
 /**
- * Writes the pointer to use in umfa_tensor.data for this buffer (host pointer on the CPU, device
- * pointer on CUDA) to `*out_ptr`; owned by the buffer.
+ * Writes the pointer to use in umfa_tensor.data for this buffer (host pointer on the CPU and on
+ * Metal, device pointer on CUDA) to `*out_ptr`; owned by the buffer.
  */
 UMFA_API umfa_status umfa_buffer_data(const umfa_buffer* buffer, void** out_ptr);
 

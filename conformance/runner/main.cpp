@@ -1,6 +1,6 @@
 // umfa_conformance — runs every case of conformance/manifest.json through the C ABI.
 //
-//   umfa_conformance [--manifest PATH] [--skip FILE] [--filter TEXT] [--backend cpu|cuda|auto]
+//   umfa_conformance [--manifest PATH] [--skip FILE] [--filter TEXT] [--backend cpu|cuda|metal|auto]
 //                    [--threads N] [--dump DIR] [--list] [--verbose]
 //
 // For each case: loads the inputs (.npy), builds umfa_tensor views with the manifest's strides
@@ -624,7 +624,7 @@ const std::string* skip_reason(const std::vector<std::pair<std::string, std::str
 void usage() {
   std::fprintf(stderr,
                "usage: umfa_conformance [--manifest PATH] [--skip FILE]... [--filter TEXT]...\n"
-               "                        [--backend cpu|cuda|auto] [--threads N] [--dump DIR]\n"
+               "                        [--backend cpu|cuda|metal|auto] [--threads N] [--dump DIR]\n"
                "                        [--list] [--verbose]\n");
 }
 
@@ -648,6 +648,7 @@ int main(int argc, char** argv) {
       std::string b = next();
       if (b == "cpu") s.backend = UMFA_BACKEND_CPU;
       else if (b == "cuda") s.backend = UMFA_BACKEND_CUDA;
+      else if (b == "metal") s.backend = UMFA_BACKEND_METAL;
       else if (b == "auto") s.backend = UMFA_BACKEND_AUTO;
       else {
         usage();
@@ -711,7 +712,8 @@ int main(int argc, char** argv) {
   if (s.backend == UMFA_BACKEND_AUTO) s.backend = chosen;
   std::printf("umfa %s (abi %u), backend %s, manifest %s, %zu cases, %zu merge cases\n",
               umfa_version_string(), umfa_abi_version(),
-              chosen == UMFA_BACKEND_CUDA ? "cuda" : "cpu", s.manifest.c_str(), cases.size(),
+              chosen == UMFA_BACKEND_CUDA ? "cuda" : chosen == UMFA_BACKEND_METAL ? "metal" : "cpu",
+              s.manifest.c_str(), cases.size(),
               merge_cases.size());
   if (s.verbose) std::printf("build: %s\n", umfa_build_info());
 

@@ -1800,12 +1800,14 @@ void run_context(Reader& in) {
     allowed = S(UMFA_STATUS_STRUCT_VERSION);
   } else {
     if (!null_opts) std::memcpy(&eff, &o, o.struct_size);
-    if (eff.backend > UMFA_BACKEND_CUDA) allowed |= S(UMFA_STATUS_INVALID_ARGUMENT);
+    if (eff.backend > UMFA_BACKEND_METAL) allowed |= S(UMFA_STATUS_INVALID_ARGUMENT);
     if (eff.device_index < 0) allowed |= S(UMFA_STATUS_INVALID_ARGUMENT);
     if (eff.num_threads < 0) allowed |= S(UMFA_STATUS_INVALID_ARGUMENT);
     if (!allowed) {
       if (eff.num_threads > 8) return;  // valid, but thousands of threads per input is too slow
-      allowed = eff.backend == UMFA_BACKEND_CUDA ? S(UMFA_STATUS_BACKEND_UNAVAILABLE) : S(UMFA_STATUS_OK);
+      allowed = eff.backend == UMFA_BACKEND_CUDA || eff.backend == UMFA_BACKEND_METAL
+                    ? S(UMFA_STATUS_BACKEND_UNAVAILABLE)
+                    : S(UMFA_STATUS_OK);
     }
   }
   umfa_context* const sentinel = reinterpret_cast<umfa_context*>(g_not_a_context + 8);

@@ -91,7 +91,7 @@ struct ErrorSink {
 // `umfa_cuda_backend_v1()` returning one. `impl` is backend-owned per-context state.
 struct BackendTable {
   uint32_t struct_size;
-  const char* name;  // "cpu", "cuda"
+  const char* name;  // "cpu", "cuda", "metal"
   // Create per-context state. device_index and num_threads come from umfa_context_options.
   umfa_status (*create)(int32_t device_index, int32_t num_threads, void** out_impl, ErrorSink* err);
   void (*destroy)(void* impl);
@@ -130,4 +130,11 @@ inline auto backend_merge(const BackendTable* t) -> decltype(t->merge) {
 // Exported by libumfa_cuda.so (C linkage so dlsym finds it by name).
 extern "C" {
 typedef const umfa::BackendTable* (*umfa_cuda_backend_v1_fn)(void);
+}
+
+// Exported by libumfa_metal (core/src/metal/host/umfa_metal_backend.cpp). Its `create` compiles
+// the kernels (BACKEND_UNAVAILABLE with the Metal compiler's log when they are rejected); its
+// memory is host memory (unified), so contexts on it use UMFA_DEVICE_CPU tensors.
+extern "C" {
+typedef const umfa::BackendTable* (*umfa_metal_backend_v1_fn)(void);
 }

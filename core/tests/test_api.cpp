@@ -177,6 +177,30 @@ static void cuda_absent() {
   std::printf("build info: %s\n", info);
 }
 
+// Off Apple platforms Metal is reachable only through UMFA_METAL_LIB (the simulated backend of
+// the Metal suite); without it, asking for Metal fails and AUTO never picks it.
+static void metal_absent() {
+#if !defined(__APPLE__)
+  if (const char* env = std::getenv("UMFA_METAL_LIB"); env && *env) return;
+  int32_t avail = -1, count = -1;
+  CHECK_STATUS(umfa_backend_available(UMFA_BACKEND_METAL, &avail, &count), UMFA_STATUS_OK);
+  CHECK_EQ(avail, 0);
+  CHECK_EQ(count, 0);
+  umfa_context_options o;
+  std::memset(&o, 0, sizeof o);
+  o.struct_size = sizeof o;
+  o.backend = UMFA_BACKEND_METAL;
+  umfa_context* ctx = nullptr;
+  CHECK_STATUS(umfa_context_create(&o, &ctx), UMFA_STATUS_BACKEND_UNAVAILABLE);
+  CHECK(ctx == nullptr);
+  CHECK_CONTAINS(umfa_last_error(nullptr), "Metal");
+  CHECK_CONTAINS(umfa_last_error(nullptr), "UMFA_METAL_LIB");
+  o.backend = UMFA_BACKEND_METAL + 1;
+  CHECK_STATUS(umfa_context_create(&o, &ctx), UMFA_STATUS_INVALID_ARGUMENT);
+  CHECK_CONTAINS(umfa_build_info(), "metal: absent");
+#endif
+}
+
 static void backend_available() {
   int32_t avail = -1, count = -1;
   CHECK_STATUS(umfa_backend_available(UMFA_BACKEND_CPU, &avail, &count), UMFA_STATUS_OK);
@@ -286,6 +310,7 @@ int main() {
   contexts();
   context_options();
   cuda_absent();
+  metal_absent();
   backend_available();
   last_error_threads();
   tensors();

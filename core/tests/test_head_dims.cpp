@@ -161,7 +161,12 @@ int run(umfa_context* ctx, const char* isa, int64_t D, int32_t dt, t::Rng& rng) 
 
 int main() {
   const char* isas[] = {"", "avx512bf16", "avx512", "avx2", "generic"};
+  // UMFA_TEST_BACKEND=metal runs the same sweep once on the Metal backend (the Metal suite does,
+  // with UMFA_METAL_LIB naming the simulated backend) instead of the CPU kernel variants.
+  const char* backend_env = std::getenv("UMFA_TEST_BACKEND");
+  const bool metal = backend_env && std::string(backend_env) == "metal";
   for (const char* isa : isas) {
+    if (metal && *isa) break;
     if (*isa)
       setenv("UMFA_CPU_ISA", isa, 1);
     else
@@ -169,11 +174,11 @@ int main() {
     umfa_context_options co;
     std::memset(&co, 0, sizeof co);
     co.struct_size = sizeof co;
-    co.backend = UMFA_BACKEND_CPU;
+    co.backend = metal ? UMFA_BACKEND_METAL : UMFA_BACKEND_CPU;
     co.num_threads = 2;
     umfa_context* ctx = nullptr;
     REQUIRE_OK(umfa_context_create(&co, &ctx));
-    const char* label = *isa ? isa : "default";
+    const char* label = metal ? "metal" : *isa ? isa : "default";
     t::Rng rng(1234);
     int failed = 0;
     for (int64_t D = 1; D <= UMFA_MAX_HEAD_DIM; ++D) {

@@ -40,7 +40,9 @@ extern NSString *const UMFAStatusNameKey;
 typedef NS_ENUM(NSInteger, UMFABackend) {
   UMFABackendAuto = UMFA_BACKEND_AUTO,
   UMFABackendCPU = UMFA_BACKEND_CPU,
-  UMFABackendCUDA = UMFA_BACKEND_CUDA
+  UMFABackendCUDA = UMFA_BACKEND_CUDA,
+  /** Apple GPUs (on Linux only the simulated backend named by UMFA_METAL_LIB, for tests). */
+  UMFABackendMetal = UMFA_BACKEND_METAL
 };
 
 /** Element types (UMFA_DTYPE_*). */

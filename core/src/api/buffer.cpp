@@ -43,7 +43,9 @@ UMFA_API umfa_status umfa_buffer_create(umfa_context* context, uint64_t size_byt
   b->context = context;
   b->size = size_bytes;
   b->device = context->device;
-  if (context->device == UMFA_DEVICE_CPU) {
+  // Metal's memory is host memory too (unified), but its backend allocates it page-aligned so
+  // that the GPU uses it in place; the backend contract promises zeros.
+  if (context->device == UMFA_DEVICE_CPU && context->backend != UMFA_BACKEND_METAL) {
     // Host memory: allocated here, so that the header's promises (64-byte aligned,
     // zero-filled) hold whatever the backend.
     b->kind = umfa_buffer::Kind::kHost;
@@ -86,7 +88,7 @@ UMFA_API umfa_status umfa_buffer_wrap(umfa_context* context, void* host_ptr, uin
                 "%s: host_ptr + size_bytes wraps around the address space", fn);
   if (context->device != UMFA_DEVICE_CPU)
     return fail(context, UMFA_STATUS_UNSUPPORTED,
-                "%s: wrapping host memory needs a CPU context (this one runs on CUDA)", fn);
+                "%s: wrapping host memory needs a CPU context (or a Metal one; this one runs on CUDA)", fn);
   umfa_buffer* b = new (std::nothrow) umfa_buffer();
   if (!b) return fail(context, UMFA_STATUS_OUT_OF_MEMORY, "%s: out of memory", fn);
   b->kind = umfa_buffer::Kind::kWrapped;

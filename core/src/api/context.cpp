@@ -55,6 +55,29 @@ umfa_status create_backend(umfa_context* ctx, const BackendTable* table) {
   return UMFA_STATUS_OK;
 }
 
+// Metal for UMFA_BACKEND_METAL, or for AUTO on Apple platforms (falling back to the CPU when
+// Metal is missing or its kernels do not compile). Sets *used when the context runs on Metal.
+umfa_status create_metal(umfa_context* ctx, const umfa_context_options& o, bool* used) {
+  *used = false;
+  if (o.backend != UMFA_BACKEND_METAL && o.backend != UMFA_BACKEND_AUTO) return UMFA_STATUS_OK;
+  const MetalState& metal = metal_state();
+  const bool usable = metal.table && metal.device_count > 0;
+  if (o.backend == UMFA_BACKEND_AUTO && !(usable && metal.auto_eligible)) return UMFA_STATUS_OK;
+  if (!usable)
+    return fail(nullptr, UMFA_STATUS_BACKEND_UNAVAILABLE, "%s: the Metal backend is unavailable: %s",
+                kCreate, metal.reason.c_str());
+  if (o.device_index >= metal.device_count)
+    return fail(nullptr, UMFA_STATUS_INVALID_ARGUMENT,
+                "%s: options->device_index (%d) is not below the Metal device count (%d)", kCreate,
+                o.device_index, metal.device_count);
+  ctx->backend = UMFA_BACKEND_METAL;
+  ctx->device = UMFA_DEVICE_CPU;  // unified memory: tensors are host pointers
+  umfa_status st = create_backend(ctx, metal.table);
+  *used = st == UMFA_STATUS_OK;
+  // AUTO never fails because of Metal (e.g. kernels the compiler rejects): the CPU serves.
+  return o.backend == UMFA_BACKEND_AUTO ? UMFA_STATUS_OK : st;
+}
+
 std::string cpu_features() {
   std::string s;
 #if defined(__x86_64__) || defined(__i386__)
@@ -97,7 +120,7 @@ UMFA_API umfa_status umfa_context_create(const umfa_context_options* options,
                   kCreate, size, sizeof o);
     std::memcpy(&o, options, size);  // a smaller struct leaves the tail zero (= defaults)
   }
-  if (o.backend > UMFA_BACKEND_CUDA)
+  if (o.backend > UMFA_BACKEND_METAL)
     return fail(nullptr, UMFA_STATUS_INVALID_ARGUMENT, "%s: options->backend (%u) is not a UMFA_BACKEND_* value",
                 kCreate, o.backend);
   if (o.device_index < 0)
@@ -134,7 +157,11 @@ UMFA_API umfa_status umfa_context_create(const umfa_context_options* options,
       if (!use_cuda && o.backend == UMFA_BACKEND_AUTO) st = UMFA_STATUS_OK;
     }
   }
+  bool use_metal = false;
   if (st == UMFA_STATUS_OK && !use_cuda) {
+    if (umfa_status m = create_metal(ctx, o, &use_metal)) st = m;
+  }
+  if (st == UMFA_STATUS_OK && !use_cuda && !use_metal) {
     ctx->backend = UMFA_BACKEND_CPU;
     ctx->device = UMFA_DEVICE_CPU;
     ctx->device_index = 0;
@@ -183,9 +210,13 @@ UMFA_API umfa_status umfa_backend_available(uint32_t backend, int32_t* out_avail
     const CudaState& cuda = cuda_state();
     count = cuda.table ? cuda.device_count : 0;
     available = count > 0 ? 1 : 0;
+  } else if (backend == UMFA_BACKEND_METAL) {
+    const MetalState& metal = metal_state();
+    count = metal.table ? metal.device_count : 0;
+    available = count > 0 ? 1 : 0;
   } else {
     return fail(nullptr, UMFA_STATUS_INVALID_ARGUMENT,
-                "umfa_backend_available: backend (%u) is not UMFA_BACKEND_CPU or UMFA_BACKEND_CUDA",
+                "umfa_backend_available: backend (%u) is not UMFA_BACKEND_CPU, _CUDA or _METAL",
                 backend);
   }
   *out_available = available;
@@ -205,6 +236,13 @@ UMFA_API const char* umfa_build_info(void) {
       s += cuda.path + ", " + std::to_string(cuda.device_count) + " device(s)";
     else
       s += "absent: " + cuda.reason;
+    const MetalState& metal = metal_state();
+    s += "; metal: ";
+    if (metal.table && metal.device_count > 0)
+      s += metal.path + (metal.auto_eligible ? ", " : " (simulated, explicit opt-in only), ") +
+           std::to_string(metal.device_count) + " device(s)";
+    else
+      s += "absent: " + metal.reason;
     s += "; compiler: ";
 #if defined(__clang__)
     s += "clang " __clang_version__;

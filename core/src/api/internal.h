@@ -26,7 +26,7 @@ constexpr uint32_t kDeadMagic = 0xdeadbeefu;
 
 struct umfa_context {
   uint32_t magic = kContextMagic;
-  uint32_t backend = UMFA_BACKEND_CPU;  // UMFA_BACKEND_CPU or UMFA_BACKEND_CUDA
+  uint32_t backend = UMFA_BACKEND_CPU;  // UMFA_BACKEND_CPU, _CUDA or _METAL
   int32_t device = UMFA_DEVICE_CPU;     // UMFA_DEVICE_* of the memory the backend works on
   int32_t device_index = 0;
   int32_t num_threads = 1;
@@ -78,6 +78,17 @@ struct CudaState {
   std::string reason;  // why CUDA is unavailable ("" when available)
 };
 const CudaState& cuda_state();
+
+// The Metal backend loader (metal_loader.cpp): libumfa_metal next to libumfa on Apple platforms;
+// elsewhere only the library named by UMFA_METAL_LIB (a simulated backend, for tests).
+struct MetalState {
+  const BackendTable* table = nullptr;  // null when unavailable
+  int32_t device_count = 0;
+  bool auto_eligible = false;  // AUTO may pick it (Apple platforms only, never a simulation)
+  std::string path;    // the library that was loaded
+  std::string reason;  // why Metal is unavailable ("" when available)
+};
+const MetalState& metal_state();
 
 // Number of CPU worker threads for num_threads == 0 (UMFA_NUM_THREADS or available cores).
 int32_t default_num_threads();

@@ -499,7 +499,7 @@ export function encodeContextOptions(options: ContextOptions | undefined): Uint8
   const deviceIndex = opts['deviceIndex'] ?? 0;
   const numThreads = opts['numThreads'] ?? 0;
   const limit = opts['workspaceLimitBytes'] ?? 0;
-  const code = backend === 'auto' ? 0 : backend === 'cpu' ? 1 : backend === 'cuda' ? 2 : -1;
+  const code = backend === 'auto' ? 0 : backend === 'cpu' ? 1 : backend === 'cuda' ? 2 : backend === 'metal' ? 3 : -1;
   if (code < 0) {
     throw new UmfaError(Status.INVALID_ARGUMENT, `unknown backend ${typeof backend === 'string' ? JSON.stringify(backend) : typeof backend}`);
   }

@@ -118,7 +118,7 @@ export class Runtime {
   /** Availability of each backend. */
   backends(): BackendInfo[] {
     const d = this.driver();
-    return (['cpu', 'cuda'] as const).map((name, i) => {
+    return (['cpu', 'cuda', 'metal'] as const).map((name, i) => {
       const [status, available, deviceCount] = d.backendAvailable(i + 1);
       if (status !== Status.OK) throw new UmfaError(status, d.lastError(0n));
       return { name, available, deviceCount };
@@ -126,7 +126,7 @@ export class Runtime {
   }
 }
 
-const backendNames: readonly BackendName[] = ['auto', 'cpu', 'cuda'];
+const backendNames: readonly BackendName[] = ['auto', 'cpu', 'cuda', 'metal'];
 
 /** A tensor argument: host memory or a device tensor. */
 type AnyTensor = Tensor | DeviceTensor;
@@ -366,7 +366,7 @@ export class ContextBase implements ContextLike, Disposable {
     return this.#disposed;
   }
 
-  /** The backend this context runs on (`'cpu'` or `'cuda'`; never `'auto'`). */
+  /** The backend this context runs on (`'cpu'`, `'cuda'` or `'metal'`; never `'auto'`). */
   get backend(): BackendName {
     const [status, code] = this.#driver.contextBackend(this.#live());
     this.#check(status);

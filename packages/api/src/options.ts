@@ -133,7 +133,7 @@ export interface DeviceBackwardOptions extends AttentionOptions {
 }
 
 /** Backends a context can run on. */
-export type BackendName = 'auto' | 'cpu' | 'cuda';
+export type BackendName = 'auto' | 'cpu' | 'cuda' | 'metal';
 
 /** Options of a new context (`umfa_context_options`). */
 export interface ContextOptions {
@@ -143,7 +143,10 @@ export interface ContextOptions {
    * backend reads: a CUDA context takes {@link DeviceTensor}s (`ctx.upload(tensor)`) and
    * rejects host tensors with `DEVICE_MISMATCH`; nothing is copied behind your back. Device
    * tensors work on every backend, so code that uploads its tensors runs under `'auto'`
-   * wherever it lands. (The C ABI's own default is AUTO.)
+   * wherever it lands. (The C ABI's own default is AUTO.) `'metal'` runs on the Apple GPU and
+   * reads host tensors in place (unified memory; page-aligned memory without a copy); `'auto'`
+   * picks it on Apple platforms after CUDA. On Linux it is reachable only when the environment
+   * variable `UMFA_METAL_LIB` names the simulated Metal backend (tests and development).
    */
   backend?: BackendName;
   /** CUDA device ordinal; default 0. */
@@ -157,7 +160,7 @@ export interface ContextOptions {
 /** Availability of one backend on this machine, from `umfa_backend_available`. */
 export interface BackendInfo {
   /** The backend. */
-  name: 'cpu' | 'cuda';
+  name: 'cpu' | 'cuda' | 'metal';
   /** Whether it can run here. */
   available: boolean;
   /** Number of devices (1 for the CPU). */

@@ -40,7 +40,7 @@ export function describeError(e: unknown): string {
  * every case with DEVICE_MISMATCH. Say so once.
  */
 export function requireHostBackend(command: string, backend: string, requested: string): void {
-  if (backend === 'cpu') return;
+  if (backend === 'cpu' || backend === 'metal') return; // Metal reads host memory (unified)
   throw new FailureError(
     `--backend ${requested} gave a ${backend} context, but umfa ${command} passes host memory, which the ` +
       `${backend} backend does not read; use --backend cpu here (umfa bench runs on CUDA through device tensors)`,

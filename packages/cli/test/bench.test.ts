@@ -174,6 +174,7 @@ describe.skipIf(!haveLibrary)('bench on CUDA (mock backend)', () => {
     expect(info.backends).toEqual([
       { name: 'cpu', available: true, deviceCount: 1 },
       { name: 'cuda', available: true, deviceCount: 2 },
+      { name: 'metal', available: false, deviceCount: 0 },
     ]);
     expect(info.buildInfo).toContain(env.UMFA_CUDA_LIB);
   });

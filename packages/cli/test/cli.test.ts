@@ -58,7 +58,7 @@ describe('usage errors exit with 2 and explain on stderr', () => {
     [['bench', '--seqlen', 'lots'], /--seqlen must be an integer, got "lots"/],
     [['bench', '--reps', '0'], /--reps must be >= 1/],
     [['bench', '--heads', '8', '--kv-heads', '3'], /--kv-heads 3 does not divide --heads 8/],
-    [['bench', '--backend', 'tpu'], /--backend must be one of cpu, cuda, auto/],
+    [['bench', '--backend', 'tpu'], /--backend must be one of cpu, cuda, metal, auto/],
     [['bench', '--plot', 'out.png'], /--plot needs a file name ending in \.svg/],
     [['bench', '--quick', '--dtype', 'f16'], /--quick runs a fixed set of shapes; drop --dtype/],
     [['check', '--manifest', '/nonexistent/manifest.json'], /does not exist/],
@@ -116,6 +116,17 @@ describe.skipIf(!haveLibrary)('info', () => {
     expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(info.backends).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'cpu', available: true, deviceCount: 1 })]));
     expect((info.cpu as { threads: number }).threads).toBeGreaterThan(0);
+  });
+
+  test('lists the Metal backend and why it is absent off Apple platforms', () => {
+    const env = { UMFA_METAL_LIB: '' };
+    const r = umfa(['info'], env);
+    expect(r.code).toBe(0);
+    if (process.platform === 'darwin') return; // a Mac reports its own GPU
+    expect(r.stdout).toMatch(/^\s+metal\s+unavailable\s+0 devices \(absent: Metal exists only on Apple platforms/m);
+    const info = JSON.parse(umfa(['info', '--json'], env).stdout) as { metal: { available: boolean; state: string } };
+    expect(info.metal.available).toBe(false);
+    expect(info.metal.state).toContain('UMFA_METAL_LIB');
   });
 
   test('UMFA_NUM_THREADS shows in the thread count', () => {

@@ -255,9 +255,28 @@ describe(`${packageName}: library`, () => {
     expect(u.abiVersion()).toBe(u.ABI_VERSION);
     const b = u.backends();
     expect(b.find((x) => x.name === 'cpu')).toEqual({ name: 'cpu', available: true, deviceCount: 1 });
-    expect(b.map((x) => x.name)).toEqual(['cpu', 'cuda']);
+    expect(b.map((x) => x.name)).toEqual(['cpu', 'cuda', 'metal']);
     expect(u.buildInfo().length).toBeGreaterThan(0);
     expect(existsSync(u.libraryPath())).toBe(true);
+  });
+
+  it("selects 'metal': BACKEND_UNAVAILABLE naming Metal where the library has none", () => {
+    const metal = u.backends().find((x) => x.name === 'metal');
+    if (metal?.available) {
+      using ctx = new u.Context({ backend: 'metal' });
+      expect(ctx.backend).toBe('metal');
+      return;
+    }
+    expect(metal).toEqual({ name: 'metal', available: false, deviceCount: 0 });
+    let err: unknown;
+    try {
+      new u.Context({ backend: 'metal' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UmfaError);
+    expect((err as InstanceType<typeof UmfaError>).status).toBe(Status.BACKEND_UNAVAILABLE);
+    expect((err as Error).message).toContain('Metal');
   });
 
   it('context reports backend and threads', () => {

@@ -108,6 +108,7 @@ describe(`${packageName}: CUDA contexts (mock backend)`, () => {
     expect(u.backends()).toEqual([
       { name: 'cpu', available: true, deviceCount: 1 },
       { name: 'cuda', available: true, deviceCount: 2 },
+      { name: 'metal', available: false, deviceCount: 0 },
     ]);
     expect(u.buildInfo()).toContain(mock);
     expect(cuda.backend).toBe('cuda');

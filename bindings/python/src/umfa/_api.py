@@ -43,15 +43,16 @@ def build_info() -> str:
 
 
 def is_metal_available() -> bool:
-    """Whether the Metal (Apple GPU) backend can run here. This build has no Metal backend."""
-    return False
+    """Whether the Metal (Apple GPU) backend can run here: libumfa_metal loaded and sees a GPU
+    (on Linux only the simulated backend named by ``UMFA_METAL_LIB``, for tests)."""
+    return backend_available("metal")[0]
 
 
 def backends() -> List[str]:
     """Backends this build of libumfa can run on this machine, e.g. ``["cpu"]`` or
-    ``["cpu", "cuda"]``."""
+    ``["cpu", "cuda"]`` or ``["cpu", "metal"]``."""
     names = []
-    for name in ("cpu", "cuda"):
+    for name in ("cpu", "cuda", "metal"):
         if backend_available(name)[0]:
             names.append(name)
     return names

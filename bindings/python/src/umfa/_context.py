@@ -17,8 +17,9 @@ from . import _views
 from ._native import Status, UmfaError
 from ._views import RawView, dtype_code_of, is_torch_tensor, make_view, resolve
 
-_BACKENDS = {"auto": N.BACKEND_AUTO, "cpu": N.BACKEND_CPU, "cuda": N.BACKEND_CUDA}
-_BACKEND_NAMES = {N.BACKEND_CPU: "cpu", N.BACKEND_CUDA: "cuda"}
+_BACKENDS = {"auto": N.BACKEND_AUTO, "cpu": N.BACKEND_CPU, "cuda": N.BACKEND_CUDA,
+             "metal": N.BACKEND_METAL}
+_BACKEND_NAMES = {N.BACKEND_CPU: "cpu", N.BACKEND_CUDA: "cuda", N.BACKEND_METAL: "metal"}
 
 MaskMode = Union[int, str, None]
 _MASK_MODES = {
@@ -140,7 +141,10 @@ class Context:
     """An execution context of libumfa: one backend, one device, a thread pool, scratch memory.
 
     Args:
-        backend: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"`` or ``"cuda"``.
+        backend: ``"auto"`` (CUDA when available; else Metal on Apple GPUs; else the CPU),
+            ``"cpu"``, ``"cuda"`` or ``"metal"``. A Metal context reads host (numpy) arrays in
+            place: the Apple GPU shares the memory. On Linux ``"metal"`` is only reachable when
+            the ``UMFA_METAL_LIB`` environment variable names the simulated backend (tests).
         device_index: CUDA device ordinal (ignored on the CPU).
         num_threads: CPU worker threads; 0 = one per core (or ``UMFA_NUM_THREADS``).
         workspace_limit_bytes: most scratch memory one call may allocate; 0 = no limit.
@@ -154,7 +158,8 @@ class Context:
         UmfaError: ``UMFA_STATUS_INVALID_ARGUMENT`` for options of the wrong type or out of
             range of their C types (``num_threads`` and ``device_index`` are int32,
             ``workspace_limit_bytes`` uint64), or the core's status, e.g.
-            ``UMFA_STATUS_BACKEND_UNAVAILABLE`` when CUDA is asked for but absent.
+            ``UMFA_STATUS_BACKEND_UNAVAILABLE`` when CUDA or Metal is asked for but absent (for
+            Metal whose kernels the Metal compiler rejects, the message carries its log).
     """
 
     def __init__(self, backend: str = "auto", device_index: int = 0, num_threads: int = 0,
@@ -221,7 +226,7 @@ class Context:
 
     @property
     def backend(self) -> str:
-        """The backend actually chosen: ``"cpu"`` or ``"cuda"``."""
+        """The backend actually chosen: ``"cpu"``, ``"cuda"`` or ``"metal"``."""
         out = ctypes.c_uint32()
         native = self._native
         h = native.pin()
@@ -725,15 +730,16 @@ _defaults_lock = threading.Lock()
 
 
 def default_context(device: str = "cpu", index: int = 0) -> Context:
-    """The process-wide context for ``device`` (``"cpu"`` or ``"cuda"``) and device ordinal.
+    """The process-wide context for ``device`` (``"cpu"``, ``"cuda"`` or ``"metal"``) and device
+    ordinal.
 
     Created on first use and kept for the life of the process. If someone closes it, the next
     request makes a new one (calls running on the closed one finish first; calls that had
     already fetched it raise ``UMFA_STATUS_INVALID_HANDLE``).
     """
-    if device not in ("cpu", "cuda"):
+    if device not in ("cpu", "cuda", "metal"):
         raise UmfaError(Status.INVALID_ARGUMENT, None,
-                        f"device must be 'cpu' or 'cuda', not {device!r}")
+                        f"device must be 'cpu', 'cuda' or 'metal', not {device!r}")
     key = (device, _checks.integer(index, "index", _checks.INT32) if device == "cuda" else 0)
     ctx = _defaults.get(key)
     if ctx is None or ctx.closed:
@@ -757,7 +763,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def backend_available(backend: str) -> Tuple[bool, int]:
-    """``(available, device_count)`` for ``"cpu"`` or ``"cuda"`` (never raises for CUDA)."""
+    """``(available, device_count)`` for ``"cpu"``, ``"cuda"`` or ``"metal"`` (never raises for a
+    missing GPU backend)."""
     avail = ctypes.c_int32()
     count = ctypes.c_int32()
     N.check(N.lib.umfa_backend_available(_BACKENDS[backend], ctypes.byref(avail),

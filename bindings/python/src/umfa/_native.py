@@ -81,7 +81,7 @@ class UmfaError(RuntimeError):
 # Constants (mirrors of the header's enums)
 # ----------------------------------------------------------------------------------------------
 
-BACKEND_AUTO, BACKEND_CPU, BACKEND_CUDA = 0, 1, 2
+BACKEND_AUTO, BACKEND_CPU, BACKEND_CUDA, BACKEND_METAL = 0, 1, 2, 3
 DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_BOOL, DTYPE_I32 = 0, 1, 2, 3, 4
 DEVICE_CPU, DEVICE_CUDA = 0, 1
 MAX_RANK = 4

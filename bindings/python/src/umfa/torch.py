@@ -18,7 +18,9 @@
 
 CPU tensors run on the CPU backend. CUDA tensors run on the CUDA backend when libumfa has one
 (``"cuda" in umfa.backends()``): device pointers go to the core as they are, on
-``torch.cuda.current_stream()``, without any host round trip or synchronization.
+``torch.cuda.current_stream()``, without any host round trip or synchronization. Tensors on
+PyTorch's ``mps`` device are not served yet (umfa's Metal backend reads host memory; an ``mps``
+tensor's storage is an ``MTLBuffer`` handle): they count as fallback reason ``"device"``.
 
 Numerics: umfa accumulates in float32 for every input dtype and supports float32, float16 and
 bfloat16 tensors. float64 inputs are not supported by the core; :func:`patch` sends them to
@@ -513,6 +515,10 @@ def _prepare_sdpa(query: Any, key: Any, value: Any, attn_mask: Any, dropout_p: f
     if not (query.device == key.device == value.device):
         raise U("device", Status.DEVICE_MISMATCH, "query, key and value are on different "
                 "devices")
+    if query.device.type == "mps":
+        raise U("device", Status.DEVICE_MISMATCH, "mps tensors are not served by umfa.torch yet "
+                "(their storage is an MTLBuffer; passing it to umfa's Metal backend without a "
+                "copy is not implemented)")
     if not _device_ok(query):
         raise U("device", Status.DEVICE_MISMATCH, f"device {query.device} is not supported by "
                 "this libumfa (see umfa.backends())")

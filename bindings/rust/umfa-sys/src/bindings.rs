@@ -79,12 +79,23 @@ extern "C" {
 pub struct umfa_context {
     _unused: [u8; 0],
 }
-#[doc = " CUDA when libumfa_cuda and a GPU are available, otherwise the CPU."]
+#[doc = " CUDA when libumfa_cuda and a GPU are available; else, on Apple platforms, Metal when"]
+#[doc = " libumfa_metal loads, finds a GPU and its kernels compile; otherwise the CPU. AUTO never"]
+#[doc = " picks the simulated Metal backend of Linux test builds."]
 pub const UMFA_BACKEND_AUTO: _bindgen_ty_2 = 0;
-#[doc = " CUDA when libumfa_cuda and a GPU are available, otherwise the CPU."]
+#[doc = " CUDA when libumfa_cuda and a GPU are available; else, on Apple platforms, Metal when"]
+#[doc = " libumfa_metal loads, finds a GPU and its kernels compile; otherwise the CPU. AUTO never"]
+#[doc = " picks the simulated Metal backend of Linux test builds."]
 pub const UMFA_BACKEND_CPU: _bindgen_ty_2 = 1;
-#[doc = " CUDA when libumfa_cuda and a GPU are available, otherwise the CPU."]
+#[doc = " CUDA when libumfa_cuda and a GPU are available; else, on Apple platforms, Metal when"]
+#[doc = " libumfa_metal loads, finds a GPU and its kernels compile; otherwise the CPU. AUTO never"]
+#[doc = " picks the simulated Metal backend of Linux test builds."]
 pub const UMFA_BACKEND_CUDA: _bindgen_ty_2 = 2;
+#[doc = " Apple GPUs through Metal (libumfa_metal.dylib next to libumfa). Tensors are host pointers"]
+#[doc = " (UMFA_DEVICE_CPU: unified memory); page-aligned memory is used by the GPU without a copy,"]
+#[doc = " other memory is staged once per call. Elsewhere only reachable for tests and development"]
+#[doc = " through the UMFA_METAL_LIB environment variable naming a simulated backend library."]
+pub const UMFA_BACKEND_METAL: _bindgen_ty_2 = 3;
 #[doc = " Backend selection for umfa_context_create."]
 pub type _bindgen_ty_2 = ::std::os::raw::c_uint;
 #[doc = " Options for umfa_context_create. Zero-filled (with struct_size set) means defaults."]
@@ -95,7 +106,7 @@ pub struct umfa_context_options {
     pub struct_size: u32,
     #[doc = " UMFA_BACKEND_*; default AUTO."]
     pub backend: u32,
-    #[doc = " Device index for GPU backends (CUDA ordinal); ignored by the CPU backend. Default 0."]
+    #[doc = " Device index for GPU backends (CUDA ordinal; Metal: 0); ignored by the CPU backend. Default 0."]
     pub device_index: i32,
     #[doc = " Worker threads for the CPU backend; 0 = one per available core (or the UMFA_NUM_THREADS"]
     #[doc = " environment variable when set). 1 runs on the calling thread only."]
@@ -211,7 +222,8 @@ extern "C" {
     #[doc = " Reads `options` (may be NULL = defaults). Writes `*out_context` on success (left untouched on"]
     #[doc = " failure). The caller owns the context and frees it with umfa_context_destroy."]
     #[doc = " Returns OK, NULL_POINTER (out_context NULL), STRUCT_VERSION, INVALID_ARGUMENT,"]
-    #[doc = " BACKEND_UNAVAILABLE (CUDA asked for but not usable), OUT_OF_MEMORY."]
+    #[doc = " BACKEND_UNAVAILABLE (CUDA or Metal asked for but not usable; for Metal whose kernels the Metal"]
+    #[doc = " compiler rejected, the message carries the compiler's log), OUT_OF_MEMORY."]
     #[doc = ""]
     #[doc = " Thread safety: a context may be used by any number of threads at once. Calls on one context"]
     #[doc = " from several threads run concurrently (the CPU backend shares its thread pool between them);"]
@@ -226,12 +238,12 @@ extern "C" {
     pub fn umfa_context_destroy(context: *mut umfa_context);
 }
 extern "C" {
-    #[doc = " Writes the backend actually chosen (UMFA_BACKEND_CPU or UMFA_BACKEND_CUDA) to `*out`."]
+    #[doc = " Writes the backend actually chosen (UMFA_BACKEND_CPU, _CUDA or _METAL) to `*out`."]
     pub fn umfa_context_backend(context: *const umfa_context, out_backend: *mut u32)
         -> umfa_status;
 }
 extern "C" {
-    #[doc = " Writes the number of worker threads the context's CPU backend uses to `*out` (0 on CUDA)."]
+    #[doc = " Writes the number of worker threads the context's CPU backend uses to `*out` (0 on CUDA and Metal)."]
     pub fn umfa_context_num_threads(
         context: *const umfa_context,
         out_threads: *mut i32,
@@ -254,9 +266,11 @@ pub const UMFA_BACKEND_FLAG_BACKWARD: _bindgen_ty_3 = 2;
 #[doc = " Bit flags describing what a backend can do (see umfa_backend_available)."]
 pub type _bindgen_ty_3 = ::std::os::raw::c_uint;
 extern "C" {
-    #[doc = " Reports whether `backend` (UMFA_BACKEND_CPU or UMFA_BACKEND_CUDA) can run on this machine."]
+    #[doc = " Reports whether `backend` (UMFA_BACKEND_CPU, _CUDA or _METAL) can run on this machine."]
     #[doc = " Writes 1/0 to `*out_available` and, if `out_device_count` is not NULL, the number of devices."]
-    #[doc = " For CUDA this loads libumfa_cuda on first use; it never fails when CUDA is missing: it reports 0."]
+    #[doc = " For CUDA (Metal) this loads libumfa_cuda (libumfa_metal) on first use; it never fails when the"]
+    #[doc = " backend is missing: it reports 0. Metal reports 1 when its library loaded and sees a device"]
+    #[doc = " (whether its kernels compile is known only when a context is created)."]
     pub fn umfa_backend_available(
         backend: u32,
         out_available: *mut i32,
@@ -265,7 +279,7 @@ extern "C" {
 }
 extern "C" {
     #[doc = " A static, one-line description of what the library was built with and detected at run time"]
-    #[doc = " (SIMD level, CUDA library path or the reason it is absent). Never NULL; not freed."]
+    #[doc = " (SIMD level, CUDA and Metal library paths or the reasons they are absent). Never NULL; not freed."]
     pub fn umfa_build_info() -> *const ::std::os::raw::c_char;
 }
 pub const UMFA_DTYPE_F32: _bindgen_ty_4 = 0;
@@ -1090,7 +1104,9 @@ pub struct umfa_buffer {
 }
 extern "C" {
     #[doc = " Allocates `size_bytes` (> 0) on the context's device, zero-filled, 64-byte aligned. On the"]
-    #[doc = " CPU the memory is host memory; on CUDA it is device memory. The buffer is owned by the caller"]
+    #[doc = " CPU the memory is host memory; on CUDA it is device memory; on Metal it is page-aligned host"]
+    #[doc = " memory (size rounded up to whole pages) that the GPU uses in place: the contents pointer is the"]
+    #[doc = " data pointer (unified memory, shared storage), and tensors in it are never staged. The buffer is owned by the caller"]
     #[doc = " (umfa_buffer_destroy) and must not outlive its context."]
     #[doc = " Returns OK, NULL_CONTEXT, NULL_POINTER, INVALID_ARGUMENT (size 0), OUT_OF_MEMORY."]
     pub fn umfa_buffer_create(
@@ -1101,8 +1117,9 @@ extern "C" {
 }
 extern "C" {
     #[doc = " Wraps `size_bytes` of caller-owned host memory at `host_ptr` without copying. The memory must"]
-    #[doc = " stay valid until umfa_buffer_destroy; destroying the buffer does not free it. CPU contexts only"]
-    #[doc = " (CUDA contexts return UNSUPPORTED). Returns OK, NULL_CONTEXT, NULL_POINTER, INVALID_ARGUMENT,"]
+    #[doc = " stay valid until umfa_buffer_destroy; destroying the buffer does not free it. CPU and Metal"]
+    #[doc = " contexts only (CUDA contexts return UNSUPPORTED); on Metal, page-aligned memory is used by the"]
+    #[doc = " GPU without a copy, other memory is staged once per call. Returns OK, NULL_CONTEXT, NULL_POINTER, INVALID_ARGUMENT,"]
     #[doc = " UNSUPPORTED, OUT_OF_MEMORY."]
     pub fn umfa_buffer_wrap(
         context: *mut umfa_context,
@@ -1120,8 +1137,8 @@ extern "C" {
     pub fn umfa_buffer_size(buffer: *const umfa_buffer, out_size: *mut u64) -> umfa_status;
 }
 extern "C" {
-    #[doc = " Writes the pointer to use in umfa_tensor.data for this buffer (host pointer on the CPU, device"]
-    #[doc = " pointer on CUDA) to `*out_ptr`; owned by the buffer."]
+    #[doc = " Writes the pointer to use in umfa_tensor.data for this buffer (host pointer on the CPU and on"]
+    #[doc = " Metal, device pointer on CUDA) to `*out_ptr`; owned by the buffer."]
     pub fn umfa_buffer_data(
         buffer: *const umfa_buffer,
         out_ptr: *mut *mut ::std::os::raw::c_void,

@@ -12,13 +12,17 @@ use crate::tensor::{TensorView, TensorViewMut};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
-    /// CUDA when libumfa_cuda and a GPU are available, otherwise the CPU.
+    /// CUDA when libumfa_cuda and a GPU are available; else, on Apple platforms, Metal when
+    /// libumfa_metal loads and its kernels compile; otherwise the CPU.
     #[default]
     Auto,
     /// The CPU backend (always available).
     Cpu,
     /// The CUDA backend.
     Cuda,
+    /// The Metal backend (Apple GPUs; host slices are read in place, unified memory). On Linux
+    /// only reachable when `UMFA_METAL_LIB` names the simulated backend (tests, development).
+    Metal,
 }
 
 impl Backend {
@@ -28,6 +32,7 @@ impl Backend {
             Backend::Auto => sys::UMFA_BACKEND_AUTO,
             Backend::Cpu => sys::UMFA_BACKEND_CPU,
             Backend::Cuda => sys::UMFA_BACKEND_CUDA,
+            Backend::Metal => sys::UMFA_BACKEND_METAL,
         }
     }
 
@@ -35,6 +40,7 @@ impl Backend {
         match code {
             sys::UMFA_BACKEND_CPU => Backend::Cpu,
             sys::UMFA_BACKEND_CUDA => Backend::Cuda,
+            sys::UMFA_BACKEND_METAL => Backend::Metal,
             _ => Backend::Auto,
         }
     }

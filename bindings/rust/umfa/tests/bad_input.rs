@@ -398,6 +398,23 @@ fn unavailable_cuda_is_an_error() {
 }
 
 #[test]
+fn metal_is_selected_by_name() {
+    let (available, devices) = umfa::backend_available(Backend::Metal).unwrap();
+    if available {
+        // An Apple GPU, or the simulated backend named by UMFA_METAL_LIB.
+        assert_eq!(devices, 1);
+        assert_eq!(
+            Context::new(Backend::Metal).unwrap().backend(),
+            Backend::Metal
+        );
+        return;
+    }
+    let err = Context::new(Backend::Metal).unwrap_err();
+    assert_eq!(err.status(), Status::BackendUnavailable);
+    assert!(err.to_string().contains("Metal"), "{err}");
+}
+
+#[test]
 fn buffers() {
     let ctx = ctx();
     let err = ctx.create_buffer(0).unwrap_err();

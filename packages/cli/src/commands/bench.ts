@@ -32,7 +32,7 @@ Shape:
       --causal            causal mask (FlashAttention's bottom-right diagonal)
 
 Run:
-      --backend NAME      cpu, cuda or auto (CUDA when a GPU is usable) (default cpu)
+      --backend NAME      cpu, cuda, metal or auto (a usable GPU first)  (default cpu)
       --device N          CUDA device ordinal                          (default 0)
       --direction DIR     fwd, bwd or both                             (default fwd)
       --reps N            timed repetitions per shape; the median is reported (default 10)
@@ -48,7 +48,8 @@ Output:
 
 Throughput counts FLOPs as FlashAttention does: forward 4·B·H·Nq·Nk·D, halved when causal;
 backward 2.5× forward. "memory" is the bytes of the tensors one call reads and writes.
-On CUDA the tensors are uploaded once (device tensors) and each timed call is followed by
+On Metal the tensors are uploaded once into umfa buffers (page-aligned memory the GPU uses in
+place) and each call waits for its command buffer. On CUDA the tensors are uploaded once (device tensors) and each timed call is followed by
 ctx.synchronize(), so a time is the host clock from the call to the end of its kernels,
 launch and synchronization latency included (bench/cuda times with device events).
 The progress bar is drawn only when stderr is a terminal.`;
@@ -215,7 +216,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     quick: { type: 'boolean' },
   });
   const quick = v.quick === true;
-  const backendName = oneOf('backend', v.backend, ['cpu', 'cuda', 'auto'] as const, 'cpu');
+  const backendName = oneOf('backend', v.backend, ['cpu', 'cuda', 'metal', 'auto'] as const, 'cpu');
   const directionArg = oneOf('direction', v.direction, ['fwd', 'bwd', 'both'] as const, 'fwd');
   const directions: Direction[] = directionArg === 'both' ? ['fwd', 'bwd'] : [directionArg];
   const reps = int('reps', v.reps, quick ? 5 : 10);
@@ -411,6 +412,8 @@ function printTable(report: BenchReport, io: Io): void {
   const m = report.meta;
   const where = m.device !== undefined ? `device ${m.device}` : `${m.threads} thread${m.threads === 1 ? '' : 's'} · ${m.machine.cpu}`;
   io.print(`umfa ${m.umfa.version} · ${m.backend} backend · ${where}`);
+  if (m.backend === 'metal' && m.umfa.buildInfo.includes('(simulated'))
+    io.print('simulated Metal backend (Linux): the times below are the simulator\'s and say nothing about an Apple GPU');
   const timing = m.timing === 'call+synchronize' ? ' (each call and a synchronize)' : '';
   io.print(`median of ${m.reps} run${m.reps === 1 ? '' : 's'}${timing} after ${m.warmup} warm-up; FLOPs as FlashAttention counts them`);
   io.print();

@@ -28,7 +28,7 @@ Options:
                           installed with this package)
       --filter TEXT       only cases whose id or a tag contains TEXT (repeatable)
       --skip ID           skip a case by id (repeatable)
-      --backend NAME      cpu or auto (default cpu)
+      --backend NAME      cpu, metal or auto (default cpu)
       --threads N         CPU worker threads (0 = one per core; default 0)
       --failures          list only the cases that did not pass
       --json              machine-readable results
@@ -263,7 +263,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const manifestPath = typeof v.manifest === 'string' ? resolve(v.manifest) : defaultManifest(io.env);
   if (!manifestPath) throw new UsageError('no conformance/manifest.json found here; pass --manifest PATH');
   if (!existsSync(manifestPath)) throw new UsageError(`--manifest: ${manifestPath} does not exist`);
-  const backendName = oneOf('backend', v.backend, ['cpu', 'auto'] as const, 'cpu');
+  const backendName = oneOf('backend', v.backend, ['cpu', 'metal', 'auto'] as const, 'cpu');
   const threads = int('threads', v.threads, 0, 0);
   let manifest: Manifest;
   try {

@@ -12,9 +12,11 @@ Usage:
   umfa info [--json]
 
 Prints the library version and ABI version, the library file that was loaded, what it was built
-with (umfa_build_info: SIMD level, CUDA library or why it is absent), each backend with its
-availability and device count, the CPU threads a default context uses, and the CPU's SIMD
-features as the operating system reports them.
+with (umfa_build_info: SIMD level, CUDA and Metal libraries or why they are absent), each backend
+with its availability and device count (and, for CUDA and Metal, the library loaded or why there
+is none: Metal runs on Apple GPUs; on Linux only a simulated Metal backend named by UMFA_METAL_LIB,
+for tests), the CPU threads a default context uses, and the CPU's SIMD features as the operating
+system reports them.
 
 Options:
       --json      machine-readable output
@@ -48,6 +50,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     cli: cliVersion(),
     buildInfo: build,
     backends,
+    metal: { ...(backends.find((b) => b.name === 'metal') ?? { available: false, deviceCount: 0 }), state: backendState(build, 'metal') },
     cpu: { model: machine.cpu, cores: machine.cores, threads, simd },
     machine,
   };
@@ -67,12 +70,23 @@ export async function run(args: string[], io: Io): Promise<number> {
   for (const b of backends) {
     const state = b.available ? s.green('available') : s.dim('unavailable');
     const devices = `${b.deviceCount} device${b.deviceCount === 1 ? '' : 's'}`;
-    const extra = b.name === 'cpu' && threads !== null ? `, ${threads} thread${threads === 1 ? '' : 's'}` : '';
+    const detail = b.name === 'cpu' ? '' : backendState(build, b.name);
+    const extra =
+      b.name === 'cpu' && threads !== null ? `, ${threads} thread${threads === 1 ? '' : 's'}` : detail ? ` (${detail})` : '';
     io.print(`  ${b.name.padEnd(6)}${state.padEnd(s.enabled ? 20 : 12)}${devices}${extra}`);
   }
   io.print(`${key('cpu')}${machine.cpu}, ${machine.cores} logical core${machine.cores === 1 ? '' : 's'}, ${formatBytes(machine.memoryBytes)} memory`);
   io.print(`${key('simd')}${simd.length ? simd.join(' ') : '(not reported by the OS)'}`);
   return Exit.OK;
+}
+
+/**
+ * What umfa_build_info says of a GPU backend ("cuda: ...", "metal: ..."): the library it loaded
+ * and its devices, or why it is absent; "" when the library does not say (an older libumfa).
+ */
+export function backendState(build: string, name: string): string {
+  const part = splitTopLevel(build).find((p) => p.startsWith(`${name}: `));
+  return part === undefined ? '' : part.slice(name.length + 2);
 }
 
 /** Splits at "; " outside parentheses ("a; b (c; d); e" gives a, b (c; d), e). */

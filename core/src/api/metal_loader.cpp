@@ -1,0 +1,128 @@
+// Finds and loads the Metal backend (libumfa_metal) at run time.
+//
+// Apple platforms: $UMFA_METAL_LIB when set (and nothing else); otherwise libumfa_metal.dylib in
+// the folder libumfa itself was loaded from, then the dynamic linker's default search path. AUTO
+// may pick it when it loads and sees a GPU.
+// Elsewhere there is no Metal: only the library named by $UMFA_METAL_LIB is loaded (the Linux
+// test build of the backend, which runs its kernels in a simulator: core/src/metal), it is
+// reachable only by asking for UMFA_BACKEND_METAL, and AUTO never picks it.
+// A missing library or device is never an error here: the state records why.
+#include <cstdlib>
+#include <cstring>
+
+#include "api/internal.h"
+
+#if !defined(_WIN32)
+#include <dlfcn.h>
+#endif
+
+namespace umfa {
+namespace api {
+namespace {
+
+#if defined(__APPLE__)
+constexpr bool kNativePlatform = true;
+#else
+constexpr bool kNativePlatform = false;
+#endif
+
+#if defined(_WIN32)
+
+MetalState load() {
+  MetalState st;
+  st.reason = "Metal exists only on Apple platforms";
+  return st;
+}
+
+#else
+
+constexpr const char* kLibName = "libumfa_metal.dylib";
+constexpr const char* kEntry = "umfa_metal_backend_v1";
+
+std::string own_directory() {
+  Dl_info info;
+  std::memset(&info, 0, sizeof info);
+  if (!dladdr(reinterpret_cast<void*>(&umfa_version), &info) || !info.dli_fname) return "";
+  std::string path = info.dli_fname;
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+void append(std::string& reasons, const std::string& why) {
+  if (!reasons.empty()) reasons += "; ";
+  reasons += why;
+}
+
+bool try_load(const std::string& lib, MetalState& st, std::string& reasons) {
+  dlerror();
+  void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* e = dlerror();
+    append(reasons, e ? e : "unknown dlopen error");
+    return false;
+  }
+  auto entry = reinterpret_cast<umfa_metal_backend_v1_fn>(dlsym(handle, kEntry));
+  const BackendTable* table = entry ? entry() : nullptr;
+  std::string why;
+  if (!entry) {
+    why = lib + " does not export " + kEntry;
+  } else if (!table) {
+    why = std::string(kEntry) + "() returned NULL";
+  } else if (table->struct_size < kBackendTableMinSize || !table->create || !table->destroy ||
+             !table->forward || !table->backward || !table->forward_workspace ||
+             !table->backward_workspace || !table->alloc || !table->free ||
+             !table->copy_to_device || !table->copy_to_host || !table->device_count) {
+    why = lib + " has an incompatible backend table";
+  }
+  if (!why.empty()) {
+    dlclose(handle);
+    append(reasons, why);
+    return false;
+  }
+  // Loaded for the life of the process (contexts may hold its state).
+  st.table = table;
+  st.path = lib;
+  return true;
+}
+
+MetalState load() {
+  MetalState st;
+  std::string reasons;
+  bool ok = false;
+  const char* env = std::getenv("UMFA_METAL_LIB");
+  if (env && *env) {
+    ok = try_load(env, st, reasons);
+    if (!ok) reasons = "UMFA_METAL_LIB=" + std::string(env) + ": " + reasons;
+  } else if (kNativePlatform) {
+    std::string dir = own_directory();
+    if (!dir.empty()) ok = try_load(dir + "/" + kLibName, st, reasons);
+    if (!ok) ok = try_load(kLibName, st, reasons);
+  } else {
+    st.reason = "Metal exists only on Apple platforms (a simulated backend for tests is loaded "
+                "only when UMFA_METAL_LIB names it)";
+    return st;
+  }
+  if (!ok) {
+    st.reason = "libumfa_metal not loadable (" + reasons + ")";
+    return st;
+  }
+  st.device_count = st.table->device_count();
+  if (st.device_count <= 0) {
+    st.device_count = 0;
+    st.reason = "no Metal device found (" + st.path + " loaded)";
+  }
+  st.auto_eligible = kNativePlatform && st.device_count > 0;
+  return st;
+}
+
+#endif
+
+}  // namespace
+
+const MetalState& metal_state() {
+  static const MetalState state = load();  // thread-safe one-time initialization
+  return state;
+}
+
+}  // namespace api
+}  // namespace umfa
