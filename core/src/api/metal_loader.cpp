@@ -7,14 +7,8 @@
 // test build of the backend, which runs its kernels in a simulator: core/src/metal), it is
 // reachable only by asking for UMFA_BACKEND_METAL, and AUTO never picks it.
 // A missing library or device is never an error here: the state records why.
-#include <cstdlib>
-#include <cstring>
-
 #include "api/internal.h"
-
-#if !defined(_WIN32)
-#include <dlfcn.h>
-#endif
+#include "platform/platform.h"
 
 namespace umfa {
 namespace api {
@@ -39,29 +33,20 @@ MetalState load() {
 constexpr const char* kLibName = "libumfa_metal.dylib";
 constexpr const char* kEntry = "umfa_metal_backend_v1";
 
-std::string own_directory() {
-  Dl_info info;
-  std::memset(&info, 0, sizeof info);
-  if (!dladdr(reinterpret_cast<void*>(&umfa_version), &info) || !info.dli_fname) return "";
-  std::string path = info.dli_fname;
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? std::string() : path.substr(0, slash);
-}
-
 void append(std::string& reasons, const std::string& why) {
   if (!reasons.empty()) reasons += "; ";
   reasons += why;
 }
 
 bool try_load(const std::string& lib, MetalState& st, std::string& reasons) {
-  dlerror();
-  void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::string error;
+  void* handle = platform::library_open(lib, &error);
   if (!handle) {
-    const char* e = dlerror();
-    append(reasons, e ? e : "unknown dlopen error");
+    append(reasons, error);
     return false;
   }
-  auto entry = reinterpret_cast<umfa_metal_backend_v1_fn>(dlsym(handle, kEntry));
+  auto entry =
+      reinterpret_cast<umfa_metal_backend_v1_fn>(platform::library_symbol(handle, kEntry));
   const BackendTable* table = entry ? entry() : nullptr;
   std::string why;
   if (!entry) {
@@ -75,7 +60,7 @@ bool try_load(const std::string& lib, MetalState& st, std::string& reasons) {
     why = lib + " has an incompatible backend table";
   }
   if (!why.empty()) {
-    dlclose(handle);
+    platform::library_close(handle);
     append(reasons, why);
     return false;
   }
@@ -89,13 +74,12 @@ MetalState load() {
   MetalState st;
   std::string reasons;
   bool ok = false;
-  const char* env = std::getenv("UMFA_METAL_LIB");
-  if (env && *env) {
+  if (const std::string env = platform::environment("UMFA_METAL_LIB"); !env.empty()) {
     ok = try_load(env, st, reasons);
-    if (!ok) reasons = "UMFA_METAL_LIB=" + std::string(env) + ": " + reasons;
+    if (!ok) reasons = "UMFA_METAL_LIB=" + env + ": " + reasons;
   } else if (kNativePlatform) {
-    std::string dir = own_directory();
-    if (!dir.empty()) ok = try_load(dir + "/" + kLibName, st, reasons);
+    const std::string dir = platform::own_module_directory();
+    if (!dir.empty()) ok = try_load(platform::path_join(dir, kLibName), st, reasons);
     if (!ok) ok = try_load(kLibName, st, reasons);
   } else {
     st.reason = "Metal exists only on Apple platforms (a simulated backend for tests is loaded "
