@@ -159,7 +159,11 @@ int run(umfa_context* ctx, const char* isa, int64_t D, int32_t dt, t::Rng& rng) 
 }  // namespace
 
 int main() {
+#if defined(__aarch64__)
+  const char* isas[] = {"", "neon_bf16", "neon", "generic"};
+#else
   const char* isas[] = {"", "avx512bf16", "avx512", "avx2", "generic"};
+#endif
   for (const char* isa : isas) {
     if (*isa)
       setenv("UMFA_CPU_ISA", isa, 1);
