@@ -4,9 +4,13 @@
 # program with -std=c99 -pedantic-errors -Werror using only `pkg-config --cflags --libs umfa`,
 # runs it (umfa_* and mfa_* calls), then moves the whole prefix elsewhere and builds again to
 # show the .pc file is relocatable. Exits 77 (ctest: skipped) when pkg-config is not installed.
-# Usage: check_install.sh BUILD_DIR LIBDIR C_COMPILER
+# Usage: check_install.sh BUILD_DIR LIBDIR C_COMPILER [EMULATOR...]
+# In a cross build C_COMPILER is the target's compiler and the consumer runs under EMULATOR (the
+# build's CMAKE_CROSSCOMPILING_EMULATOR, e.g. qemu-aarch64 -L /usr/aarch64-linux-gnu).
 set -euo pipefail
 build=$1 libdir=$2 cc=$3
+shift 3
+emulator=("$@")
 
 if ! command -v pkg-config >/dev/null 2>&1; then
   echo "SKIP: pkg-config is not installed"
@@ -123,7 +127,7 @@ build_and_run() {  # $1 = the prefix's pkgconfig folder
   # shellcheck disable=SC2086
   "$cc" -std=c99 -pedantic-errors -Wall -Wextra -Werror $cflags "$tmp/consumer.c" -o "$tmp/consumer" \
     $libs -lm -Wl,-rpath,"$rpath"
-  "$tmp/consumer"
+  "${emulator[@]}" "$tmp/consumer"
 }
 
 build_and_run "$tmp/prefix/$libdir/pkgconfig"
