@@ -715,7 +715,8 @@ int main(int argc, char** argv) {
               chosen == UMFA_BACKEND_CUDA ? "cuda" : chosen == UMFA_BACKEND_METAL ? "metal" : "cpu",
               s.manifest.c_str(), cases.size(),
               merge_cases.size());
-  if (s.verbose) std::printf("build: %s\n", umfa_build_info());
+  // The build line names the CPU kernel variant in use (checked by the emulated test runs).
+  std::printf("build: %s\n", umfa_build_info());
 
   Runner runner(s, ctx, root);
   int passed = 0, failed = 0, skipped = 0;

@@ -5,8 +5,11 @@
 # the DLL name it records instead of the SONAME. For a macOS dylib (OBJDUMP given as "macho"):
 # `nm -gU` and the install name (`otool -D`) instead (written for macOS; not run by our CI).
 # Usage: check_exports.sh LIBRARY HEADER EXPECTED_SONAME [OBJDUMP|macho]
+# NM and OBJDUMP (environment) name the ELF binutils for the library's target (a cross build
+# passes the cross toolchain's; the default is the host's).
 set -euo pipefail
 lib=$1 header=$2 soname=$3 pe_objdump=${4:-}
+nm=${NM:-nm} objdump=${OBJDUMP:-objdump}
 fail=0
 
 if [ "$pe_objdump" = macho ]; then
@@ -17,7 +20,7 @@ elif [ -n "$pe_objdump" ]; then
   pe=$("$pe_objdump" -p "$lib")
   exported=$(awk '/^\[Ordinal\/Name Pointer\] Table/ { t = 1; next } t && /^\t\[/ { print $NF; next } t { t = 0 }' <<<"$pe" | sort -u)
 else
-  exported=$(nm -D --defined-only "$lib" | awk 'NF >= 3 { print $3 }' | sed 's/@.*//' | sort -u)
+  exported=$("$nm" -D --defined-only "$lib" | awk 'NF >= 3 { print $3 }' | sed 's/@.*//' | sort -u)
 fi
 declared=$(grep -E '^UMFA_API ' "$header" | grep -oE '^[^(]*\(' | sed -E 's/\($//; s/.*[ *]//' | sort -u)
 
@@ -42,7 +45,7 @@ elif [ -n "$pe_objdump" ]; then
   actual=$(awk '/^Name / { print $NF; exit }' <<<"$pe")
   what="DLL name"
 else
-  actual=$(objdump -p "$lib" | awk '$1 == "SONAME" { print $2 }')
+  actual=$("$objdump" -p "$lib" | awk '$1 == "SONAME" { print $2 }')
   what="SONAME"
 fi
 if [ "$actual" != "$soname" ]; then

@@ -7,9 +7,13 @@
 # Windows builds (the install holds bin/umfa.dll): the layout is bin/umfa.dll, lib/umfa.dll,
 # lib/libumfa.dll.a (import library), and the consumer runs through EMULATOR (wine) with the
 # prefix's bin/ on its DLL path.
-# Usage: check_install.sh BUILD_DIR LIBDIR C_COMPILER [EMULATOR]
+# Usage: check_install.sh BUILD_DIR LIBDIR C_COMPILER [EMULATOR...]
+# In a cross build C_COMPILER is the target's compiler and the consumer runs under EMULATOR (the
+# build's CMAKE_CROSSCOMPILING_EMULATOR: wine, or qemu-aarch64 -L /usr/aarch64-linux-gnu).
 set -euo pipefail
-build=$1 libdir=$2 cc=$3 emulator=${4:-}
+build=$1 libdir=$2 cc=$3
+shift 3
+emulator=("$@")
 
 if ! command -v pkg-config >/dev/null 2>&1; then
   echo "SKIP: pkg-config is not installed"
@@ -146,12 +150,12 @@ build_and_run() {  # $1 = the prefix's pkgconfig folder
     # shellcheck disable=SC2086
     "$cc" -std=c99 -pedantic-errors -Wall -Wextra -Werror $cflags "$tmp/consumer.c" -o "$tmp/consumer.exe" \
       $libs -lm
-    WINEPATH="$(dirname "$rpath")/bin" $emulator "$tmp/consumer.exe"
+    WINEPATH="$(dirname "$rpath")/bin" "${emulator[@]}" "$tmp/consumer.exe"
   else
     # shellcheck disable=SC2086
     "$cc" -std=c99 -pedantic-errors -Wall -Wextra -Werror $cflags "$tmp/consumer.c" -o "$tmp/consumer" \
       $libs -lm -Wl,-rpath,"$rpath"
-    $emulator "$tmp/consumer"
+    "${emulator[@]}" "$tmp/consumer"
   fi
 }
 

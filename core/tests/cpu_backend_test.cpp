@@ -677,7 +677,8 @@ int main(int argc, char** argv) {
               reduced ? "; reduced sweep (sanitizer build)" : "");
 
   table_test();
-  const char* isas[] = {"avx512bf16", "avx512", "avx2", "generic"};
+  // Every variant of either architecture; names this CPU cannot run fall back (and are skipped).
+  const char* isas[] = {"avx512bf16", "avx512", "avx2", "neon_bf16", "neon", "generic"};
   std::vector<Case> cases = fixed_cases(reduced);
   std::mt19937_64 rng(seed);
   for (int i = 0; i < n_random; ++i) cases.push_back(random_case(rng, i, reduced));

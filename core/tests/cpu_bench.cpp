@@ -12,8 +12,13 @@
 // cpu_bench --peak [--threads T]: the machine's arithmetic ceilings instead, GFLOP/s of
 // independent AVX-512 FMA chains on T threads (default: all cores): f32 (vfmadd231ps), and f16
 // (vfmadd231ph) where the CPU has AVX512-FP16. The attention kernels compute in f32, so the f32
-// figure bounds every dtype's speed.
+// figure bounds every dtype's speed. On AArch64: NEON FMLA chains (f32), the ceiling of the neon
+// variant. --peak-iters N sets the iterations per chain and run (default 20000000).
+#if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -64,9 +69,11 @@ __attribute__((target("avx512fp16,avx512vl,avx512bw,avx512f"))) double fma_f16(l
 }
 #endif
 
+long g_peak_iters = 20000000;
+
 // GFLOP/s of fn on `threads` threads at once (best of 5 runs of about 0.2 s).
 double peak_gflops(double (*fn)(long), int threads) {
-  const long iters = 20000000;
+  const long iters = g_peak_iters;
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
     std::vector<double> flops(size_t(threads), 0.0);
@@ -99,9 +106,52 @@ int run_peak(int threads) {
   }
   return 0;
 }
+#elif defined(__aarch64__) && defined(__GNUC__)
+// 24 independent chains of 4 lanes: FMLA latency (4 cycles) times up to 4 pipes, and 24 of the
+// 32 vector registers, as the kernels' 6 x 4 register block. Returns FLOPs done.
+double fma_f32(long iters) {
+  float32x4_t acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = vdupq_n_f32(0.001f * float(i));
+  const float32x4_t a = vdupq_n_f32(0.999f), b = vdupq_n_f32(0.0001f);
+  for (long it = 0; it < iters; ++it)
+    for (int i = 0; i < 24; ++i) acc[i] = vfmaq_f32(b, acc[i], a);
+  float32x4_t sum = acc[0];
+  for (int i = 1; i < 24; ++i) sum = vaddq_f32(sum, acc[i]);
+  volatile float sink = vgetq_lane_f32(sum, 0) + vgetq_lane_f32(sum, 3);  // keeps the chains live
+  (void)sink;
+  return 2.0 * 4 * 24 * double(iters);
+}
+
+long g_peak_iters = 20000000;
+
+double peak_gflops(double (*fn)(long), int threads) {
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<double> flops(size_t(threads), 0.0);
+    std::vector<std::thread> pool;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { flops[size_t(t)] = fn(g_peak_iters); });
+    for (auto& th : pool) th.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double total = 0;
+    for (double f : flops) total += f;
+    best = std::max(best, total / s * 1e-9);
+  }
+  return best;
+}
+
+int run_peak(int threads) {
+  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  for (int t : {1, threads}) {
+    std::printf("f32 FMA (NEON), %d thread(s): %.1f GFLOP/s\n", t, peak_gflops(fma_f32, t));
+    if (t == threads) break;
+  }
+  return 0;
+}
 #else
+long g_peak_iters = 0;
 int run_peak(int) {
-  std::printf("--peak measures x86-64 AVX-512 only\n");
+  std::printf("--peak measures x86-64 AVX-512 and AArch64 NEON only\n");
   return 0;
 }
 #endif
@@ -112,6 +162,7 @@ int main(int argc, char** argv) {
       int threads = 0;
       for (int j = 1; j + 1 < argc; ++j)
         if (std::string(argv[j]) == "--threads") threads = std::atoi(argv[j + 1]);
+        else if (std::string(argv[j]) == "--peak-iters") g_peak_iters = std::atol(argv[j + 1]);
       return run_peak(threads);
     }
   bool bwd = false, causal = false, det = false, bhsd = false;

@@ -42,7 +42,21 @@ inline uint16_t to_bf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 inline float from_bf16(uint16_t h) { return bitsf(static_cast<uint32_t>(h) << 16); }
-#if defined(__FLT16_MANT_DIG__)
+#if defined(__aarch64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+// AArch64 GCC before 13 has no _Float16 in C++; its __fp16 storage type converts with the same
+// IEEE binary16 rounding (to nearest even): still independent of the backend's.
+inline uint16_t to_f16(float f) {
+  __fp16 h = static_cast<__fp16>(f);
+  uint16_t u;
+  std::memcpy(&u, &h, 2);
+  return u;
+}
+inline float from_f16(uint16_t u) {
+  __fp16 h;
+  std::memcpy(&h, &u, 2);
+  return static_cast<float>(h);
+}
+#elif defined(__FLT16_MANT_DIG__)
 // The compiler's own binary16 conversions (round to nearest even): independent of the backend's.
 inline uint16_t to_f16(float f) {
   _Float16 h = static_cast<_Float16>(f);

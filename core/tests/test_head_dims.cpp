@@ -160,7 +160,11 @@ int run(umfa_context* ctx, const char* isa, int64_t D, int32_t dt, t::Rng& rng) 
 }  // namespace
 
 int main() {
+#if defined(__aarch64__)
+  const char* isas[] = {"", "neon_bf16", "neon", "generic"};
+#else
   const char* isas[] = {"", "avx512bf16", "avx512", "avx2", "generic"};
+#endif
   // UMFA_TEST_BACKEND=metal runs the same sweep once on the Metal backend (the Metal suite does,
   // with UMFA_METAL_LIB naming the simulated backend) instead of the CPU kernel variants.
   const char* backend_env = std::getenv("UMFA_TEST_BACKEND");

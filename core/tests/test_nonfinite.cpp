@@ -267,7 +267,11 @@ void decode_problem(umfa_context* ctx, int32_t dtype, const std::string& tag) {
 }  // namespace
 
 int main() {
+#if defined(__aarch64__)
+  const char* isas[] = {"neon_bf16", "neon", "generic"};
+#else
   const char* isas[] = {"avx512bf16", "avx512", "avx2", "generic"};
+#endif
   const int32_t dtypes[] = {UMFA_DTYPE_F32, UMFA_DTYPE_F16, UMFA_DTYPE_BF16};
   for (const char* isa : isas) {
     setenv("UMFA_CPU_ISA", isa, 1);

@@ -344,6 +344,8 @@ const KernelSet* kernels_generic();
 const KernelSet* kernels_avx2();
 const KernelSet* kernels_avx512();
 const KernelSet* kernels_avx512bf16();
+const KernelSet* kernels_neon();
+const KernelSet* kernels_neon_bf16();
 
 // Picks the best variant the CPU supports (or the one UMFA_CPU_ISA names, if supported).
 const KernelSet* select_kernels();

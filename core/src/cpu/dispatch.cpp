@@ -1,7 +1,8 @@
 // Runtime choice of the kernel variant from the CPU's features.
 //
-// UMFA_CPU_ISA=generic|avx2|avx512|avx512bf16 (environment) asks for a specific variant, for
-// testing and for comparing; a variant the CPU cannot run is never chosen.
+// UMFA_CPU_ISA=generic|avx2|avx512|avx512bf16 (x86-64) or generic|neon|neon_bf16 (AArch64)
+// (environment) asks for a specific variant, for testing and for comparing; a variant the CPU
+// cannot run is never chosen.
 #include <cstdlib>
 #include <cstring>
 
@@ -9,6 +10,14 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
+#endif
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#if defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#include <sys/types.h>
 #endif
 
 namespace umfa {
@@ -19,6 +28,8 @@ struct Features {
   bool avx2 = false;     // AVX2 + FMA + F16C, with OS support for YMM state
   bool avx512 = false;   // AVX-512 F/BW/VL/DQ, with OS support for ZMM state
   bool avx512bf16 = false;  // AVX-512 as above plus AVX512_BF16 (vdpbf16ps, vcvtne2ps2bf16)
+  bool neon = false;        // AArch64 Advanced SIMD (FMLA, FCVTL)
+  bool neon_bf16 = false;   // NEON plus FEAT_BF16 (BFDOT)
 };
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -52,6 +63,34 @@ Features detect() {
   }
   return f;
 }
+#elif defined(__aarch64__) && defined(__linux__)
+// The kernel reports the CPU's features in the auxiliary vector (values from the arm64 uapi
+// <asm/hwcap.h>, repeated here so that old kernel headers still build).
+Features detect() {
+  constexpr unsigned long kHwcapAsimd = 1ul << 1;   // HWCAP_ASIMD
+  constexpr unsigned long kHwcap2Bf16 = 1ul << 14;  // HWCAP2_BF16
+  Features f;
+  const unsigned long hw = getauxval(AT_HWCAP);
+#ifdef AT_HWCAP2
+  const unsigned long hw2 = getauxval(AT_HWCAP2);
+#else
+  const unsigned long hw2 = 0;
+#endif
+  f.neon = (hw & kHwcapAsimd) != 0;
+  f.neon_bf16 = f.neon && (hw2 & kHwcap2Bf16) != 0;
+  return f;
+}
+#elif defined(__aarch64__) && defined(__APPLE__)
+// Every Apple silicon CPU has NEON; BF16 (M2 and later) is reported by sysctl.
+Features detect() {
+  Features f;
+  f.neon = true;
+  int v = 0;
+  size_t len = sizeof(v);
+  if (sysctlbyname("hw.optional.arm.FEAT_BF16", &v, &len, nullptr, 0) == 0 && v == 1)
+    f.neon_bf16 = true;
+  return f;
+}
 #else
 Features detect() { return Features{}; }
 #endif
@@ -63,6 +102,11 @@ const KernelSet* select_kernels() {
   const KernelSet* best = kernels_generic();
   if (f.avx2 && kernels_avx2()) best = kernels_avx2();
   if (f.avx512 && kernels_avx512()) best = kernels_avx512();
+  if (f.neon && kernels_neon()) best = kernels_neon();
+  // BFDOT does twice the multiply-adds of an FMLA per instruction (docs/performance.md counts
+  // them), so neon_bf16 is the default where the CPU has it; unlike on x86, no ARM CPU has been
+  // timed yet. f32 and f16 inputs run the same code in both NEON variants.
+  if (f.neon_bf16 && kernels_neon_bf16()) best = kernels_neon_bf16();
   // avx512bf16 is never picked by default: where it was measured (Intel Xeon, 2023 generation),
   // vdpbf16ps retires at half the f32 FMA rate in FLOPs, so bf16 inputs run faster converted to
   // f32 (the avx512 variant). It stays available by name for CPUs where it pays.
@@ -72,6 +116,9 @@ const KernelSet* select_kernels() {
     if (!std::strcmp(want, "avx512") && f.avx512 && kernels_avx512()) return kernels_avx512();
     if (!std::strcmp(want, "avx512bf16") && f.avx512bf16 && kernels_avx512bf16())
       return kernels_avx512bf16();
+    if (!std::strcmp(want, "neon") && f.neon && kernels_neon()) return kernels_neon();
+    if (!std::strcmp(want, "neon_bf16") && f.neon_bf16 && kernels_neon_bf16())
+      return kernels_neon_bf16();
   }
   return best;
 }

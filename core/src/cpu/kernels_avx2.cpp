@@ -15,11 +15,8 @@
 #define UMFA_KNS avx2
 #define UMFA_KNAME "avx2"
 #define UMFA_KGET kernels_avx2
-#define UMFA_KW 8
-#define UMFA_KR 6
-#define UMFA_KCV 2
-#define UMFA_KFMA 1
-#include "kernels_impl.inc"
+#include "kernels/simd_avx2.h"
+#include "kernels/flash_attention.h"
 
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -15,11 +15,8 @@
 #define UMFA_KNS avx512
 #define UMFA_KNAME "avx512"
 #define UMFA_KGET kernels_avx512
-#define UMFA_KW 16
-#define UMFA_KR 6
-#define UMFA_KCV 4
-#define UMFA_KFMA 2
-#include "kernels_impl.inc"
+#include "kernels/simd_avx512.h"
+#include "kernels/flash_attention.h"
 
 #if defined(__clang__)
 #pragma clang attribute pop

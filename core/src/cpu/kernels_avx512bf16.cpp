@@ -16,12 +16,8 @@
 #define UMFA_KNS avx512bf16
 #define UMFA_KNAME "avx512bf16"
 #define UMFA_KGET kernels_avx512bf16
-#define UMFA_KW 16
-#define UMFA_KR 6
-#define UMFA_KCV 4
-#define UMFA_KFMA 2
-#define UMFA_KBF16 1
-#include "kernels_impl.inc"
+#include "kernels/simd_avx512_bf16.h"
+#include "kernels/flash_attention.h"
 
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -6,11 +6,8 @@
 #define UMFA_KNS generic
 #define UMFA_KNAME "generic"
 #define UMFA_KGET kernels_generic
-#define UMFA_KW 4
-#define UMFA_KR 6
-#define UMFA_KCV 2
-#define UMFA_KFMA 0
-#include "kernels_impl.inc"
+#include "kernels/simd_generic.h"
+#include "kernels/flash_attention.h"
 #else
 #error "the CPU kernels need GCC or Clang vector extensions"
 #endif
