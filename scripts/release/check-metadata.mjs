@@ -11,8 +11,8 @@
 //   directory = the package's folder}, homepage, bugs.url, keywords, publishConfig.access public
 //   (scoped packages are private by default on first publish), a LICENSE file equal to the
 //   repository's; `os`/`cpu` only on platform packages (native-*), and there they name exactly
-//   the platform of the package's name, which the matrix must mark "yes" (or "written" for
-//   platforms built on a machine CI does not have: macOS).
+//   the platform of the package's name, which the matrix must mark "yes", "emulated" (built in CI,
+//   tested under emulation) or "written" (built on a machine CI does not have: macOS).
 // Rust crates (bindings/rust/*): description, license, repository, homepage (directly or from
 //   the workspace), keywords (at most 5, as crates.io allows), categories, a LICENSE file that
 //   `include` ships, and a README without relative links (crates.io cannot resolve them).
@@ -71,7 +71,7 @@ for (const file of packageJsonFiles(root).slice(1)) {
     if (os === "linux" && libc && JSON.stringify(pkg.libc) !== JSON.stringify([libc === "gnu" ? "glibc" : libc])) bad(where, `libc must be ["${libc === "gnu" ? "glibc" : libc}"]`);
     // A platform package exists for platforms built and tested in CI ("yes") and for those whose
     // build is written for a machine CI does not have ("written": macOS, built on a Mac).
-    if (!platformsWith("CPU backend", ["yes", "written"]).includes(`${os}-${cpu}`)) bad(where, `the platform matrix (docs/site/matrix.json) does not mark the CPU backend "yes" or "written" on ${os}-${cpu}`);
+    if (!platformsWith("CPU backend", ["yes", "emulated", "written"]).includes(`${os}-${cpu}`)) bad(where, `the platform matrix (docs/site/matrix.json) does not mark the CPU backend "yes", "emulated" or "written" on ${os}-${cpu}`);
   } else if (pkg.os || pkg.cpu || pkg.libc) bad(where, "os/cpu/libc restrict a package that is not a platform package");
 }
 
