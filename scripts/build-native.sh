@@ -89,6 +89,14 @@ fi
 # shellcheck disable=SC2206
 args+=(${UMFA_CMAKE_ARGS:-})
 
+# A toolchain file outside the repository is made visible inside the build root.
+if [ "$buildroot" = bullseye ] && [ -n "$toolchain" ]; then
+  case "$toolchain" in
+    "$repo"/*) ;;
+    *) export UMFA_BUILDROOT_BIND="${UMFA_BUILDROOT_BIND:+$UMFA_BUILDROOT_BIND:}$(dirname "$toolchain")" ;;
+  esac
+fi
+
 run() {
   if [ "$buildroot" = bullseye ]; then
     bash "$repo/scripts/native/buildroot.sh" run "$@"

@@ -58,15 +58,15 @@ enter() {
   shift 3
   while [ "$1" != -- ]; do binds+=("$1"); shift; done
   shift
+  mount -t proc proc "$root/proc"
+  mount --rbind /dev "$root/dev"
+  mount -t tmpfs tmpfs "$root/tmp"
   for b in "${binds[@]}"; do
     b=$(readlink -f "$b")
     if [ -d "$b" ]; then mkdir -p "$root$b"; else mkdir -p "$(dirname "$root$b")"; touch "$root$b"; fi
     mount --bind "$b" "$root$b"
     [ "$b" = "$repo" ] || mount -o remount,bind,ro "$root$b"
   done
-  mount -t proc proc "$root/proc"
-  mount --rbind /dev "$root/dev"
-  mount -t tmpfs tmpfs "$root/tmp"
   cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
   # shellcheck disable=SC2016
   exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}" \

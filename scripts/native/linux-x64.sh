@@ -16,7 +16,9 @@ platform_test() {
   (cd "$build_dir" && ctest --output-on-failure --timeout 300 "$@") || return 1
   if grep -q '^buildroot=bullseye ' "$build_dir/.umfa-config" 2>/dev/null; then
     echo "== linux-x64: the install and every conformance vector on Debian 11 (glibc 2.31)"
-    (cd "$build_dir" && bash "$repo/scripts/native/buildroot.sh" run \
-      ctest --output-on-failure --timeout 300 -R '^(test_api|test_exports|test_install|conformance_c)$') || return 1
+    (cd "$build_dir" && bash "$repo/scripts/native/buildroot.sh" run bash -c '
+      set -o pipefail; ldd --version | head -1
+      ctest -V --timeout 300 -R "^(test_api|test_exports|test_install|conformance_c)\$" |
+        grep -E "^ *[0-9]+/[0-9]+ Test|: [0-9]+ passed, [0-9]+ failed|FAIL|tests passed|tests failed"') || return 1
   fi
 }
