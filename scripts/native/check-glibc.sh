@@ -2,8 +2,9 @@
 # The glibc bound of the shipped Linux libraries. For every shared library under
 # dist/native/linux-*/lib (or the folders/files given as arguments) it prints the libraries it
 # needs (DT_NEEDED) and the highest symbol version it needs per namespace (GLIBC_, GLIBCXX_,
-# CXXABI_, GCC_, ...), read with `readelf` (any ELF architecture), and the manylinux tag those
-# versions allow. It fails when a library
+# CXXABI_, GCC_, ...), read with `readelf` (any ELF architecture), and the oldest manylinux tag
+# (PEP 600) those versions allow, by the symbol-version rule auditwheel applies. It fails when
+# a library
 #   - needs a GLIBC_ version above UMFA_GLIBC_MAX (default 2.31: Debian 11, Ubuntu 20.04),
 #   - needs any GLIBCXX_ or CXXABI_ version, or links libstdc++ at all (it must carry its C++
 #     runtime statically),
@@ -88,7 +89,7 @@ for lib in "${libs[@]}"; do
   if [ -n "$glibc_top" ]; then
     tag_version=$glibc_top
     above 2.17 "$glibc_top" && tag_version=2.17   # manylinux starts at 2.17 (manylinux2014)
-    echo "  manylinux tag by symbol versions: manylinux_${tag_version//./_}"
+    echo "  oldest manylinux tag its symbol versions allow: manylinux_${tag_version//./_}"
   fi
 
   # Exported C++ runtime symbols (a static libstdc++ must stay hidden).
