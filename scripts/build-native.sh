@@ -19,6 +19,8 @@
 #   UMFA_BUILD_TYPE      CMake build type (default Release)
 #   UMFA_JOBS            parallel build jobs (default 2)
 #   UMFA_CMAKE_ARGS      extra configure arguments
+#   UMFA_RELEASE_CUDA    1: also build the CUDA backend (linux-x64, in the build root, with the
+#                        CUDA toolkit of UMFA_CUDA_HOME, default /usr/local/cuda); default 0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd -P)
@@ -83,8 +85,19 @@ case "$platform" in
     ;;
 esac
 if [ "$buildroot" = bullseye ]; then
-  # The CUDA backend is not part of the bound release build (see docs/building.md).
-  args+=(-DUMFA_ENABLE_CUDA=OFF)
+  # The CUDA backend (libumfa_cuda) only with UMFA_RELEASE_CUDA=1, for linux-x64: this machine's
+  # CUDA toolkit (its compilers need only glibc 2.7) is bind-mounted read-only into the root and
+  # drives the root's GCC 10; the CUDA runtime is linked statically. It adds the time of a CUDA
+  # build (see docs/building.md), so it is off by default.
+  if [ "${UMFA_RELEASE_CUDA:-0}" = 1 ]; then
+    [ "$platform" = linux-x64 ] || { log "UMFA_RELEASE_CUDA=1: the CUDA backend is built for linux-x64 only"; exit 1; }
+    cuda_home=$(readlink -f "${UMFA_CUDA_HOME:-/usr/local/cuda}")
+    [ -x "$cuda_home/bin/nvcc" ] || { log "UMFA_RELEASE_CUDA=1: no nvcc in $cuda_home/bin (set UMFA_CUDA_HOME)"; exit 1; }
+    export UMFA_BUILDROOT_BIND="${UMFA_BUILDROOT_BIND:+$UMFA_BUILDROOT_BIND:}$cuda_home"
+    args+=(-DUMFA_ENABLE_CUDA=ON -DCMAKE_CUDA_COMPILER="$cuda_home/bin/nvcc")
+  else
+    args+=(-DUMFA_ENABLE_CUDA=OFF)
+  fi
 fi
 # shellcheck disable=SC2206
 args+=(${UMFA_CMAKE_ARGS:-})

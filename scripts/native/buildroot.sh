@@ -32,7 +32,7 @@ mirror=${UMFA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # (GCC 10, glibc 2.31 for arm64), CMake 3.18, Ninja, pkg-config, and Python 3 for the CUDA
 # backend's generated wgmma wrappers. Change this list and the root is brought up to date on
 # the next `create` (the stamp records it).
-PACKAGES=(g++ g++-aarch64-linux-gnu cmake ninja-build pkg-config make python3-minimal)
+PACKAGES=(g++ g++-aarch64-linux-gnu cmake ninja-build pkg-config make python3)
 stamp_text="umfa build root: $suite from $mirror; packages: ${PACKAGES[*]}"
 
 log() { printf '\033[1m[buildroot]\033[0m %s\n' "$*" >&2; }
