@@ -29,10 +29,12 @@ root=${UMFA_BUILDROOT_DIR:-/var/cache/umfa/buildroot-$suite-amd64}
 mirror=${UMFA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 # What the core's release builds need: the native compiler (GCC 10), the aarch64 cross compiler
-# (GCC 10, glibc 2.31 for arm64), CMake 3.18, Ninja, pkg-config, and Python 3 for the CUDA
-# backend's generated wgmma wrappers. Change this list and the root is brought up to date on
-# the next `create` (the stamp records it).
-PACKAGES=(g++ g++-aarch64-linux-gnu cmake ninja-build pkg-config make python3)
+# (GCC 10, glibc 2.31 for arm64), CMake 3.18, Ninja, pkg-config, Python 3 for the CUDA
+# backend's generated wgmma wrappers, and qemu-user, so that a toolchain file that looks for
+# qemu-aarch64 finds it at /usr/bin/qemu-aarch64, the same path as on the host where the tests
+# run. Change this list and the root is brought up to date on the next `create` (the stamp
+# records it).
+PACKAGES=(g++ g++-aarch64-linux-gnu cmake ninja-build pkg-config make python3 qemu-user)
 stamp_text="umfa build root: $suite from $mirror; packages: ${PACKAGES[*]}"
 
 log() { printf '\033[1m[buildroot]\033[0m %s\n' "$*" >&2; }
