@@ -16,6 +16,8 @@ APT_PACKAGES=(
   gobjc libgnustep-base-dev               # Objective-C binding (GNUstep Foundation)
   valgrind                                # reliability suite (memcheck)
   chromium                                # docs site screenshots (docs/scripts/check-site.mjs)
+  debootstrap qemu-user wine64            # release builds: Debian 11 build root, tests under
+  g++-aarch64-linux-gnu g++-mingw-w64-x86-64  #   qemu-aarch64 and wine (scripts/native/ci.sh)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
