@@ -9,7 +9,7 @@ import { MFAContextBase } from './classic.js';
 import { ContextBase, Runtime } from './context.js';
 import { isDeviceTensor, type DeviceTensor } from './device.js';
 import type { Driver } from './driver.js';
-import { findNativeLibrary } from './loader.js';
+import { findNativeLibrary, hasPlatformPackage } from './loader.js';
 import type {
   BackendInfo,
   BackwardOptions,
@@ -318,12 +318,17 @@ type AnyOptions = { context?: unknown } | undefined;
 /**
  * Makes the surface of a binding over its driver: the `Context` and `MFAContext` classes, the
  * attention functions (which run on `options.context`, the context of their device tensors, or a
- * default CPU context made on first use), and the library queries. The native library is found
- * and loaded on first use, so importing a binding never fails.
+ * default CPU context made on first use), and the library queries. On a platform with a native
+ * package the library is found and loaded on first use, so importing the binding does not fail
+ * there (a missing optional dependency is reported at the first call). On a platform no package
+ * exists for, the import itself fails, naming the platform and the ways out, unless a library is
+ * found anyway (`UMFA_LIB_DIR` or a workspace build).
  *
  * @param init - the binding's name, location and driver
+ * @throws UmfaLoadError at import on a platform without a native package and no library found
  */
 export function createBinding(init: BindingInit): Binding {
+  if (!hasPlatformPackage()) findNativeLibrary({ from: init.from });
   const runtime = new Runtime(() => init.driver(findNativeLibrary({ from: init.from }).path, init.name));
 
   class Context extends ContextBase {

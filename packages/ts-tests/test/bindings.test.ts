@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as Koffi from '@umfa/koffi/internal';
 import { npyData, readNpy } from './npy.js';
@@ -310,6 +310,30 @@ describe(`${packageName}: library`, () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('fails at import on a platform without a native package, naming it and the ways out', () => {
+    const entry = fileURLToPath(import.meta.resolve(packageName));
+    // The binding's driver (and with it the FFI package, koffi, which picks its own native build
+    // by platform) is loaded first, on the real platform: only umfa's platform check is under test.
+    const driver = pathToFileURL(join(dirname(entry), 'driver.js')).href;
+    const script = `import(${JSON.stringify(driver)}).then(() => {
+      Object.defineProperty(process, 'platform', { value: 'freebsd' });
+      return import(${JSON.stringify(entry)}); }).then(() => console.log('IMPORTED'), (e) => console.log(JSON.stringify({ name: e.name, message: e.message })));`;
+    const env = { ...process.env };
+    delete env['NODE_PATH'];
+    delete env['UMFA_LIB_DIR'];
+    const r = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' });
+    expect(r.stdout).not.toContain('IMPORTED');
+    const err = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { name: string; message: string };
+    expect(err.name).toBe('UmfaLoadError');
+    expect(err.message).toContain('freebsd-x64');
+    expect(err.message).toContain('scripts/build-native.sh');
+    expect(err.message).toContain('UMFA_LIB_DIR');
+    // With a library named by UMFA_LIB_DIR (a build from source), the same import succeeds.
+    const lib = dirname(u.libraryPath());
+    const ok = spawnSync(process.execPath, ['-e', script], { env: { ...env, UMFA_LIB_DIR: lib }, encoding: 'utf8' });
+    expect(ok.stdout).toContain('IMPORTED');
   });
 
   it('lists what it tried when no library is found', () => {
