@@ -147,6 +147,9 @@ step "packed-artifact install test (a new crate outside the repository)"
 app="$work/app"
 mkdir -p "$app/src"
 cp "$here/packed-install/main.rs" "$app/src/main.rs"
+# The docs' getting-started code (docs/home.md shows this file), verbatim, as a second binary.
+mkdir -p "$app/src/bin"
+cp "$root/docs/examples/rust/forward.rs" "$app/src/bin/forward.rs"
 cat >"$app/Cargo.toml" <<'EOF'
 [package]
 name = "umfa-packed-install"
@@ -180,7 +183,10 @@ else
   printf '[source.crates-io]\nreplace-with = "packed"\n[source.packed]\ndirectory = "%s"\n' \
     "$work/registry" >>"$config"
 fi
-(cd "$app" && "${clean_env[@]}" cargo run --offline)
+(cd "$app" && "${clean_env[@]}" cargo run --offline --bin umfa-packed-install)
+out=$(cd "$app" && "${clean_env[@]}" cargo run --offline -q --bin forward)
+echo "$out"
+grep -q '^sum(dv) = ' <<<"$out" || fail "the docs' getting-started example did not run to its end"
 bin="$work/target/debug/umfa-packed-install"
 if command -v ldd >/dev/null 2>&1; then
   if ldd "$bin" | grep -q libumfa; then

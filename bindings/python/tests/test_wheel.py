@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -106,6 +107,12 @@ def test_fresh_venv_install_and_run(wheel, tmp_path):
     """)
     r = _run([str(py), "-c", script], env=_env(), cwd=work)
     assert f"umfa {VERSION} from" in r.stdout
+    # The docs' getting-started code (docs/home.md shows this file), copied verbatim and run by
+    # the installed package.
+    sample = PKG_ROOT.parents[1] / "docs" / "examples" / "python" / "flash_attn.py"
+    shutil.copy(sample, work / sample.name)
+    r = _run([str(py), sample.name], env=_env(), cwd=work)
+    assert f"umfa {VERSION} out (2, 128, 8, 64) float32 lse (2, 8, 128)" in r.stdout, r.stdout
     # Every conformance vector through the installed package (the suite's own test file, run by
     # the venv's interpreter with UMFA_TEST_INSTALLED=1 so it imports the installed umfa).
     _run([str(py), "-m", "pip", "install", "-q", "pytest"], env=_env(), cwd=tmp_path)

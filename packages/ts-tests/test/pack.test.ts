@@ -201,6 +201,7 @@ describe('packed tarballs install and run outside the monorepo', () => {
         execFileSync(tool, args, { cwd: app, env: cleanEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
         checkInstall(tool, app, tarballs);
         runUse(tool, app);
+        runQuickstart(tool, app);
       }
     } finally {
       registry.kill();
@@ -238,6 +239,21 @@ describe('packed tarballs install and run outside the monorepo', () => {
     }
   }
 
+  /** The docs' getting-started code (docs/home.md shows these files), copied verbatim into the
+   * fresh project and run as a user would: ESM and CommonJS. */
+  function runQuickstart(tool: string, app: string): void {
+    const expected: [string, RegExp][] = [
+      ['koffi.mjs', /^umfa \d+\.\d+\.\d+: out 1×64×4×32, lse 1×4×64\nout\[0, 0, 0, :4\] = 0\.0000 0\.1429 0\.2857 0\.4286$/],
+      ['koffi.cjs', /^out 1×64×4×32 Float32Array$/],
+    ];
+    for (const [file, want] of expected) {
+      cpSync(join(repoRoot, 'docs', 'examples', 'quickstart', file), join(app, file));
+      const output = execFileSync(process.execPath, [file], { cwd: app, env: cleanEnv(), encoding: 'utf8' });
+      expect(output.trim(), `${tool} ${file}`).toMatch(want);
+      console.log(`${tool} ${file}:\n${output.trim()}`);
+    }
+  }
+
   function runUse(tool: string, app: string): void {
     const output = execFileSync(process.execPath, ['use.mjs'], { cwd: app, env: cleanEnv(), encoding: 'utf8' });
     const all = output.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -266,8 +282,8 @@ describe('packed tarballs install and run outside the monorepo', () => {
   }
 
   // A user whose optional dependency was not installed (npm --omit=optional) gets the error that
-  // names the platform and the two ways out. The bindings load the library on first use (importing
-  // one never fails, see createBinding), so the error comes from the first call.
+  // names the platform and the two ways out. On a platform that has a package the bindings load
+  // the library on first use (see createBinding), so the error comes from the first call.
   it('without the platform package: the error names the platform and the two ways out', () => {
     const app = join(work, 'app-npm');
     const moved = join(work, 'moved-native');
