@@ -97,6 +97,11 @@ const crates = existsSync(rustDir)
   ? readdirSync(rustDir).filter((d) => existsSync(join(rustDir, d, "Cargo.toml")))
   : [];
 if (!crates.length) results.push({ part: "cargo", status: "skipped", detail: "no crates under bindings/rust yet" });
+// umfa-sys ships the core's sources (its bundled build): vendor.sh copies them into the crate,
+// as before a real publish; the copy is removed afterwards so no stale one stays behind.
+const vendorScript = join(rustDir, "umfa-sys", "vendor.sh");
+const vendored = existsSync(vendorScript) && run("bash", [vendorScript]).status === 0;
+if (existsSync(vendorScript) && !vendored) results.push({ part: "cargo umfa-sys", status: "failed", detail: "vendor.sh failed" });
 for (const crate of crates) {
   const part = `cargo ${crate}`;
   const r = run("cargo", ["package", "--list", "--offline", "--allow-dirty"], { cwd: join(rustDir, crate) });
@@ -140,6 +145,8 @@ for (const crate of crates) {
     results.push({ part, status: "failed", detail: why });
   }
 }
+
+if (vendored) rmSync(join(rustDir, "umfa-sys", "vendor"), { recursive: true, force: true });
 
 console.log("\n== Python package");
 const pyDir = join(root, "bindings", "python");

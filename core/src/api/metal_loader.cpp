@@ -20,16 +20,6 @@ constexpr bool kNativePlatform = true;
 constexpr bool kNativePlatform = false;
 #endif
 
-#if defined(_WIN32)
-
-MetalState load() {
-  MetalState st;
-  st.reason = "Metal exists only on Apple platforms";
-  return st;
-}
-
-#else
-
 constexpr const char* kLibName = "libumfa_metal.dylib";
 constexpr const char* kEntry = "umfa_metal_backend_v1";
 
@@ -99,7 +89,6 @@ MetalState load() {
   return st;
 }
 
-#endif
 
 }  // namespace
 

@@ -11,6 +11,6 @@
 if(UMFA_BUILD_TESTS AND EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/tests/cpu_bench.cpp")
   add_executable(cpu_bench "${CMAKE_CURRENT_SOURCE_DIR}/tests/cpu_bench.cpp" $<TARGET_OBJECTS:umfa_cpu>)
   target_include_directories(cpu_bench PRIVATE "${UMFA_INCLUDE_DIR}" "${CMAKE_CURRENT_SOURCE_DIR}/src")
-  target_link_libraries(cpu_bench PRIVATE Threads::Threads)
+  target_link_libraries(cpu_bench PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
   target_compile_options(cpu_bench PRIVATE -Wall -Wextra)
 endif()
