@@ -545,6 +545,9 @@ def test_metal_backend_through_the_simulated_library():
         print("metal ok")
     """)
     env = dict(os.environ, UMFA_METAL_LIB=str(_METAL_SIM))
+    # The child imports the umfa this test session imports (the checkout's src/ unless installed).
+    src = str(Path(umfa.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr
