@@ -18,33 +18,8 @@ constexpr const char* kEntry = "umfa_cuda_backend_v1";
 
 // Tries one library; on success fills `st` and returns true, else appends the reason.
 bool try_load(const std::string& lib, CudaState& st, std::string& reasons) {
-  std::string error;
-  void* handle = platform::library_open(lib, &error);
-  if (!handle) {
-    if (!reasons.empty()) reasons += "; ";
-    reasons += error;
-    return false;
-  }
-  auto entry = reinterpret_cast<umfa_cuda_backend_v1_fn>(platform::library_symbol(handle, kEntry));
-  const BackendTable* table = entry ? entry() : nullptr;
-  std::string why;
-  if (!entry) {
-    why = lib + " does not export " + kEntry;
-  } else if (!table) {
-    why = std::string(kEntry) + "() returned NULL";
-  } else if (table->struct_size < kBackendTableMinSize || !table->create || !table->destroy ||
-             !table->forward || !table->backward || !table->forward_workspace ||
-             !table->backward_workspace || !table->alloc || !table->free ||
-             !table->copy_to_device || !table->copy_to_host || !table->device_count) {
-    why = lib + " has an incompatible backend table";
-  }
-  if (!why.empty()) {
-    platform::library_close(handle);
-    if (!reasons.empty()) reasons += "; ";
-    reasons += why;
-    return false;
-  }
-  // Loaded for the life of the process (never closed: contexts may hold its state).
+  const BackendTable* table = open_backend_library(lib, kEntry, reasons);
+  if (!table) return false;
   st.table = table;
   st.path = lib;
   return true;

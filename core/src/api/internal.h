@@ -70,6 +70,13 @@ umfa_status check_context(const umfa_context* ctx, const char* fn);
 // Validates a buffer handle: NULL_POINTER for null, INVALID_HANDLE for a non-buffer.
 umfa_status check_buffer(const umfa_buffer* buf, const char* fn, const char* arg);
 
+// Opens a run-time backend library (libumfa_cuda, libumfa_metal: backend_library.cpp), calls its
+// entry point `entry` and checks the table it returns. On success the library stays loaded for
+// the life of the process (contexts may hold its state) and the table is returned; otherwise
+// nullptr, with why appended to `reasons` ("; "-separated) and the library closed again.
+const BackendTable* open_backend_library(const std::string& lib, const char* entry,
+                                         std::string& reasons);
+
 // The CUDA backend loader (cuda_loader.cpp). Loads once, thread-safely; never fails loudly.
 struct CudaState {
   const BackendTable* table = nullptr;  // null when unavailable

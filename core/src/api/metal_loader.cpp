@@ -23,38 +23,10 @@ constexpr bool kNativePlatform = false;
 constexpr const char* kLibName = "libumfa_metal.dylib";
 constexpr const char* kEntry = "umfa_metal_backend_v1";
 
-void append(std::string& reasons, const std::string& why) {
-  if (!reasons.empty()) reasons += "; ";
-  reasons += why;
-}
-
+// Tries one library; on success fills `st` and returns true, else appends the reason.
 bool try_load(const std::string& lib, MetalState& st, std::string& reasons) {
-  std::string error;
-  void* handle = platform::library_open(lib, &error);
-  if (!handle) {
-    append(reasons, error);
-    return false;
-  }
-  auto entry =
-      reinterpret_cast<umfa_metal_backend_v1_fn>(platform::library_symbol(handle, kEntry));
-  const BackendTable* table = entry ? entry() : nullptr;
-  std::string why;
-  if (!entry) {
-    why = lib + " does not export " + kEntry;
-  } else if (!table) {
-    why = std::string(kEntry) + "() returned NULL";
-  } else if (table->struct_size < kBackendTableMinSize || !table->create || !table->destroy ||
-             !table->forward || !table->backward || !table->forward_workspace ||
-             !table->backward_workspace || !table->alloc || !table->free ||
-             !table->copy_to_device || !table->copy_to_host || !table->device_count) {
-    why = lib + " has an incompatible backend table";
-  }
-  if (!why.empty()) {
-    platform::library_close(handle);
-    append(reasons, why);
-    return false;
-  }
-  // Loaded for the life of the process (contexts may hold its state).
+  const BackendTable* table = open_backend_library(lib, kEntry, reasons);
+  if (!table) return false;
   st.table = table;
   st.path = lib;
   return true;
